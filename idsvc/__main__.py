@@ -1,0 +1,3 @@
+from idsvc.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Who is calling: API keys for people and devices, roles and their scopes."""

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every domain uses: database, errors, key-value store, encryption, time."""

@@ -1,0 +1,93 @@
+"""Small shared key-value store: Redis when ``IDSVC_REDIS_URL`` is set, an in-process twin otherwise.
+
+Only the operations the service needs (first-use markers for replay protection, counters with a
+window for rate limits) so that both backends behave the same and are tested the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+
+class KeyValueStore(Protocol):
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        """Mark ``key`` as used for ``ttl_seconds``; True only for the first caller."""
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        """Increment a counter that disappears ``ttl_seconds`` after its first increment."""
+
+    def clear(self) -> None:
+        """Forget every key of this store (tests and ``idsvc`` maintenance only)."""
+
+
+class MemoryStore:
+    """Thread-safe TTL store for single-node deployments; expired keys are swept as it grows."""
+
+    def __init__(self, max_keys: int = 1_000_000) -> None:
+        self._values: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def _sweep(self, now: float) -> None:
+        if len(self._values) < self._max_keys:
+            return
+        for key in [k for k, (exp, _) in self._values.items() if exp <= now]:
+            del self._values[key]
+        if len(self._values) >= self._max_keys:
+            # Still full of live keys: drop the ones closest to expiry rather than grow without bound.
+            for key, _ in sorted(self._values.items(), key=lambda kv: kv[1][0])[: self._max_keys // 10]:
+                del self._values[key]
+
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            current = self._values.get(key)
+            if current is not None and current[0] > now:
+                return False
+            self._sweep(now)
+            self._values[key] = (now + ttl_seconds, 1)
+            return True
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        now = time.monotonic()
+        with self._lock:
+            current = self._values.get(key)
+            if current is None or current[0] <= now:
+                self._sweep(now)
+                self._values[key] = (now + ttl_seconds, 1)
+                return 1
+            self._values[key] = (current[0], current[1] + 1)
+            return current[1] + 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+
+    def add_once(self, key: str, ttl_seconds: int) -> bool:
+        return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=ttl_seconds))
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        pipe = self.client.pipeline()
+        pipe.incr(self.prefix + key)
+        pipe.expire(self.prefix + key, ttl_seconds, nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def clear(self) -> None:
+        keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start : start + 1000])
+
+
+def make_store(redis_url: str, prefix: str) -> KeyValueStore:
+    return RedisStore(redis_url, prefix) if redis_url else MemoryStore()

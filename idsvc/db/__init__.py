@@ -1,0 +1,1 @@
+"""Schema management: Alembic migrations, applied by ``idsvc db upgrade`` and on ``idsvc serve``."""

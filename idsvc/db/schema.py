@@ -1,0 +1,8 @@
+"""Imports every domain's models so ``Base.metadata`` knows the whole schema (Alembic, tests)."""
+
+from idsvc.audit import models as audit_models  # noqa: F401
+from idsvc.auth import models as auth_models  # noqa: F401
+from idsvc.core.db import Base
+from idsvc.registry import models as registry_models  # noqa: F401
+
+metadata = Base.metadata
