@@ -1,0 +1,48 @@
+"""The FastAPI application: one router per domain, one error shape, one context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from idsvc import __version__
+from idsvc.audit.api import router as audit_router
+from idsvc.auth.api import router as auth_router
+from idsvc.config import Settings, get_settings
+from idsvc.context import AppContext
+from idsvc.core.errors import install_error_handlers
+from idsvc.core.limits import BodySizeLimit
+from idsvc.registry.api import router as registry_router
+
+
+def create_app(ctx: AppContext | None = None, settings: Settings | None = None) -> FastAPI:
+    owned = ctx is None
+    context = ctx or AppContext.from_settings(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            context.close()
+
+    app = FastAPI(
+        title="idsvc",
+        version=__version__,
+        description="Access control and identity service: registry, passes, faces, decisions, audit.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.ctx = context
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=context.settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (auth_router, registry_router, audit_router):
+        app.include_router(router)
+    return app

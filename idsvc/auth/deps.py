@@ -1,0 +1,45 @@
+"""FastAPI dependencies: the app context and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from idsvc.auth import service
+from idsvc.auth.principal import Principal
+from idsvc.context import AppContext
+from idsvc.core.errors import TooManyRequests, Unauthenticated
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+def _presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def get_principal(request: Request, ctx: Ctx) -> Principal:
+    client = request.client.host if request.client else "unknown"
+    limit_key = f"authfail:{client}"
+    token = _presented_token(request)
+    if not token:
+        raise Unauthenticated("Send an API key as 'Authorization: Bearer <key>'.", code="missing_credentials")
+    try:
+        with ctx.db.session() as session:
+            return service.resolve(session, token)
+    except Unauthenticated:
+        # Count failures per client so keys cannot be guessed at speed.
+        if ctx.kv.incr(limit_key, 60) > ctx.settings.auth_failures_per_minute:
+            raise TooManyRequests("Too many failed attempts; wait a minute.") from None
+        raise
+
+
+Caller = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,59 @@
+"""Commands that run or prepare the service: serve, db upgrade."""
+
+from __future__ import annotations
+
+import typer
+
+from idsvc.cli.common import fail
+from idsvc.config import Settings
+
+
+def _migrate(settings: Settings) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from idsvc.db.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.effective_database_url)
+    except OperationalError as exc:
+        fail(f"cannot reach the database ({exc.orig}); check IDSVC_DATABASE_URL")
+
+
+def register(app: typer.Typer) -> None:
+    db = typer.Typer(no_args_is_help=True, help="Database schema.")
+    app.add_typer(db, name="db")
+
+    @db.command("upgrade")
+    def db_upgrade() -> None:
+        """Apply every pending migration (safe to run again)."""
+        settings = Settings()
+        _migrate(settings)
+        typer.echo("database is up to date")
+
+    @app.command()
+    def serve(
+        host: str = typer.Option(None, help="Bind address (default from IDSVC_HOST)."),
+        port: int = typer.Option(None, help="Port (default from IDSVC_PORT)."),
+        demo: bool = typer.Option(False, help="Seed the demo site first (only if the database is empty)."),
+        workers: int = typer.Option(1, min=1, help="Worker processes (needs Redis and PostgreSQL when > 1)."),
+    ) -> None:
+        """Migrate the database and run the HTTP service."""
+        import uvicorn
+
+        settings = Settings()
+        _migrate(settings)
+        if demo:
+            from idsvc.demo import seed_demo_if_empty
+
+            seed_demo_if_empty(settings)
+        if workers > 1 and not (settings.redis_url and not settings.effective_database_url.startswith("sqlite")):
+            fail("several workers need IDSVC_REDIS_URL and a PostgreSQL IDSVC_DATABASE_URL (in-process caches are per process)")
+        uvicorn.run(
+            "idsvc.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+        )

@@ -1,0 +1,44 @@
+"""Reusable input types: one definition of what a code, a name, a plate or a time window may be."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w][\w .#/-]*$")]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,31}$")]
+ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Timestamp = AwareDatetime  # a time without a zone is ambiguous at a door: refuse it
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone name such as 'Asia/Shanghai'") from None
+    if value not in available_timezones() and value != "UTC":
+        raise ValueError("not an IANA time zone name such as 'Asia/Shanghai'")
+    return value
+
+
+TimeZoneName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_check_timezone)]
+
+_PLATE_SEPARATORS = re.compile(r"[\s·.\-]")
+
+
+def normalise_plate(value: str) -> str:
+    """'粤B·12345', 'ab-123 cd' -> '粤B12345', 'AB123CD': what cameras and people type must compare equal."""
+    plate = _PLATE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
+    if not 2 <= len(plate) <= 12 or not all(ch.isalnum() for ch in plate):
+        raise ValueError("a plate is 2-12 letters or digits (separators are ignored)")
+    return plate
+
+
+Plate = Annotated[str, AfterValidator(normalise_plate)]

@@ -1,0 +1,115 @@
+"""The authorisation core: may this person or vehicle pass door D at time t, and if not, why.
+
+Every verify path (QR pass, face, plate, bridge) ends here after it has identified the subject.
+The answer lists every reason that applied, so a denied tenant's landlord can see "expired" rather
+than a bare "no".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idsvc.registry.models import Door, Grant, Person, Site, Status, Vehicle, door_group_doors
+from idsvc.registry.schedule import is_within
+
+
+class Reason:
+    """Machine-readable reason codes of the authorisation step (documented in docs/device-api.md)."""
+
+    DOOR_UNKNOWN = "door_unknown"
+    DOOR_INACTIVE = "door_inactive"
+    SUBJECT_UNKNOWN = "subject_unknown"
+    SUBJECT_SUSPENDED = "subject_suspended"
+    SUBJECT_REVOKED = "subject_revoked"
+    SUBJECT_OTHER_SITE = "subject_other_site"
+    NO_GRANT = "no_grant_for_door"
+    GRANT_NOT_YET_VALID = "grant_not_yet_valid"
+    GRANT_EXPIRED = "grant_expired"
+    GRANT_SUSPENDED = "grant_suspended"
+    GRANT_REVOKED = "grant_revoked"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    USES_EXHAUSTED = "uses_exhausted"
+
+
+@dataclass(frozen=True)
+class AccessResult:
+    allowed: bool
+    reasons: tuple[str, ...]
+    grant_id: int | None = None
+
+    @classmethod
+    def deny(cls, *reasons: str) -> AccessResult:
+        return cls(False, tuple(sorted(set(reasons))))
+
+
+def grant_problems(grant: Grant, at: datetime, timezone: str) -> list[str]:
+    problems = []
+    if grant.status is Status.revoked:
+        problems.append(Reason.GRANT_REVOKED)
+    elif grant.status is Status.suspended:
+        problems.append(Reason.GRANT_SUSPENDED)
+    if at < grant.valid_from:
+        problems.append(Reason.GRANT_NOT_YET_VALID)
+    if at >= grant.valid_until:
+        problems.append(Reason.GRANT_EXPIRED)
+    if not is_within(grant.schedule, at, timezone):
+        problems.append(Reason.OUTSIDE_SCHEDULE)
+    if grant.max_uses is not None and grant.uses >= grant.max_uses:
+        problems.append(Reason.USES_EXHAUSTED)
+    return problems
+
+
+def check_access(
+    session: Session, door_id: int, at: datetime, *, person_id: int | None = None, vehicle_id: int | None = None
+) -> AccessResult:
+    if (person_id is None) == (vehicle_id is None):
+        raise ValueError("give exactly one of person_id and vehicle_id")
+    door = session.get(Door, door_id)
+    if door is None:
+        return AccessResult.deny(Reason.DOOR_UNKNOWN)
+    reasons: list[str] = []
+    if door.status is not Status.active:
+        reasons.append(Reason.DOOR_INACTIVE)
+
+    subject: Person | Vehicle | None = session.get(Person, person_id) if person_id is not None else session.get(Vehicle, vehicle_id)
+    if subject is None:
+        return AccessResult.deny(Reason.SUBJECT_UNKNOWN, *reasons)
+    if subject.site_id != door.site_id:
+        return AccessResult.deny(Reason.SUBJECT_OTHER_SITE, *reasons)
+    if subject.status is Status.suspended:
+        reasons.append(Reason.SUBJECT_SUSPENDED)
+    elif subject.status is Status.revoked:
+        reasons.append(Reason.SUBJECT_REVOKED)
+
+    subject_column = Grant.person_id if person_id is not None else Grant.vehicle_id
+    grants = session.scalars(
+        select(Grant)
+        .join(door_group_doors, door_group_doors.c.door_group_id == Grant.door_group_id)
+        .where(door_group_doors.c.door_id == door_id, subject_column == (person_id if person_id is not None else vehicle_id))
+        .order_by(Grant.id)
+    ).all()
+    if not grants:
+        return AccessResult.deny(Reason.NO_GRANT, *reasons)
+
+    timezone = session.get(Site, door.site_id).timezone  # type: ignore[union-attr]
+    problems_by_grant = [(grant, grant_problems(grant, at, timezone)) for grant in grants]
+    usable = [grant for grant, problems in problems_by_grant if not problems]
+    if usable and not reasons:
+        return AccessResult(True, (), usable[0].id)
+    if usable:
+        return AccessResult.deny(*reasons)
+    return AccessResult.deny(*reasons, *(p for _, problems in problems_by_grant for p in problems))
+
+
+def consume_use(session: Session, grant_id: int) -> bool:
+    """Count one use of a grant with a use limit; False when another door took the last use first."""
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, (Grant.max_uses.is_(None)) | (Grant.uses < Grant.max_uses))
+        .values(uses=Grant.uses + 1)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,103 @@
+"""Test fixtures shared by every test module.
+
+The backend follows the environment, so the same suite runs on embedded defaults and on the real
+servers: with ``IDSVC_TEST_DATABASE_URL`` pointing at PostgreSQL, a throw-away database is created for
+the run; with ``IDSVC_TEST_REDIS_URL``, the key-value store is Redis under a per-run key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.core.kv import RedisStore
+from idsvc.db.migrate import upgrade
+from idsvc.db.schema import metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_path() -> Path:
+    return Path(os.environ.get("IDSVC_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared (or $IDSVC_SHARED_DIR): photos and certificate vectors that are not ours to copy."""
+    path = shared_path()
+    if not path.is_dir():
+        pytest.skip(f"shared test data not found at {path}; set IDSVC_SHARED_DIR to run this test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("IDSVC_TEST_DATABASE_URL", "")
+    if not base.startswith("postgresql"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'idsvc.db'}"
+        upgrade(url)
+        yield url
+        return
+    # A database of our own for this run (and worker), dropped at the end.
+    name = f"idsvc_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ.get("IDSVC_TEST_REDIS_URL", "")
+
+
+@pytest.fixture(scope="session")
+def session_ctx(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=f"idsvc-test-{secrets.token_hex(4)}:",
+        data_dir=tmp_path_factory.mktemp("data"),
+        master_key="",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    ctx = AppContext.from_settings(settings)
+    yield ctx
+    ctx.kv.clear()
+    ctx.close()
+
+
+def _reset(ctx: AppContext) -> None:
+    with ctx.db.engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            if table.name == "audit_head":
+                connection.execute(text("UPDATE audit_head SET seq = 0, hash = :h"), {"h": "0" * 64})
+            else:
+                connection.execute(table.delete())
+    ctx.kv.clear()
+
+
+@pytest.fixture
+def ctx(session_ctx: AppContext) -> AppContext:
+    """A context with an empty database and store (tables are emptied before each test)."""
+    _reset(session_ctx)
+    return session_ctx
+
+
+@pytest.fixture
+def uses_redis(ctx: AppContext) -> bool:
+    return isinstance(ctx.kv, RedisStore)
