@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from idsvc import __version__
 from idsvc.audit.api import router as audit_router
@@ -32,7 +31,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         title="idsvc",
         version=__version__,
         description="Access control and identity service: registry, passes, faces, decisions, audit.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.ctx = context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,8 +27,23 @@ class Settings(BaseSettings):
     log_level: str = "info"
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     auth_failures_per_minute: int = Field(20, ge=1, description="Failed credential attempts per client IP before 429.")
+    # Faces (issue 4). Per-site overrides live in Site.settings["faces"] (threshold, liveness_mode).
+    models_dir: Path = Field(
+        default_factory=lambda: _user_data_dir() / "models",
+        description="Where face model packs are installed (`idsvc models install`); outside the repo so clones share it.",
+    )
+    face_pack: str = Field("faceplugin-0.0.1", description="Installed model pack the engine loads (see `idsvc models list`).")
+    face_threshold: float = Field(0.40, ge=-1.0, le=1.0, description="Cosine similarity at or above which two faces match.")
+    face_onnx_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session (1 is fastest on 2 cores).")
+    face_liveness_mode: str = Field(
+        "advisory", pattern="^(off|advisory|enforce)$", description="advisory = report spoof_suspected but do not deny (unvalidated model)."
+    )
+    face_liveness_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Liveness score below which a face is spoof_suspected.")
+    face_min_size_px: int = Field(64, ge=16, description="Smallest accepted face box side, in pixels of the decoded image.")
+    face_min_sharpness: float = Field(40.0, ge=0.0, description="Smallest Laplacian variance of the 112x112 aligned face (blur gate).")
+    face_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height); bigger is refused as a decompression bomb.")
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
@@ -35,6 +51,11 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'idsvc.db').resolve()}"
+
+
+def _user_data_dir() -> Path:
+    """XDG data home (~/.local/share/idsvc): survives re-clones, so reinstalling a pack is a no-op."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "idsvc"
 
 
 @lru_cache

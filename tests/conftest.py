@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -20,6 +21,11 @@ from idsvc.context import AppContext
 from idsvc.core.kv import RedisStore
 from idsvc.db.migrate import upgrade
 from idsvc.db.schema import metadata
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.world import World
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,3 +107,20 @@ def ctx(session_ctx: AppContext) -> AppContext:
 @pytest.fixture
 def uses_redis(ctx: AppContext) -> bool:
     return isinstance(ctx.kv, RedisStore)
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator["TestClient"]:
+    from fastapi.testclient import TestClient
+
+    from idsvc.app import create_app
+
+    with TestClient(create_app(ctx)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def world(ctx: AppContext) -> "World":
+    from tests.world import build_world
+
+    return build_world(ctx)

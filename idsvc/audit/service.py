@@ -215,3 +215,8 @@ def verify(session: Session, chunk: int = 5000) -> VerifyReport:
     if not problems and (head.seq != expected_seq - 1 or head.hash != expected_prev):
         problems.append(f"head says seq {head.seq} but the trail ends at {expected_seq - 1} (events removed at the end)")
     return VerifyReport(not problems, checked, head.seq, head.hash, problems)
+
+
+def chain_head(session: Session) -> tuple[int, str]:
+    head = session.get(AuditHead, 1)
+    return (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)

@@ -1,0 +1,96 @@
+"""Audit trail over HTTP: query with filters, CSV export, chain head and verification."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from idsvc.audit import service
+from idsvc.auth.deps import Caller, Ctx
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
+from idsvc.core.errors import InvalidInput
+from idsvc.core.validation import Timestamp
+from idsvc.registry.scope import owned_unit_ids
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+class AuditQuery(BaseModel):
+    site_id: int | None = None
+    door_id: int | None = None
+    person_id: int | None = None
+    actor: str | None = Query(None, max_length=80)
+    kind: str | None = Query(None, max_length=64, description="Exact kind, or a prefix ending in '.' such as 'grant.'")
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    after_seq: int | None = Query(None, ge=0, description="Cursor: return events after this sequence number.")
+
+
+def _scoped_filter(ctx: Ctx, caller: Principal, q: AuditQuery) -> service.AuditFilter:
+    """Narrow the query to what the caller may see: admins their sites, owners their units, tenants themself."""
+    if q.since and q.until and q.until <= q.since:
+        raise InvalidInput("'until' must be after 'since'.", code="invalid_time_range")
+    flt = service.AuditFilter(**q.model_dump())
+    if caller.is_district_admin:
+        return flt
+    if caller.role is Role.site_admin:
+        flt.site_ids = [caller.site_id or -1]
+    elif caller.role is Role.owner:
+        with ctx.db.session() as s:
+            flt.unit_ids = owned_unit_ids(s, caller)
+    elif caller.role is Role.tenant:
+        flt.person_id = caller.person_id
+    else:
+        caller.require_role(Role.district_admin, Role.site_admin, Role.owner, Role.tenant)
+    return flt
+
+
+@router.get("/events")
+def list_events(
+    ctx: Ctx, caller: Caller, q: Annotated[AuditQuery, Depends()], limit: int = Query(100, ge=1, le=1000)
+) -> dict[str, Any]:
+    flt = _scoped_filter(ctx, caller, q)
+    with ctx.db.session() as s:
+        events = service.query(s, flt, limit)
+        return {
+            "events": [service.event_to_dict(e) for e in events],
+            "next_after_seq": events[-1].seq if len(events) == limit else None,
+        }
+
+
+@router.get("/events.csv")
+def export_csv(ctx: Ctx, caller: Caller, q: Annotated[AuditQuery, Depends()]) -> StreamingResponse:
+    flt = _scoped_filter(ctx, caller, q)
+
+    def stream() -> Any:
+        with ctx.db.session() as s:
+            yield from service.csv_lines(service.iter_events(s, flt))
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(stream(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'})
+
+
+class HeadOut(BaseModel):
+    seq: int
+    hash: str
+
+
+@router.get("/head")
+def head(ctx: Ctx, caller: Caller) -> HeadOut:
+    """The chain tip: an outside witness that stores it now and then can prove later edits."""
+    caller.require_role(Role.district_admin, Role.site_admin)
+    with ctx.db.session() as s:
+        report = service.chain_head(s)
+        return HeadOut(seq=report[0], hash=report[1])
+
+
+@router.get("/verify")
+def verify(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    caller.require_district_admin()
+    with ctx.db.session() as s:
+        return service.verify(s).__dict__

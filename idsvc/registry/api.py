@@ -1,0 +1,288 @@
+"""HTTP views of the registry. Thin: parse, call the service (which checks role and scope), shape."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+
+from idsvc.auth.deps import Caller, Ctx
+from idsvc.core.db import utcnow
+from idsvc.registry import access, doors, grants, people, schemas, sites, units
+from idsvc.registry.models import Device, DoorGroup, Status, Unit
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+CREATED = {"status_code": status.HTTP_201_CREATED}
+SiteQuery = Query(..., description="The site to list.")
+
+
+def _group_out(group: DoorGroup) -> schemas.DoorGroupOut:
+    return schemas.DoorGroupOut(id=group.id, site_id=group.site_id, name=group.name, unit_id=group.unit_id, door_ids=[d.id for d in group.doors])
+
+
+def _device_out(device: Device) -> schemas.DeviceOut:
+    return schemas.DeviceOut(
+        id=device.id, site_id=device.site_id, code=device.code, name=device.name, kind=device.kind, status=device.status,
+        door_ids=[d.id for d in device.doors],
+    )
+
+
+def _unit_out(session: object, unit: Unit) -> schemas.UnitOut:
+    out = schemas.UnitOut.model_validate(unit)
+    out.door_group_id = units.unit_door_group_id(session, unit.id)  # type: ignore[arg-type]
+    return out
+
+
+# --- sites and buildings -------------------------------------------------------------------------
+@router.post("/sites", **CREATED)
+def create_site(body: schemas.SiteIn, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
+    with ctx.db.session() as s:
+        return schemas.SiteOut.model_validate(sites.create_site(s, caller, body))
+
+
+@router.get("/sites")
+def list_sites(ctx: Ctx, caller: Caller) -> list[schemas.SiteOut]:
+    with ctx.db.session() as s:
+        return [schemas.SiteOut.model_validate(x) for x in sites.list_sites(s, caller)]
+
+
+@router.get("/sites/{site_id}")
+def get_site(site_id: int, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
+    with ctx.db.session() as s:
+        return schemas.SiteOut.model_validate(sites.get_site(s, caller, site_id))
+
+
+@router.patch("/sites/{site_id}")
+def update_site(site_id: int, body: schemas.SitePatch, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
+    with ctx.db.session() as s:
+        return schemas.SiteOut.model_validate(sites.update_site(s, caller, site_id, body))
+
+
+@router.post("/buildings", **CREATED)
+def create_building(body: schemas.BuildingIn, ctx: Ctx, caller: Caller) -> schemas.BuildingOut:
+    with ctx.db.session() as s:
+        return schemas.BuildingOut.model_validate(sites.create_building(s, caller, body))
+
+
+@router.get("/buildings")
+def list_buildings(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.BuildingOut]:
+    with ctx.db.session() as s:
+        return [schemas.BuildingOut.model_validate(x) for x in sites.list_buildings(s, caller, site_id)]
+
+
+@router.get("/buildings/{building_id}")
+def get_building(building_id: int, ctx: Ctx, caller: Caller) -> schemas.BuildingOut:
+    with ctx.db.session() as s:
+        return schemas.BuildingOut.model_validate(sites.get_building(s, caller, building_id))
+
+
+# --- units and tenancies -------------------------------------------------------------------------
+@router.post("/units", **CREATED)
+def register_unit(body: schemas.UnitIn, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
+    with ctx.db.session() as s:
+        return _unit_out(s, units.register_unit(s, caller, body))
+
+
+@router.get("/units")
+def list_units(ctx: Ctx, caller: Caller, site_id: int | None = None, building_id: int | None = None) -> list[schemas.UnitOut]:
+    with ctx.db.session() as s:
+        return [_unit_out(s, u) for u in units.list_units(s, caller, site_id, building_id)]
+
+
+@router.get("/units/{unit_id}")
+def get_unit(unit_id: int, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
+    with ctx.db.session() as s:
+        return _unit_out(s, units.get_unit(s, caller, unit_id))
+
+
+@router.patch("/units/{unit_id}")
+def update_unit(unit_id: int, body: schemas.UnitPatch, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
+    with ctx.db.session() as s:
+        return _unit_out(s, units.update_unit(s, caller, unit_id, body))
+
+
+@router.post("/units/{unit_id}/tenants", **CREATED)
+def add_tenant(unit_id: int, body: schemas.TenancyIn, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+    with ctx.db.session() as s:
+        return schemas.GrantOut.model_validate(units.add_tenant(s, caller, unit_id, body))
+
+
+@router.get("/units/{unit_id}/tenants")
+def list_tenants(unit_id: int, ctx: Ctx, caller: Caller, include_ended: bool = False) -> list[schemas.GrantOut]:
+    with ctx.db.session() as s:
+        return [schemas.GrantOut.model_validate(g) for g in units.list_tenancies(s, caller, unit_id, include_ended)]
+
+
+@router.delete("/units/{unit_id}/tenants/{person_id}")
+def end_tenancy(
+    unit_id: int, person_id: int, ctx: Ctx, caller: Caller, reason: str = Query("tenancy ended", min_length=1, max_length=500)
+) -> list[schemas.GrantOut]:
+    with ctx.db.session() as s:
+        return [schemas.GrantOut.model_validate(g) for g in units.end_tenancy(s, caller, unit_id, person_id, reason)]
+
+
+# --- doors, door groups, devices -----------------------------------------------------------------
+@router.post("/doors", **CREATED)
+def create_door(body: schemas.DoorIn, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+    with ctx.db.session() as s:
+        return schemas.DoorOut.model_validate(doors.create_door(s, caller, body))
+
+
+@router.get("/doors")
+def list_doors(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DoorOut]:
+    with ctx.db.session() as s:
+        return [schemas.DoorOut.model_validate(d) for d in doors.list_doors(s, caller, site_id)]
+
+
+@router.get("/doors/{door_id}")
+def get_door(door_id: int, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+    with ctx.db.session() as s:
+        return schemas.DoorOut.model_validate(doors.get_door(s, caller, door_id))
+
+
+@router.patch("/doors/{door_id}")
+def update_door(door_id: int, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+    with ctx.db.session() as s:
+        return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body))
+
+
+@router.post("/door-groups", **CREATED)
+def create_door_group(body: schemas.DoorGroupIn, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
+    with ctx.db.session() as s:
+        return _group_out(doors.create_door_group(s, caller, body))
+
+
+@router.get("/door-groups")
+def list_door_groups(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DoorGroupOut]:
+    with ctx.db.session() as s:
+        return [_group_out(g) for g in doors.list_door_groups(s, caller, site_id)]
+
+
+@router.get("/door-groups/{group_id}")
+def get_door_group(group_id: int, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
+    with ctx.db.session() as s:
+        return _group_out(doors.get_door_group(s, caller, group_id))
+
+
+@router.put("/door-groups/{group_id}/doors")
+def set_door_group_doors(group_id: int, body: schemas.DoorGroupDoors, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
+    with ctx.db.session() as s:
+        return _group_out(doors.set_door_group_doors(s, caller, group_id, body.door_ids))
+
+
+@router.post("/devices", **CREATED)
+def create_device(body: schemas.DeviceIn, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
+    with ctx.db.session() as s:
+        return _device_out(doors.create_device(s, caller, body))
+
+
+@router.get("/devices")
+def list_devices(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DeviceOut]:
+    with ctx.db.session() as s:
+        return [_device_out(d) for d in doors.list_devices(s, caller, site_id)]
+
+
+@router.get("/devices/{device_id}")
+def get_device(device_id: int, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
+    with ctx.db.session() as s:
+        return _device_out(doors.get_device(s, caller, device_id))
+
+
+@router.patch("/devices/{device_id}")
+def update_device(device_id: int, body: schemas.DevicePatch, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
+    with ctx.db.session() as s:
+        return _device_out(doors.update_device(s, caller, device_id, body))
+
+
+# --- people and vehicles -------------------------------------------------------------------------
+@router.post("/people", **CREATED)
+def create_person(body: schemas.PersonIn, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+    with ctx.db.session() as s:
+        return schemas.PersonOut.model_validate(people.create_person(s, caller, body))
+
+
+@router.get("/people")
+def list_people(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.PersonOut]:
+    with ctx.db.session() as s:
+        return [schemas.PersonOut.model_validate(p) for p in people.list_people(s, caller, site_id)]
+
+
+@router.get("/people/{person_id}")
+def get_person(person_id: int, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+    with ctx.db.session() as s:
+        return schemas.PersonOut.model_validate(people.get_person(s, caller, person_id))
+
+
+@router.patch("/people/{person_id}")
+def update_person(person_id: int, body: schemas.PersonPatch, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+    with ctx.db.session() as s:
+        return schemas.PersonOut.model_validate(people.update_person(s, caller, person_id, body))
+
+
+@router.post("/vehicles", **CREATED)
+def create_vehicle(body: schemas.VehicleIn, ctx: Ctx, caller: Caller) -> schemas.VehicleOut:
+    with ctx.db.session() as s:
+        return schemas.VehicleOut.model_validate(people.create_vehicle(s, caller, body))
+
+
+@router.get("/vehicles")
+def list_vehicles(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.VehicleOut]:
+    with ctx.db.session() as s:
+        return [schemas.VehicleOut.model_validate(v) for v in people.list_vehicles(s, caller, site_id)]
+
+
+@router.get("/vehicles/{vehicle_id}")
+def get_vehicle(vehicle_id: int, ctx: Ctx, caller: Caller) -> schemas.VehicleOut:
+    with ctx.db.session() as s:
+        return schemas.VehicleOut.model_validate(people.get_vehicle(s, caller, vehicle_id))
+
+
+# --- grants and the access check -----------------------------------------------------------------
+@router.post("/grants", **CREATED)
+def create_grant(body: schemas.GrantIn, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+    with ctx.db.session() as s:
+        return schemas.GrantOut.model_validate(grants.create_grant(s, caller, body))
+
+
+@router.get("/grants")
+def list_grants(
+    ctx: Ctx,
+    caller: Caller,
+    site_id: int | None = None,
+    person_id: int | None = None,
+    vehicle_id: int | None = None,
+    unit_id: int | None = None,
+    status: Status | None = None,
+) -> list[schemas.GrantOut]:
+    with ctx.db.session() as s:
+        found = grants.list_grants(s, caller, site_id=site_id, person_id=person_id, vehicle_id=vehicle_id, unit_id=unit_id, status=status)
+        return [schemas.GrantOut.model_validate(g) for g in found]
+
+
+@router.get("/grants/{grant_id}")
+def get_grant(grant_id: int, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+    with ctx.db.session() as s:
+        return schemas.GrantOut.model_validate(grants.get_grant(s, caller, grant_id))
+
+
+def _status_route(verb: str) -> None:
+    def change(grant_id: int, body: schemas.StatusChange, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+        with ctx.db.session() as s:
+            return schemas.GrantOut.model_validate(grants.change_status(s, caller, grant_id, verb, body.reason))
+
+    router.add_api_route(f"/grants/{{grant_id}}/{verb}", change, methods=["POST"], name=f"{verb}_grant", summary=f"{verb.capitalize()} a grant")
+
+
+for _verb in ("suspend", "reinstate", "revoke"):
+    _status_route(_verb)
+
+
+@router.post("/access/check")
+def check_access(body: schemas.AccessCheckIn, ctx: Ctx, caller: Caller) -> schemas.AccessCheckOut:
+    """What the decision engine's authorise step would say (a dry run: no use is counted)."""
+    at = body.at or utcnow()
+    with ctx.db.session() as s:
+        door = doors.get_door(s, caller, body.door_id)
+        vehicle_id = body.vehicle_id
+        if body.plate is not None:
+            vehicle_id = people.find_vehicle_by_plate(s, door.site_id, body.plate).id
+        result = access.check_access(s, door.id, at, person_id=body.person_id, vehicle_id=vehicle_id)
+        return schemas.AccessCheckOut(allowed=result.allowed, reasons=list(result.reasons), grant_id=result.grant_id, at=at)

@@ -1,0 +1,110 @@
+"""People and vehicles. Reading a person's record as staff is itself audited (privacy.md)."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
+from idsvc.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from idsvc.registry import events, schemas
+from idsvc.registry.models import Person, PersonKind, Vehicle
+from idsvc.registry.scope import can_see_person, load, not_visible, visible_person_ids_for_owner
+
+# An owner registers the people who live or work in their units, never staff or other owners.
+OWNER_MAY_CREATE = {PersonKind.tenant, PersonKind.resident, PersonKind.visitor, PersonKind.employee}
+
+
+def create_person(session: Session, principal: Principal, body: schemas.PersonIn) -> Person:
+    created_by = None
+    if principal.role is Role.owner:
+        if principal.site_id != body.site_id:
+            raise Forbidden("Owners register people in their own site only.", code="forbidden_scope")
+        if body.kind not in OWNER_MAY_CREATE:
+            raise Forbidden(f"Owners may register {', '.join(sorted(k.value for k in OWNER_MAY_CREATE))} only.", code="forbidden_kind")
+        created_by = principal.person_id
+    else:
+        principal.require_site_admin(body.site_id)
+    if body.external_ref and session.scalar(
+        select(Person.id).where(Person.site_id == body.site_id, Person.external_ref == body.external_ref)
+    ):
+        raise Conflict(f"A person with external_ref '{body.external_ref}' exists in this site.", code="duplicate_external_ref")
+    person = Person(**body.model_dump(), pseudonym=secrets.token_hex(16), created_by_person_id=created_by)
+    session.add(person)
+    session.flush()
+    events.record(session, principal, "person.created", entity_type="person", entity_id=person.id, site_id=person.site_id, person_id=person.id, data={"kind": body.kind.value})
+    return person
+
+
+def list_people(session: Session, principal: Principal, site_id: int) -> list[Person]:
+    stmt = select(Person).where(Person.site_id == site_id).order_by(Person.id)
+    if principal.role is Role.owner:
+        stmt = stmt.where(Person.id.in_(visible_person_ids_for_owner(session, principal)))
+    elif principal.role is Role.tenant:
+        stmt = stmt.where(Person.id == principal.person_id)
+    else:
+        principal.require_site_admin(site_id)
+    people = list(session.scalars(stmt))
+    if principal.role in (Role.site_admin, Role.district_admin, Role.owner):
+        events.record(session, principal, "person.listed", entity_type="site", entity_id=site_id, site_id=site_id, data={"count": len(people)})
+    return people
+
+
+def get_person(session: Session, principal: Principal, person_id: int) -> Person:
+    person = load(session, Person, person_id, "person")
+    if not can_see_person(session, principal, person):
+        raise not_visible("person", person_id)
+    if principal.person_id != person.id:
+        events.record(session, principal, "person.viewed", entity_type="person", entity_id=person.id, site_id=person.site_id, person_id=person.id)
+    return person
+
+
+def update_person(session: Session, principal: Principal, person_id: int, body: schemas.PersonPatch) -> Person:
+    person = get_person(session, principal, person_id)
+    may_edit = principal.administers_site(person.site_id) or (
+        principal.role is Role.owner and person.created_by_person_id == principal.person_id
+    ) or principal.person_id == person.id
+    if not may_edit:
+        raise Forbidden("You may view this person but not change them.", code="forbidden_scope")
+    changed = events.changes(person, body.model_dump(exclude_unset=True))
+    if changed:
+        # Field names only: the audit trail must not become a second copy of personal data.
+        events.record(session, principal, "person.updated", entity_type="person", entity_id=person.id, site_id=person.site_id, person_id=person.id, data={"fields": sorted(changed)})
+    return person
+
+
+def create_vehicle(session: Session, principal: Principal, body: schemas.VehicleIn) -> Vehicle:
+    principal.require_site_admin(body.site_id)
+    if body.owner_person_id is not None:
+        owner = load(session, Person, body.owner_person_id, "person")
+        if owner.site_id != body.site_id:
+            raise InvalidInput("The vehicle's owner must be a person of the same site.", code="person_not_in_site")
+    if session.scalar(select(Vehicle.id).where(Vehicle.site_id == body.site_id, Vehicle.plate == body.plate)) is not None:
+        raise Conflict(f"Plate {body.plate} is registered in this site already.", code="duplicate_plate")
+    vehicle = Vehicle(**body.model_dump())
+    session.add(vehicle)
+    session.flush()
+    events.record(session, principal, "vehicle.created", entity_type="vehicle", entity_id=vehicle.id, site_id=vehicle.site_id, person_id=vehicle.owner_person_id, data={"plate": vehicle.plate})
+    return vehicle
+
+
+def list_vehicles(session: Session, principal: Principal, site_id: int) -> list[Vehicle]:
+    principal.require_site_admin(site_id)
+    return list(session.scalars(select(Vehicle).where(Vehicle.site_id == site_id).order_by(Vehicle.id)))
+
+
+def get_vehicle(session: Session, principal: Principal, vehicle_id: int) -> Vehicle:
+    vehicle = load(session, Vehicle, vehicle_id, "vehicle")
+    if not (principal.administers_site(vehicle.site_id) or (principal.person_id is not None and principal.person_id == vehicle.owner_person_id and principal.role is not Role.device)):
+        raise not_visible("vehicle", vehicle_id)
+    return vehicle
+
+
+def find_vehicle_by_plate(session: Session, site_id: int, plate: str) -> Vehicle:
+    vehicle = session.scalar(select(Vehicle).where(Vehicle.site_id == site_id, Vehicle.plate == plate))
+    if vehicle is None:
+        raise NotFound(f"Plate {plate} is not registered in this site.", code="vehicle_not_found")
+    return vehicle

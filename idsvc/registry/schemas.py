@@ -1,0 +1,257 @@
+"""Request and response bodies of the registry API. Unknown fields are refused, not ignored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from idsvc.core.validation import Code, ExternalRef, Label, Name, Phone, Plate, Reason, Timestamp, TimeZoneName
+from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, Status, UnitKind
+from idsvc.registry.schedule import ScheduleWindow
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class SiteIn(In):
+    code: Code
+    name: Name
+    timezone: TimeZoneName = "Asia/Shanghai"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class SitePatch(In):
+    name: Name | None = None
+    timezone: TimeZoneName | None = None
+    settings: dict[str, Any] | None = None
+
+
+class SiteOut(Out):
+    id: int
+    code: str
+    name: str
+    timezone: str
+    settings: dict[str, Any]
+    created_at: datetime
+
+
+class BuildingIn(In):
+    site_id: int
+    code: Code
+    name: Name
+
+
+class BuildingOut(Out):
+    id: int
+    site_id: int
+    code: str
+    name: str
+
+
+class UnitIn(In):
+    building_id: int
+    label: Label
+    kind: UnitKind = UnitKind.flat
+    owner_id: int | None = Field(None, description="Owner (landlord); an owner registering their own unit may omit it.")
+
+
+class UnitPatch(In):
+    label: Label | None = None
+    kind: UnitKind | None = None
+    owner_id: int | None = None
+
+
+class UnitOut(Out):
+    id: int
+    site_id: int
+    building_id: int
+    label: str
+    kind: UnitKind
+    code: str
+    owner_id: int | None
+    door_group_id: int | None = None
+
+
+class DoorIn(In):
+    site_id: int
+    code: Code
+    name: Name
+    kind: DoorKind
+    building_id: int | None = None
+    unit_id: int | None = None
+
+
+class DoorPatch(In):
+    name: Name | None = None
+    status: Status | None = None
+
+
+class DoorOut(Out):
+    id: int
+    site_id: int
+    building_id: int | None
+    unit_id: int | None
+    code: str
+    name: str
+    kind: DoorKind
+    status: Status
+
+
+class DoorGroupIn(In):
+    site_id: int
+    name: Name
+    door_ids: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class DoorGroupDoors(In):
+    door_ids: list[int] = Field(max_length=1000)
+
+
+class DoorGroupOut(Out):
+    id: int
+    site_id: int
+    name: str
+    unit_id: int | None
+    door_ids: list[int]
+
+
+class PersonIn(In):
+    site_id: int
+    display_name: Name
+    kind: PersonKind
+    phone: Phone | None = None
+    external_ref: ExternalRef | None = None
+
+
+class PersonPatch(In):
+    display_name: Name | None = None
+    phone: Phone | None = None
+    external_ref: ExternalRef | None = None
+
+
+class PersonOut(Out):
+    id: int
+    site_id: int
+    display_name: str
+    kind: PersonKind
+    phone: str | None
+    external_ref: str | None
+    pseudonym: str
+    status: Status
+
+
+class VehicleIn(In):
+    site_id: int
+    plate: Plate
+    owner_person_id: int | None = None
+    company: Name | None = None
+
+
+class VehicleOut(Out):
+    id: int
+    site_id: int
+    plate: str
+    owner_person_id: int | None
+    company: str | None
+    status: Status
+
+
+class DeviceIn(In):
+    site_id: int
+    code: Code
+    name: Name
+    kind: DeviceKind
+    door_ids: list[int] = Field(default_factory=list, max_length=200)
+
+
+class DevicePatch(In):
+    name: Name | None = None
+    door_ids: list[int] | None = Field(None, max_length=200)
+
+
+class DeviceOut(Out):
+    id: int
+    site_id: int
+    code: str
+    name: str
+    kind: DeviceKind
+    status: Status
+    door_ids: list[int]
+
+
+class Window(In):
+    valid_from: Timestamp
+    valid_until: Timestamp
+    schedule: list[ScheduleWindow] | None = Field(None, max_length=28)
+    max_uses: int | None = Field(None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class GrantIn(Window):
+    door_group_id: int
+    person_id: int | None = None
+    vehicle_id: int | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> GrantIn:
+        if (self.person_id is None) == (self.vehicle_id is None):
+            raise ValueError("give exactly one of person_id and vehicle_id")
+        return self
+
+
+class TenancyIn(Window):
+    person_id: int
+
+
+class StatusChange(In):
+    reason: Reason
+
+
+class GrantOut(Out):
+    id: int
+    site_id: int
+    person_id: int | None
+    vehicle_id: int | None
+    door_group_id: int
+    unit_id: int | None
+    valid_from: datetime
+    valid_until: datetime
+    schedule: list[dict[str, Any]] | None
+    max_uses: int | None
+    uses: int
+    status: Status
+    status_reason: str | None
+    created_by: str
+
+
+class AccessCheckIn(In):
+    door_id: int
+    person_id: int | None = None
+    vehicle_id: int | None = None
+    plate: Plate | None = None
+    at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> AccessCheckIn:
+        if sum(v is not None for v in (self.person_id, self.vehicle_id, self.plate)) != 1:
+            raise ValueError("give exactly one of person_id, vehicle_id and plate")
+        return self
+
+
+class AccessCheckOut(BaseModel):
+    allowed: bool
+    reasons: list[str]
+    grant_id: int | None
+    at: datetime
