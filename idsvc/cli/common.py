@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.core.errors import ApiError
 from idsvc.core.sealing import SealingError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -25,6 +28,24 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def parse(model: type[M], **fields: Any) -> M:
+    """Build a request schema from options; a bad value names the option to fix."""
+    try:
+        return model(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        hint = " (ISO 8601 with a zone, e.g. 2026-12-01T00:00:00+08:00)" if "timezone" in first["msg"] or "datetime" in first["type"] else ""
+        fail(f"{where}: {first['msg']}{hint}")
+
+
+def run(action: Callable[[Session], Any]) -> None:
+    """Run one service call as the operator, in one transaction, and print its result as JSON."""
+    with cli_context() as ctx, ctx.db.session() as session:
+        result = action(session)
+        print_json(result.model_dump(mode="json") if isinstance(result, BaseModel) else result)
 
 
 @contextmanager
@@ -42,6 +63,8 @@ def cli_context() -> Iterator[AppContext]:
         yield ctx
     except ApiError as exc:
         fail(f"{exc.message} [{exc.code}]")
+    except IntegrityError:
+        fail("the change conflicts with existing data (a duplicate, or a row that was removed meanwhile)")
     except OperationalError as exc:
         fail(f"database error: {exc.orig}. Is the database reachable and migrated? Run `idsvc db upgrade`.")
     finally:

@@ -7,28 +7,11 @@ from fastapi import APIRouter, Query, status
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.core.db import utcnow
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
-from idsvc.registry.models import Device, DoorGroup, Status, Unit
+from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
 SiteQuery = Query(..., description="The site to list.")
-
-
-def _group_out(group: DoorGroup) -> schemas.DoorGroupOut:
-    return schemas.DoorGroupOut(id=group.id, site_id=group.site_id, name=group.name, unit_id=group.unit_id, door_ids=[d.id for d in group.doors])
-
-
-def _device_out(device: Device) -> schemas.DeviceOut:
-    return schemas.DeviceOut(
-        id=device.id, site_id=device.site_id, code=device.code, name=device.name, kind=device.kind, status=device.status,
-        door_ids=[d.id for d in device.doors],
-    )
-
-
-def _unit_out(session: object, unit: Unit) -> schemas.UnitOut:
-    out = schemas.UnitOut.model_validate(unit)
-    out.door_group_id = units.unit_door_group_id(session, unit.id)  # type: ignore[arg-type]
-    return out
 
 
 # --- sites and buildings -------------------------------------------------------------------------
@@ -78,25 +61,25 @@ def get_building(building_id: int, ctx: Ctx, caller: Caller) -> schemas.Building
 @router.post("/units", **CREATED)
 def register_unit(body: schemas.UnitIn, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
     with ctx.db.session() as s:
-        return _unit_out(s, units.register_unit(s, caller, body))
+        return schemas.UnitOut.of(s, units.register_unit(s, caller, body))
 
 
 @router.get("/units")
 def list_units(ctx: Ctx, caller: Caller, site_id: int | None = None, building_id: int | None = None) -> list[schemas.UnitOut]:
     with ctx.db.session() as s:
-        return [_unit_out(s, u) for u in units.list_units(s, caller, site_id, building_id)]
+        return [schemas.UnitOut.of(s, u) for u in units.list_units(s, caller, site_id, building_id)]
 
 
 @router.get("/units/{unit_id}")
 def get_unit(unit_id: int, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
     with ctx.db.session() as s:
-        return _unit_out(s, units.get_unit(s, caller, unit_id))
+        return schemas.UnitOut.of(s, units.get_unit(s, caller, unit_id))
 
 
 @router.patch("/units/{unit_id}")
 def update_unit(unit_id: int, body: schemas.UnitPatch, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
     with ctx.db.session() as s:
-        return _unit_out(s, units.update_unit(s, caller, unit_id, body))
+        return schemas.UnitOut.of(s, units.update_unit(s, caller, unit_id, body))
 
 
 @router.post("/units/{unit_id}/tenants", **CREATED)
@@ -147,49 +130,49 @@ def update_door(door_id: int, body: schemas.DoorPatch, ctx: Ctx, caller: Caller)
 @router.post("/door-groups", **CREATED)
 def create_door_group(body: schemas.DoorGroupIn, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
     with ctx.db.session() as s:
-        return _group_out(doors.create_door_group(s, caller, body))
+        return schemas.DoorGroupOut.of(doors.create_door_group(s, caller, body))
 
 
 @router.get("/door-groups")
 def list_door_groups(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DoorGroupOut]:
     with ctx.db.session() as s:
-        return [_group_out(g) for g in doors.list_door_groups(s, caller, site_id)]
+        return [schemas.DoorGroupOut.of(g) for g in doors.list_door_groups(s, caller, site_id)]
 
 
 @router.get("/door-groups/{group_id}")
 def get_door_group(group_id: int, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
     with ctx.db.session() as s:
-        return _group_out(doors.get_door_group(s, caller, group_id))
+        return schemas.DoorGroupOut.of(doors.get_door_group(s, caller, group_id))
 
 
 @router.put("/door-groups/{group_id}/doors")
 def set_door_group_doors(group_id: int, body: schemas.DoorGroupDoors, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
     with ctx.db.session() as s:
-        return _group_out(doors.set_door_group_doors(s, caller, group_id, body.door_ids))
+        return schemas.DoorGroupOut.of(doors.set_door_group_doors(s, caller, group_id, body.door_ids))
 
 
 @router.post("/devices", **CREATED)
 def create_device(body: schemas.DeviceIn, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
     with ctx.db.session() as s:
-        return _device_out(doors.create_device(s, caller, body))
+        return schemas.DeviceOut.of(doors.create_device(s, caller, body))
 
 
 @router.get("/devices")
 def list_devices(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DeviceOut]:
     with ctx.db.session() as s:
-        return [_device_out(d) for d in doors.list_devices(s, caller, site_id)]
+        return [schemas.DeviceOut.of(d) for d in doors.list_devices(s, caller, site_id)]
 
 
 @router.get("/devices/{device_id}")
 def get_device(device_id: int, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
     with ctx.db.session() as s:
-        return _device_out(doors.get_device(s, caller, device_id))
+        return schemas.DeviceOut.of(doors.get_device(s, caller, device_id))
 
 
 @router.patch("/devices/{device_id}")
 def update_device(device_id: int, body: schemas.DevicePatch, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
     with ctx.db.session() as s:
-        return _device_out(doors.update_device(s, caller, device_id, body))
+        return schemas.DeviceOut.of(doors.update_device(s, caller, device_id, body))
 
 
 # --- people and vehicles -------------------------------------------------------------------------

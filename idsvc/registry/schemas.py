@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 
 from idsvc.core.validation import Code, ExternalRef, Label, Name, Phone, Plate, Reason, Timestamp, TimeZoneName
-from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, Status, UnitKind
+from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
+from idsvc.registry.scope import unit_door_group_id
 
 
 class In(BaseModel):
@@ -78,6 +80,12 @@ class UnitOut(Out):
     owner_id: int | None
     door_group_id: int | None = None
 
+    @classmethod
+    def of(cls, session: Session, unit: Unit) -> UnitOut:
+        out = cls.model_validate(unit)
+        out.door_group_id = unit_door_group_id(session, unit.id)
+        return out
+
 
 class DoorIn(In):
     site_id: int
@@ -120,6 +128,10 @@ class DoorGroupOut(Out):
     name: str
     unit_id: int | None
     door_ids: list[int]
+
+    @classmethod
+    def of(cls, group: DoorGroup) -> DoorGroupOut:
+        return cls(id=group.id, site_id=group.site_id, name=group.name, unit_id=group.unit_id, door_ids=[d.id for d in group.doors])
 
 
 class PersonIn(In):
@@ -184,6 +196,13 @@ class DeviceOut(Out):
     kind: DeviceKind
     status: Status
     door_ids: list[int]
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceOut:
+        return cls(
+            id=device.id, site_id=device.site_id, code=device.code, name=device.name, kind=device.kind, status=device.status,
+            door_ids=[d.id for d in device.doors],
+        )
 
 
 class Window(In):

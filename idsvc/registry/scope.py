@@ -15,7 +15,7 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.db import Base
 from idsvc.core.errors import NotFound
-from idsvc.registry.models import Grant, Person, Unit
+from idsvc.registry.models import DoorGroup, Grant, Person, Unit
 
 T = TypeVar("T", bound=Base)
 
@@ -35,6 +35,10 @@ def owned_unit_ids(session: Session, principal: Principal) -> list[int]:
     if principal.role is not Role.owner or principal.person_id is None:
         return []
     return list(session.scalars(select(Unit.id).where(Unit.owner_id == principal.person_id)))
+
+
+def unit_door_group_id(session: Session, unit_id: int) -> int | None:
+    return session.scalar(select(DoorGroup.id).where(DoorGroup.unit_id == unit_id))
 
 
 def tenant_unit_ids(session: Session, person_id: int) -> list[int]:

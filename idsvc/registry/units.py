@@ -14,7 +14,7 @@ from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
 from idsvc.registry.grants import add_grant
 from idsvc.registry.models import Building, Door, DoorGroup, DoorKind, Grant, Person, Status, Unit
-from idsvc.registry.scope import can_manage_unit, can_see_person, can_see_unit, load, not_visible, tenant_unit_ids
+from idsvc.registry.scope import can_manage_unit, can_see_person, can_see_unit, load, not_visible, tenant_unit_ids, unit_door_group_id
 
 # Unit codes are printed as QR and read aloud: no 0/O/1/I ambiguity, ~60 bits of randomness.
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -58,10 +58,6 @@ def register_unit(session: Session, principal: Principal, body: schemas.UnitIn) 
         person_id=owner_id, data={"building_id": building.id, "label": unit.label, "kind": unit.kind.value, "code": unit.code, "door_group_id": group.id},
     )
     return unit
-
-
-def unit_door_group_id(session: Session, unit_id: int) -> int | None:
-    return session.scalar(select(DoorGroup.id).where(DoorGroup.unit_id == unit_id))
 
 
 def list_units(session: Session, principal: Principal, site_id: int | None = None, building_id: int | None = None) -> list[Unit]:
