@@ -9,7 +9,7 @@ the range RFC 8392 leaves for private use (below -65536).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from idsvc.passes.codec import CodecError, cbor_loads
@@ -58,7 +58,6 @@ class PassClaims:
     status_uri: str
     holder_key: dict[int, Any] | None = None  # COSE_Key of the phone, for dynamic presentations
     iss: str = ISSUER
-    extra: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     def to_map(self) -> dict[int, Any]:
         claims: dict[int, Any] = {

@@ -1,0 +1,226 @@
+"""The QR decision: is this code a valid pass, fresh, not revoked, and may its holder open this door now?
+
+Order (design/overview.md): identify (signature, trust, nbf/exp, status, presentation freshness and
+replay) -> authorise (the registry's grant check for this door at this time) -> allow or deny with
+every reason that applied. Default deny.
+
+Hot-path data lives in process (performance.md: a Redis or database round trip costs more than the
+signature check): trusted issuer keys, the set of revoked or suspended pass ids, and pass id ->
+person. They reload when the trust or status version in the database changes, polled at most once
+per ``refresh_seconds`` (so a revocation reaches every node within that time; the node that made the
+change reloads at once via :meth:`PassVerifier.invalidate`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from idsvc.audit import service as audit
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.passes import codec, dynamic, keys, status, versions
+from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
+from idsvc.passes.models import Pass
+from idsvc.registry.access import check_access, consume_use
+from idsvc.registry.models import Door, Grant, Status
+
+_STATUS_REASON = {Status.revoked: "pass_revoked", Status.suspended: "pass_suspended"}
+
+
+@dataclass
+class Identification:
+    """What the QR proved about its holder, before any door rule is applied."""
+
+    reasons: list[str] = field(default_factory=list)
+    claims: PassClaims | None = None
+    kid: bytes | None = None
+    pass_row_id: int | None = None
+    person_id: int | None = None
+    dynamic: bool = False
+    trust_version: int = 0
+    status_version: int = 0
+
+
+@dataclass
+class Decision:
+    decision_id: str
+    at: datetime
+    door_id: int
+    allow: bool
+    reasons: list[str]
+    person_id: int | None
+    pass_row_id: int | None
+    versions: dict[str, Any]
+    presentation: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "decision": "allow" if self.allow else "deny",
+            "allow": self.allow,
+            "reasons": self.reasons,
+            "door_id": self.door_id,
+            "at": self.at.isoformat(),
+            "presentation": self.presentation,
+            "versions": self.versions,
+        }
+
+
+class PassVerifier:
+    def __init__(self, ctx: AppContext, refresh_seconds: float = 1.0, max_cached_passes: int = 200_000) -> None:
+        self.ctx = ctx
+        self.refresh_seconds = refresh_seconds
+        self._max_cached = max_cached_passes
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._versions: tuple[int, int] | None = None
+        self._trust: dict[bytes, keys.TrustedKey] = {}
+        self._non_valid: dict[bytes, Status] = {}
+        self._passes: dict[bytes, tuple[int, int]] = {}  # pass id -> (row id, person id); never changes
+
+    def invalidate(self) -> None:
+        """Reload keys and statuses before the next check (call after changing them in this process)."""
+        self._checked_at = float("-inf")
+
+    def _refresh(self) -> tuple[int, int]:
+        now = time.monotonic()
+        if self._versions is not None and now - self._checked_at < self.refresh_seconds:
+            return self._versions
+        with self._lock, self.ctx.db.session() as session:
+            current = versions.read(session)
+            old = self._versions
+            if old is None or current[0] != old[0]:
+                self._trust = keys.trusted_keys(session)
+            if old is None or current[1] != old[1]:
+                self._non_valid = status.non_valid(session)
+            self._versions, self._checked_at = current, now
+        return current
+
+    def _lookup_pass(self, pass_id: bytes) -> tuple[int, int] | None:
+        found = self._passes.get(pass_id)
+        if found is None:
+            with self.ctx.db.session() as session:
+                row = session.execute(select(Pass.id, Pass.person_id).where(Pass.pass_id == pass_id.hex())).first()
+            if row is None:
+                return None
+            if len(self._passes) >= self._max_cached:
+                self._passes.clear()  # crude but bounded; a miss costs one indexed query
+            found = self._passes[pass_id] = (row[0], row[1])
+        return found
+
+    def identify(self, text: str, door_id: int, at: datetime, challenge: bytes | None = None) -> Identification:
+        trust_version, status_version = self._refresh()
+        result = Identification(trust_version=trust_version, status_version=status_version)
+        try:
+            data = codec.decode_text(text)
+            outer = codec.cbor_loads(data, "the QR payload")
+            presentation = dynamic.parse(outer)
+            message = codec.parse_sign1(presentation.pass_token if presentation else data)
+        except codec.CodecError as exc:
+            result.reasons.append(exc.code)
+            return result
+        result.dynamic = presentation is not None
+        if message.kid is None:
+            result.reasons.append("kid_missing")
+            return result
+        result.kid = message.kid
+        if message.alg not in codec.PASS_ALGS:
+            result.reasons.append("alg_not_allowed")
+            return result
+        trusted = self._trust.get(message.kid)
+        if trusted is None:
+            result.reasons.append("kid_unknown")
+            return result
+        try:
+            codec.verify_signature(message, trusted.key)
+            claims = parse_claims(message.payload)
+        except codec.CodecError as exc:
+            result.reasons.append(exc.code)
+            return result
+        result.claims = claims
+        reasons = result.reasons
+        refusal = trusted.refusal(at)
+        if refusal:
+            reasons.append(refusal)
+        if claims.iss != ISSUER:
+            reasons.append("issuer_unknown")
+        stamp = at.timestamp()
+        if stamp < claims.nbf:
+            reasons.append("pass_not_yet_valid")
+        if stamp >= claims.exp:
+            reasons.append("pass_expired")
+        non_valid = self._non_valid.get(claims.pass_id)
+        if non_valid is not None:
+            reasons.append(_STATUS_REASON[non_valid])
+        known = self._lookup_pass(claims.pass_id)
+        if known is None:
+            reasons.append("pass_unknown")
+        else:
+            result.pass_row_id, result.person_id = known
+        if presentation is not None:
+            reasons += dynamic.check(presentation, claims.holder_key, claims.pass_id, door_id, at, self.ctx.kv, challenge)
+        elif claims.holder_key is not None:
+            reasons.append("presentation_required")  # a static picture of a phone-bound pass: a screenshot
+        return result
+
+    def decide(self, door_id: int, text: str, *, actor: str, at: datetime | None = None, challenge: bytes | None = None) -> Decision:
+        at = at or utcnow()
+        ident = self.identify(text, door_id, at, challenge)
+        reasons = list(ident.reasons)
+        grant_id = None
+        with self.ctx.db.session() as session:
+            if ident.person_id is not None:
+                access = check_access(session, door_id, at, person_id=ident.person_id)
+                reasons += access.reasons
+                grant_id = access.grant_id
+                grant = session.get(Grant, grant_id) if access.allowed and grant_id is not None else None
+                # Count a use only where the grant limits them, and only when everything else allows.
+                if grant is not None and grant.max_uses is not None and not reasons and not consume_use(session, grant.id):
+                    reasons.append("uses_exhausted")
+            elif session.get(Door, door_id) is None:
+                reasons.append("door_unknown")
+            reasons = sorted(set(reasons))
+            decision = Decision(
+                decision_id=uuid.uuid4().hex,
+                at=at,
+                door_id=door_id,
+                allow=not reasons,
+                reasons=reasons,
+                person_id=ident.person_id,
+                pass_row_id=ident.pass_row_id,
+                versions={"trust_list": ident.trust_version, "status_list": ident.status_version, "grant_id": grant_id},
+                presentation=("dynamic" if ident.dynamic else "static") if ident.claims else None,
+            )
+            door = session.get(Door, door_id)
+            audit.append(
+                session,
+                audit.NewEvent(
+                    kind="decision",
+                    actor=actor,
+                    at=at,
+                    site_id=door.site_id if door else None,
+                    unit_id=door.unit_id if door else None,
+                    door_id=door_id,
+                    person_id=ident.person_id,
+                    entity_type="pass" if ident.pass_row_id else None,
+                    entity_id=ident.pass_row_id,
+                    data={
+                        "decision_id": decision.decision_id,
+                        "method": "qr",
+                        "allow": decision.allow,
+                        "reasons": reasons,
+                        "kid": ident.kid.hex() if ident.kid else None,
+                        "pass_id": ident.claims.pass_id.hex() if ident.claims else None,
+                        "presentation": decision.presentation,
+                        "versions": decision.versions,
+                    },
+                ),
+            )
+        return decision
