@@ -14,6 +14,7 @@ from idsvc.config import Settings, get_settings
 from idsvc.context import AppContext
 from idsvc.core.errors import install_error_handlers
 from idsvc.core.limits import BodySizeLimit
+from idsvc.faces.api import router as faces_router
 from idsvc.registry.api import router as registry_router
 
 
@@ -41,6 +42,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in (auth_router, registry_router, audit_router):
+    for router in (auth_router, registry_router, audit_router, faces_router):
         app.include_router(router)
     return app

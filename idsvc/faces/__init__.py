@@ -1,0 +1,1 @@
+"""Face verification: model packs, engine, enrolment, door decisions (issue 4)."""

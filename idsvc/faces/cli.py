@@ -1,0 +1,170 @@
+"""Operator commands: `idsvc models ...` (model packs) and `idsvc faces ...` (compare, evaluate, enrol)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from idsvc.auth.principal import OPERATOR
+from idsvc.cli.common import cli_context, fail, print_json
+from idsvc.config import Settings
+from idsvc.core.errors import ApiError
+from idsvc.faces import packs, service
+from idsvc.faces.engine import FaceEngine, cosine, get_engine
+from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
+from idsvc.faces.imaging import decode_image
+
+DEFAULT_PURPOSE = "door access by face at this site"
+
+
+def _engine(settings: Settings) -> FaceEngine:
+    try:
+        return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
+    except packs.PackError as exc:
+        fail(str(exc))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+
+
+def register(app: typer.Typer) -> None:
+    models = typer.Typer(no_args_is_help=True, help="Face model packs (see docs/models.md for licences).")
+    faces = typer.Typer(no_args_is_help=True, help="Face comparison, threshold calibration and enrolment.")
+    app.add_typer(models, name="models")
+    app.add_typer(faces, name="faces")
+
+    @models.command("install")
+    def models_install(
+        pack: str = typer.Argument(None, help="Pack name from `idsvc models list` (default: the default pack)."),
+        source: Path = typer.Option(None, "--from", help="A local zip or folder holding the pack's files."),
+        force: bool = typer.Option(False, help="Reinstall even if an intact copy is installed."),
+    ) -> None:
+        """Install a pack into IDSVC_MODELS_DIR, checking each file's sha256."""
+        settings = Settings()
+        try:
+            installed = packs.install(settings.models_dir, pack, source, force=force)
+        except packs.PackError as exc:
+            fail(str(exc))
+        typer.echo(f"installed {installed.name} in {installed.path}")
+
+    @models.command("list")
+    def models_list() -> None:
+        """Known packs, whether each is installed, and its licence."""
+        settings = Settings()
+        print_json({"models_dir": str(settings.models_dir), "configured": settings.face_pack, "packs": packs.list_packs(settings.models_dir)})
+
+    @faces.command("compare")
+    def faces_compare(a: Path, b: Path) -> None:
+        """Similarity of the best face in each photo, and the verdict at the configured threshold."""
+        settings = Settings()
+        engine = _engine(settings)
+        vectors = []
+        for path in (a, b):
+            try:
+                image = decode_image(path.read_bytes(), settings.face_max_pixels)
+            except ApiError as exc:
+                fail(f"{path}: {exc.message} [{exc.code}]")
+            found = engine.detect(image)
+            if not found:
+                fail(f"{path}: no face found [no_face]")
+            vectors.append(engine.embed(image, found[0]))
+        similarity = cosine(vectors[0], vectors[1])
+        verdict = "same person" if similarity >= settings.face_threshold else "different people"
+        print_json({"similarity": round(similarity, 4), "threshold": settings.face_threshold, "verdict": verdict, "pack": engine.pack})
+
+    @faces.command("evaluate")
+    def faces_evaluate(
+        folder: Path = typer.Argument(..., help="Folder of labelled photos."),
+        identities: Path = typer.Option(..., help="CSV with columns file,identity."),
+        report: Path = typer.Option(None, help="Write roc.png, histogram.png and index.html here."),
+    ) -> None:
+        """Run the engine over labelled photos: TAR at FAR 1% / 0.1%, EER, errors at the threshold."""
+        settings = Settings()
+        engine = _engine(settings)
+        labels = read_identities(identities)
+        with _progress() as bar:
+            task = bar.add_task("embedding", total=len(labels))
+            embeddings, names, failures = embed_folder(engine, folder, labels, settings.face_max_pixels, lambda: bar.advance(task))
+        if len(embeddings) < 2:
+            fail("fewer than two photos with a face; nothing to compare")
+        scores = pair_scores(embeddings, names)
+        summary = {"pack": engine.pack, "photos": len(labels), "faces_found": len(embeddings), "failures": failures}
+        summary |= summarise(scores, settings.face_threshold)
+        if report is not None:
+            summary["report"] = [str(p) for p in write_report(scores, summary, report)]
+        print_json(summary)
+
+    @faces.command("consent")
+    def faces_consent(
+        person_id: int,
+        method: str = typer.Option(..., help='How consent was given, e.g. "signed form".'),
+        purpose: str = typer.Option(DEFAULT_PURPOSE),
+    ) -> None:
+        """Record a person's consent (required before enrolment)."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            consent = service.record_consent(s, OPERATOR, person_id, purpose=purpose, method=method)
+            print_json({"consent_id": consent.id, "person_id": person_id})
+
+    @faces.command("enrol")
+    def faces_enrol(person_id: int, photos: list[Path]) -> None:
+        """Enrol or re-enrol one person from 1-5 photos (consent must be recorded first)."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            template = service.enrol(ctx, s, OPERATOR, person_id, [p.read_bytes() for p in photos])
+            print_json({"person_id": person_id, "pack": template.pack, "quality": template.quality})
+
+    @faces.command("delete")
+    def faces_delete(person_id: int, withdraw: bool = typer.Option(False, help="Also withdraw the consent.")) -> None:
+        """Delete a person's template (with --withdraw: record that consent was withdrawn)."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            deleted = (service.withdraw_consent if withdraw else service.delete_template)(s, OPERATOR, person_id)
+            print_json({"person_id": person_id, "templates_deleted": deleted})
+
+    @faces.command("bulk-enrol")
+    def faces_bulk_enrol(
+        folder: Path = typer.Argument(..., help="Folder of photos."),
+        people: Path = typer.Option(..., "--csv", help="CSV with columns file,person_id."),
+        consent_method: str = typer.Option(
+            None, help="Record consent with this method for people who have none (only if you hold their signed consent)."
+        ),
+        errors: Path = typer.Option(None, help="Per-file error report CSV (default: <csv>.errors.csv)."),
+        state: Path = typer.Option(None, help="Progress file that makes a rerun skip finished rows (default: <csv>.done.json)."),
+    ) -> None:
+        """Enrol many people, one transaction per row; rerun after a crash to continue where it stopped."""
+        errors = errors or people.with_suffix(".errors.csv")
+        state = state or people.with_suffix(".done.json")
+        done: set[str] = set(json.loads(state.read_text())) if state.exists() else set()
+        with people.open(newline="") as handle:
+            rows = [(r["file"].strip(), int(r["person_id"])) for r in csv.DictReader(handle)]
+        failures: list[tuple[str, int, str, str]] = []
+        with cli_context() as ctx, _progress() as bar:
+            service.engine_for(ctx.settings)  # fail once, up front, if the pack is missing
+            task = bar.add_task("enrolling", total=len(rows), completed=sum(1 for f, p in rows if f"{f}:{p}" in done))
+            for name, person_id in rows:
+                key = f"{name}:{person_id}"
+                if key in done:
+                    continue
+                try:
+                    data = (folder / name).read_bytes()
+                    with ctx.db.session() as s:
+                        if consent_method and service.active_consent(s, person_id) is None:
+                            service.record_consent(s, OPERATOR, person_id, purpose=DEFAULT_PURPOSE, method=consent_method)
+                        service.enrol(ctx, s, OPERATOR, person_id, [data])
+                    done.add(key)
+                    state.write_text(json.dumps(sorted(done)))
+                except ApiError as exc:
+                    failures.append((name, person_id, exc.code, exc.message))
+                except OSError as exc:
+                    failures.append((name, person_id, "unreadable", str(exc)))
+                bar.advance(task)
+        with errors.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "person_id", "code", "message"])
+            writer.writerows(failures)
+        print_json({"rows": len(rows), "enrolled_total": len(done), "failed": len(failures), "error_report": str(errors)})
+        if failures:
+            raise typer.Exit(2)

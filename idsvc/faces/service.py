@@ -1,0 +1,382 @@
+"""Face consent, enrolment, deletion and door verification.
+
+Order of the privacy rules (design/privacy.md): consent is recorded before any template exists;
+photos are processed in memory only; templates are sealed and bound to their site; withdrawing
+consent deletes the template. Door decisions search only the door's own site and answer
+"unknown_face" below the threshold: never the nearest person.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc.audit import service as audit
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.core.errors import Conflict, Forbidden, InvalidInput
+from idsvc.faces.engine import Extraction, FaceEngine, QualityPolicy, Reason, cosine, get_engine
+from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
+from idsvc.faces.imaging import decode_image
+from idsvc.faces.models import FaceConsent, FaceTemplate
+from idsvc.faces.packs import PackError
+from idsvc.registry import scope
+from idsvc.registry.access import check_access, consume_use
+from idsvc.registry.models import Door, Grant, Person, Site
+
+MAX_ENROL_IMAGES = 5
+UNKNOWN_FACE = "unknown_face"
+FACE_MISMATCH = "face_mismatch"
+NO_TEMPLATE = "no_face_template"
+
+
+class FaceEngineUnavailable(InvalidInput):
+    status = 503
+    code = "face_engine_unavailable"
+
+
+def engine_for(settings: Settings) -> FaceEngine:
+    try:
+        return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
+    except PackError as exc:
+        raise FaceEngineUnavailable(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """The service settings with the site's own overrides (Site.settings["faces"]), e.g. a calibrated threshold."""
+
+    threshold: float
+    liveness_mode: str  # off | advisory | enforce
+    quality: QualityPolicy
+
+    @classmethod
+    def of(cls, settings: Settings, site: Site) -> SitePolicy:
+        overrides = (site.settings or {}).get("faces", {})
+        return cls(
+            threshold=float(overrides.get("threshold", settings.face_threshold)),
+            liveness_mode=str(overrides.get("liveness_mode", settings.face_liveness_mode)),
+            quality=QualityPolicy(
+                min_face_px=settings.face_min_size_px,
+                min_sharpness=settings.face_min_sharpness,
+                liveness_threshold=settings.face_liveness_threshold,
+            ),
+        )
+
+
+# --- who may do what -------------------------------------------------------------------------------
+
+
+def _person_for(session: Session, principal: Principal, person_id: int, *, manage: bool) -> Person:
+    """The person, if the caller may see (and with manage=True, enrol) their face data; else 404/403.
+
+    Site admins and district admins: anyone of their sites. Owners: people they registered and tenants
+    of their units. Tenants: themselves, to read and delete (not enrol: enrolment is attended).
+    """
+    person = session.get(Person, person_id)
+    if person is None or principal.role is Role.device or not scope.can_see_person(session, principal, person):
+        raise scope.not_visible("person", person_id)
+    if manage and principal.role is Role.tenant:
+        raise Forbidden("Tenants may read and delete their face data; enrolment is done by their landlord or the site.", code="forbidden_role")
+    return person
+
+
+def active_consent(session: Session, person_id: int) -> FaceConsent | None:
+    return session.scalar(
+        select(FaceConsent).where(FaceConsent.person_id == person_id, FaceConsent.withdrawn_at.is_(None)).order_by(FaceConsent.id.desc())
+    )
+
+
+# --- consent ---------------------------------------------------------------------------------------
+
+
+def record_consent(
+    session: Session, principal: Principal, person_id: int, *, purpose: str, method: str, given_at: datetime | None = None
+) -> FaceConsent:
+    person = _person_for(session, principal, person_id, manage=True)
+    now = utcnow()
+    if given_at is not None and given_at > now:
+        raise InvalidInput("given_at is in the future.", code="consent_in_future")
+    consent = FaceConsent(
+        site_id=person.site_id, person_id=person.id, purpose=purpose, method=method, given_at=given_at or now, recorded_by=principal.actor
+    )
+    session.add(consent)
+    session.flush()
+    audit.append(
+        session,
+        audit.NewEvent(
+            kind="face.consent_recorded",
+            actor=principal.actor,
+            site_id=person.site_id,
+            person_id=person.id,
+            entity_type="face_consent",
+            entity_id=consent.id,
+            data={"purpose": purpose, "method": method, "given_at": consent.given_at.isoformat()},
+        ),
+    )
+    return consent
+
+
+def withdraw_consent(session: Session, principal: Principal, person_id: int) -> int:
+    """Withdraw every active consent and delete the person's templates; returns templates deleted."""
+    person = _person_for(session, principal, person_id, manage=False)
+    now = utcnow()
+    consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id, FaceConsent.withdrawn_at.is_(None))).all()
+    for consent in consents:
+        consent.withdrawn_at, consent.withdrawn_by = now, principal.actor
+    deleted = _delete_templates(session, person)
+    audit.append(
+        session,
+        audit.NewEvent(
+            kind="face.consent_withdrawn",
+            actor=principal.actor,
+            site_id=person.site_id,
+            person_id=person.id,
+            data={"consents": [c.id for c in consents], "templates_deleted": deleted},
+        ),
+    )
+    return deleted
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+
+def extract_for_enrolment(engine: FaceEngine, policy: SitePolicy, data: bytes, max_pixels: int) -> Extraction:
+    """One enrolment photo through the quality gate; raises a 422 naming the first problem."""
+    extraction = engine.extract(decode_image(data, max_pixels), policy.quality, check_liveness=policy.liveness_mode != "off")
+    problems = extraction.blocking_problems
+    if extraction.spoof_suspected and policy.liveness_mode == "enforce":
+        problems.append(Reason.SPOOF_SUSPECTED)
+    if problems:
+        raise InvalidInput(_REJECTIONS[problems[0]], code=problems[0], details={"problems": problems, "quality": extraction.quality()})
+    return extraction
+
+
+_REJECTIONS = {
+    Reason.NO_FACE: "No face was found in the photo.",
+    Reason.MULTIPLE_FACES: "More than one face is in the photo; send a photo of the enrolled person alone.",
+    Reason.FACE_TOO_SMALL: "The face is too small; move closer or send a larger photo.",
+    Reason.LOW_QUALITY: "The face is blurred, turned away or partly hidden; send a sharp, frontal photo.",
+    Reason.SPOOF_SUSPECTED: "The photo looks like a re-captured picture or screen, not a live face.",
+}
+
+
+def enrol(ctx: AppContext, session: Session, principal: Principal, person_id: int, images: list[bytes]) -> FaceTemplate:
+    """Create or replace the person's template from 1..5 photos (the mean of their embeddings)."""
+    person = _person_for(session, principal, person_id, manage=True)
+    if not 1 <= len(images) <= MAX_ENROL_IMAGES:
+        raise InvalidInput(f"Send between 1 and {MAX_ENROL_IMAGES} photos.", code="image_count")
+    consent = active_consent(session, person.id)
+    if consent is None:
+        raise Conflict("Record the person's consent before enrolling their face.", code="consent_required")
+    engine = engine_for(ctx.settings)
+    policy = SitePolicy.of(ctx.settings, session.get(Site, person.site_id))  # type: ignore[arg-type]
+    extractions = []
+    for index, data in enumerate(images):
+        try:
+            extractions.append(extract_for_enrolment(engine, policy, data, ctx.settings.face_max_pixels))
+        except InvalidInput as exc:
+            exc.details = {"image": index, **(exc.details or {})}
+            raise
+    vectors = np.stack([e.embedding for e in extractions])  # type: ignore[misc]
+    if len(vectors) > 1 and float((vectors @ vectors.T).min()) < policy.threshold:
+        # Photos of two different people under one name would make a template that matches neither well.
+        raise InvalidInput("The photos do not show the same person.", code="images_disagree")
+    mean = vectors.mean(axis=0)
+    template_vector = mean / np.linalg.norm(mean)
+    template = session.scalar(select(FaceTemplate).where(FaceTemplate.person_id == person.id, FaceTemplate.pack == engine.pack))
+    if template is None:
+        template = FaceTemplate(site_id=person.site_id, person_id=person.id, pack=engine.pack)
+        session.add(template)
+    template.consent_id = consent.id
+    template.dim = engine.dim
+    template.sealed = seal_embedding(ctx.sealer, template_vector, person.site_id, person.id, engine.pack)
+    template.images_used = len(images)
+    template.quality = [e.quality() for e in extractions]
+    template.created_by = principal.actor
+    template.updated_at = utcnow()
+    bump_version(session, person.site_id)
+    session.flush()
+    audit.append(
+        session,
+        audit.NewEvent(
+            kind="face.enrolled",
+            actor=principal.actor,
+            site_id=person.site_id,
+            person_id=person.id,
+            entity_type="face_template",
+            entity_id=template.id,
+            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id},
+        ),
+    )
+    return template
+
+
+def _delete_templates(session: Session, person: Person) -> int:
+    templates = session.scalars(select(FaceTemplate).where(FaceTemplate.person_id == person.id)).all()
+    for template in templates:
+        session.delete(template)
+    if templates:
+        bump_version(session, person.site_id)
+    return len(templates)
+
+
+def delete_template(session: Session, principal: Principal, person_id: int) -> int:
+    person = _person_for(session, principal, person_id, manage=False)
+    deleted = _delete_templates(session, person)
+    if deleted:
+        audit.append(session, audit.NewEvent(kind="face.deleted", actor=principal.actor, site_id=person.site_id, person_id=person.id))
+    return deleted
+
+
+def face_record(session: Session, principal: Principal, person_id: int) -> dict[str, Any]:
+    """What is held about a person's face (never the template itself); reading it is audited."""
+    person = _person_for(session, principal, person_id, manage=False)
+    consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id).order_by(FaceConsent.id)).all()
+    templates = session.scalars(select(FaceTemplate).where(FaceTemplate.person_id == person.id).order_by(FaceTemplate.id)).all()
+    audit.append(session, audit.NewEvent(kind="face.record_read", actor=principal.actor, site_id=person.site_id, person_id=person.id))
+    return {
+        "person_id": person.id,
+        "site_id": person.site_id,
+        "consents": [
+            {
+                "id": c.id,
+                "purpose": c.purpose,
+                "method": c.method,
+                "given_at": c.given_at,
+                "recorded_by": c.recorded_by,
+                "withdrawn_at": c.withdrawn_at,
+                "withdrawn_by": c.withdrawn_by,
+            }
+            for c in consents
+        ],
+        "templates": [
+            {"id": t.id, "pack": t.pack, "images_used": t.images_used, "quality": t.quality, "created_at": t.created_at, "updated_at": t.updated_at}
+            for t in templates
+        ],
+    }
+
+
+# --- door verification -----------------------------------------------------------------------------
+
+
+@dataclass
+class FaceDecision:
+    allow: bool
+    reasons: list[str]
+    person_id: int | None
+    score: float | None
+    threshold: float
+    warnings: list[str]
+    quality: dict[str, Any]
+    grant_id: int | None = None
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def verify_at_door(
+    ctx: AppContext, principal: Principal, door_id: int, image: bytes, *, person_id: int | None = None, at: datetime | None = None
+) -> FaceDecision:
+    """Identify (1:N among this site's enrolled people, or 1:1 against person_id), then authorise."""
+    principal.require_role(Role.device)
+    if door_id not in principal.door_ids:
+        raise Forbidden("This device does not serve that door.", code="door_not_assigned")
+    engine = engine_for(ctx.settings)
+    picture = decode_image(image, ctx.settings.face_max_pixels)  # bad bytes are a 4xx, not a decision
+    at = at or utcnow()
+    with ctx.db.session() as session:
+        door = session.get(Door, door_id)
+        if door is None:
+            raise scope.not_visible("door", door_id)
+        policy = SitePolicy.of(ctx.settings, session.get(Site, door.site_id))  # type: ignore[arg-type]
+        decision = _decide(ctx, session, engine, policy, door, picture, person_id, at)
+        audit.append(
+            session,
+            audit.NewEvent(
+                kind="decision",
+                actor=principal.actor,
+                site_id=door.site_id,
+                unit_id=door.unit_id,
+                door_id=door.id,
+                person_id=decision.person_id,
+                at=at,
+                data={
+                    "decision_id": decision.decision_id,
+                    "method": "face" if person_id is None else "face_1to1",
+                    "allow": decision.allow,
+                    "reasons": decision.reasons,
+                    "warnings": decision.warnings,
+                    "score": decision.score,
+                    "threshold": decision.threshold,
+                    "pack": engine.pack,
+                    "grant_id": decision.grant_id,
+                    "quality": decision.quality,
+                },
+            ),
+        )
+    return decision
+
+
+def _decide(
+    ctx: AppContext,
+    session: Session,
+    engine: FaceEngine,
+    policy: SitePolicy,
+    door: Door,
+    picture: np.ndarray,
+    claimed_person_id: int | None,
+    at: datetime,
+) -> FaceDecision:
+    extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
+    decision = FaceDecision(False, [], None, None, policy.threshold, [], extraction.quality())
+    decision.reasons = extraction.blocking_problems
+    if extraction.spoof_suspected:
+        # Advisory by default: the liveness model is not validated on real attacks (docs/models.md).
+        (decision.reasons if policy.liveness_mode == "enforce" else decision.warnings).append(Reason.SPOOF_SUSPECTED)
+    if extraction.embedding is None or decision.reasons:
+        return decision
+
+    if claimed_person_id is not None:
+        template = session.scalar(
+            select(FaceTemplate).where(
+                FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == door.site_id, FaceTemplate.pack == engine.pack
+            )
+        )
+        if template is None:
+            decision.reasons.append(NO_TEMPLATE)
+            return decision
+        decision.score = round(cosine(open_embedding(ctx.sealer, template), extraction.embedding), 4)
+        if decision.score < policy.threshold:
+            decision.reasons.append(FACE_MISMATCH)
+            return decision
+        person_id = claimed_person_id
+    else:
+        gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, door.site_id, engine.pack, engine.dim)
+        best = gallery.best(extraction.embedding)
+        decision.score = None if best is None else round(best[1], 4)
+        if best is None or best[1] < policy.threshold:
+            decision.reasons.append(UNKNOWN_FACE)
+            return decision
+        # The best match over the whole site, not over the people granted here: a face that looks more
+        # like an ungranted resident than like any granted one is that resident, and is refused.
+        person_id = best[0]
+
+    decision.person_id = person_id
+    access = check_access(session, door.id, at, person_id=person_id)
+    decision.grant_id = access.grant_id
+    decision.reasons.extend(access.reasons)
+    grant = session.get(Grant, access.grant_id) if access.allowed and access.grant_id is not None else None
+    # As for passes: count a use only where the grant limits them, and only when all else allows.
+    if grant is not None and grant.max_uses is not None and not consume_use(session, grant.id):
+        decision.reasons.append("uses_exhausted")
+    decision.reasons = sorted(set(decision.reasons))
+    decision.allow = access.allowed and not decision.reasons
+    return decision
