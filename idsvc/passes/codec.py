@@ -17,6 +17,7 @@ from typing import Any
 import cbor2
 import numpy as np
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cwt import COSE, COSEKey
 from cwt.cose_key_interface import COSEKeyInterface
@@ -221,9 +222,18 @@ def kid_of(public_key: PublicKeyTypes) -> bytes:
     return hashlib.sha256(spki_der(public_key)).digest()[:8]
 
 
-def cose_public_key(public_key: PublicKeyTypes, kid: bytes, alg: int | None = None) -> COSEKeyInterface:
+def cose_public_key(public_key: PublicKeyTypes, kid: bytes) -> COSEKeyInterface:
+    """A verifying key for python-cwt; the algorithm follows from the key type, never from a header."""
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        alg = ""  # python-cwt sets EdDSA for OKP keys
+    elif isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(public_key.curve, ec.SECP256R1):
+        alg = "ES256"
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        alg = "PS256"  # only to read outside issuers such as EU certificates
+    else:
+        raise CodecError("key_unsupported", "only Ed25519, P-256 and RSA (PS256) keys are supported.")
     pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return COSEKey.from_pem(pem, alg=alg or "", kid=kid)
+    return COSEKey.from_pem(pem, alg=alg, kid=kid)
 
 
 # --- the whole text ---------------------------------------------------------------------------

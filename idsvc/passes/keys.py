@@ -69,7 +69,7 @@ def signing_key(row: IssuerKey, sealer: Sealer) -> COSEKeyInterface:
 
 def verifying_key(row: IssuerKey) -> COSEKeyInterface:
     public = serialization.load_der_public_key(row.public_der)
-    return codec.cose_public_key(public, bytes.fromhex(row.kid), row.alg if row.alg != codec.ALG_EDDSA else None)
+    return codec.cose_public_key(public, bytes.fromhex(row.kid))
 
 
 def rotate(session: Session, sealer: Sealer, actor: Principal) -> IssuerKey:

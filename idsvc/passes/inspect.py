@@ -1,0 +1,256 @@
+"""Layer-by-layer inspection of any QR: ours (``NH1:``) or an EU Digital COVID Certificate (``HC1:``).
+
+An operator sees which layer accepts or refuses a code, and why: picture decode, prefix, base45,
+zlib, COSE signature, CBOR claims, expiry. A layer that cannot run because an earlier one failed is
+"skipped" with the reason, never silently "ok". The same decoders as the verify path are used, so
+the inspector cannot disagree with a door about why a code is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cwt.cose_key_interface import COSEKeyInterface
+
+from idsvc.passes import codec, dynamic, qr
+from idsvc.passes.claims import CLAIM_EXP, CLAIM_IAT, CLAIM_NBF, parse_claims
+
+LAYERS = ("picture", "prefix", "base45", "zlib", "cose", "cbor", "expiry")
+HCERT_CLAIM = -260
+
+
+@dataclass
+class TrustedSigner:
+    """A key the operator trusts, with every kid it may appear under (DCC: hash of the certificate)."""
+
+    public_key: PublicKeyTypes
+    kids: frozenset[bytes]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrustedSigner:
+        """X.509 certificate (DER, PEM or base64 DER) or a public key (DER/PEM SPKI, or raw 32-byte Ed25519)."""
+        loaders = (
+            lambda d: x509.load_pem_x509_certificate(d),
+            lambda d: x509.load_der_x509_certificate(d),
+            lambda d: x509.load_der_x509_certificate(base64.b64decode(d, validate=True)),
+        )
+        for load in loaders:
+            try:
+                cert = load(data)
+            except Exception:
+                continue
+            public = cert.public_key()
+            der = cert.public_bytes(serialization.Encoding.DER)
+            return cls(public, frozenset({hashlib.sha256(der).digest()[:8], codec.kid_of(public)}))  # type: ignore[arg-type]
+        for load_key in (serialization.load_pem_public_key, serialization.load_der_public_key):
+            try:
+                public = load_key(data)
+            except Exception:
+                continue
+            return cls(public, frozenset({codec.kid_of(public)}))  # type: ignore[arg-type]
+        if len(data) == 32:
+            public = Ed25519PublicKey.from_public_bytes(data)
+            return cls(public, frozenset({codec.kid_of(public)}))
+        raise ValueError("not an X.509 certificate or a public key (PEM, DER, base64 DER or raw Ed25519)")
+
+    def key_for(self, kid: bytes | None) -> COSEKeyInterface | None:
+        if kid is None or kid not in self.kids:
+            return None
+        return codec.cose_public_key(self.public_key, kid)
+
+
+@dataclass
+class Layer:
+    name: str
+    status: str = "skipped"  # ok | failed | skipped
+    detail: str = "an earlier layer failed"
+    code: str | None = None
+
+    def ok(self, detail: str) -> None:
+        self.status, self.detail, self.code = "ok", detail, None
+
+    def fail(self, code: str, detail: str) -> None:
+        self.status, self.detail, self.code = "failed", detail, code
+
+    def skip(self, detail: str) -> None:
+        self.status, self.detail = "skipped", detail
+
+
+@dataclass
+class Report:
+    prefix: str
+    at: datetime
+    layers: dict[str, Layer] = field(default_factory=lambda: {name: Layer(name) for name in LAYERS})
+    header: dict[str, Any] = field(default_factory=dict)
+    claims: Any = None
+    text: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(layer.status != "failed" for layer in self.layers.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": "ok" if self.ok else "failed",
+            "prefix": self.prefix,
+            "at": self.at.isoformat(),
+            "layers": [{"layer": l.name, "status": l.status, "code": l.code, "detail": l.detail} for l in self.layers.values()],
+            "header": self.header,
+            "claims": self.claims,
+            "text": self.text,
+        }
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    if depth > 32:
+        return "..."
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, cbor2.CBORTag):
+        return {"tag": value.tag, "value": _json_safe(value.value, depth + 1)}
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, depth + 1) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def normalise_prefix(prefix: str) -> str:
+    return prefix if prefix.endswith(":") else prefix + ":"
+
+
+def inspect(
+    text: str | None = None,
+    *,
+    image: bytes | None = None,
+    prefix: str = codec.PREFIX,
+    signers: list[TrustedSigner] | None = None,
+    at: datetime,
+) -> Report:
+    """Run every layer on a QR text or picture; never raises for bad input."""
+    prefix = normalise_prefix(prefix)
+    report = Report(prefix=prefix, at=at)
+    layers = report.layers
+    if image is not None:
+        try:
+            found = qr.decode_image(image)
+        except qr.ImageError as exc:
+            layers["picture"].fail(exc.code, exc.message)
+            return report
+        if not found:
+            layers["picture"].fail("qr_not_found", "no QR code could be read from the picture.")
+            return report
+        text = found[0]
+        layers["picture"].ok(f"read {len(found)} QR code(s); inspecting the first")
+    else:
+        layers["picture"].skip("the input is text, not a picture")
+    assert text is not None
+    report.text = text
+    try:
+        body = codec.strip_prefix(text, prefix)
+    except codec.CodecError as exc:
+        layers["prefix"].fail(exc.code, exc.message)
+        return report
+    layers["prefix"].ok(f"starts with {prefix}")
+    try:
+        data = codec.b45decode(body)
+    except codec.CodecError as exc:
+        layers["base45"].fail(exc.code, exc.message)
+        return report
+    layers["base45"].ok(f"{len(body)} characters -> {len(data)} bytes")
+    if codec.looks_compressed(data):
+        try:
+            data = codec.inflate(data)
+        except codec.CodecError as exc:
+            layers["zlib"].fail(exc.code, exc.message)
+            return report
+        layers["zlib"].ok(f"inflated to {len(data)} bytes")
+    elif prefix == codec.DCC_PREFIX:
+        layers["zlib"].fail("zlib_missing", "EU certificates are always zlib-compressed; this one is not.")
+        return report
+    else:
+        layers["zlib"].ok("not compressed (ours are compressed only when that makes them smaller)")
+    _cose_layers(report, data, signers or [])
+    return report
+
+
+def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner]) -> None:
+    layers = report.layers
+    try:
+        outer = codec.cbor_loads(data, "the payload")
+        presentation = dynamic.parse(outer) if report.prefix == codec.PREFIX else None
+        message = codec.parse_sign1(presentation.pass_token if presentation else data)
+    except codec.CodecError as exc:
+        layers["cose"].fail(exc.code, exc.message)
+        return
+    report.header = {
+        "alg": codec.ALG_NAMES.get(message.alg, message.alg) if message.alg is not None else None,
+        "kid": message.kid.hex() if message.kid is not None else None,
+        "cwt_tag": message.cwt_tagged,
+        "presentation": "dynamic" if presentation else "static",
+    }
+    if not signers:
+        layers["cose"].skip("no trusted signer given (--cert or --key): signature not checked")
+    else:
+        key = next((k for k in (s.key_for(message.kid) for s in signers) if k is not None), None)
+        if key is None:
+            layers["cose"].fail("kid_unknown", f"kid {report.header['kid']} does not belong to any trusted signer.")
+        else:
+            try:
+                codec.verify_signature(message, key)
+                layers["cose"].ok(f"{report.header['alg']} signature verifies with kid {report.header['kid']}")
+            except codec.CodecError as exc:
+                layers["cose"].fail(exc.code, exc.message)
+    try:
+        claims = _claims_layer(report, message.payload)
+    except codec.CodecError as exc:
+        layers["cbor"].fail(exc.code, exc.message)
+        return
+    _expiry_layer(report, claims)
+
+
+def _claims_layer(report: Report, payload: bytes) -> dict[Any, Any]:
+    claims = codec.cbor_loads(payload, "the claims")
+    if not isinstance(claims, dict):
+        raise codec.CodecError("claims_invalid", "the claims are not a CBOR map.")
+    report.claims = _json_safe(claims)
+    if report.prefix == codec.DCC_PREFIX:
+        hcert = claims.get(HCERT_CLAIM)
+        if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):
+            raise codec.CodecError("claims_invalid", "claim -260 (hcert) must map 1 to the certificate map.")
+        report.layers["cbor"].ok("CWT claims with an EU certificate (hcert -260)")
+    elif report.prefix == codec.PREFIX:
+        parsed = parse_claims(payload)
+        report.layers["cbor"].ok(f"pass {parsed.pass_id.hex()} of type {parsed.pass_type.value}")
+    else:
+        report.layers["cbor"].ok("a CBOR map of claims (unknown prefix: contents not checked)")
+    return claims
+
+
+def _expiry_layer(report: Report, claims: dict[Any, Any]) -> None:
+    layer, now = report.layers["expiry"], report.at.timestamp()
+    times = {name: claims.get(key) for name, key in (("iat", CLAIM_IAT), ("nbf", CLAIM_NBF), ("exp", CLAIM_EXP))}
+    if any(v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)) for v in times.values()):
+        layer.fail("claims_invalid", "iat, nbf and exp must be numbers.")
+        return
+    if times["exp"] is None:
+        layer.fail("exp_missing", "the claims carry no expiry (exp).")
+        return
+    start = times["nbf"] if times["nbf"] is not None else times["iat"]
+    if start is not None and now < start:
+        layer.fail("pass_not_yet_valid", f"validation time is before {'nbf' if times['nbf'] is not None else 'iat'} ({datetime.fromtimestamp(start, UTC).isoformat()}).")
+    elif now >= times["exp"]:
+        layer.fail("pass_expired", f"expired at {datetime.fromtimestamp(times['exp'], UTC).isoformat()}.")
+    else:
+        layer.ok(f"valid at {report.at.isoformat()} (exp {datetime.fromtimestamp(times['exp'], UTC).isoformat()})")
