@@ -31,6 +31,13 @@ def register(app: typer.Typer) -> None:
         _migrate(settings)
         typer.echo("database is up to date")
 
+    @app.command("master-key")
+    def master_key() -> None:
+        """Print a new random master key for IDSVC_MASTER_KEY (base64 of 32 bytes)."""
+        from idsvc.core.sealing import new_master_key
+
+        typer.echo(new_master_key())
+
     @app.command()
     def serve(
         host: str = typer.Option(None, help="Bind address (default from IDSVC_HOST)."),

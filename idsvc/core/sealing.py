@@ -1,10 +1,10 @@
 """Authenticated encryption at rest for secrets and biometric templates (AES-256-GCM).
 
 The master key ring comes from configuration: ``IDSVC_MASTER_KEY`` holds one or more base64 keys
-separated by commas, the first one seals, all of them open (so keys can be rotated: add the new key
-first, re-seal with ``idsvc keys reseal``, then drop the old one). Each sealed blob names its key by
-a 4-byte id and is bound to an ``aad`` string (what it belongs to), so a blob copied onto another
-row does not open.
+separated by commas; the first one seals, all of them open, so a key is rotated by putting the new
+one first and keeping the old one until nothing sealed with it remains. Each sealed blob names its
+key by a 4-byte id and is bound to an ``aad`` string (what it belongs to), so a blob copied onto
+another row does not open.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Sealer:
             try:
                 keys = [base64.b64decode(part.strip(), validate=True) for part in master_key.split(",") if part.strip()]
             except ValueError as exc:
-                raise SealingError("IDSVC_MASTER_KEY is not valid base64; generate one with `idsvc keys new-master`") from exc
+                raise SealingError("IDSVC_MASTER_KEY is not valid base64; generate one with `idsvc master-key`") from exc
             return cls(keys)
         return cls([_development_key(data_dir)])
 
@@ -66,9 +66,6 @@ class Sealer:
             return aead.decrypt(blob[5:17], blob[17:], aad.encode())
         except InvalidTag as exc:
             raise SealingError("sealed value failed authentication (tampered, or bound to another record)") from exc
-
-    def needs_reseal(self, blob: bytes) -> bool:
-        return blob[1:5] != self._current_id
 
 
 def new_master_key() -> str:
