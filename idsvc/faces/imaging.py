@@ -31,7 +31,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             # Pillow's own bomb check only warns below 2x its limit; ours is exact and an error.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own hard limit, far above ours
+        raise PayloadTooLarge(f"The image claims more than {max_pixels} pixels.", code="image_too_large") from exc
+    except (UnidentifiedImageError, OSError) as exc:
         raise InvalidInput("The data is not an image in a supported format (JPEG, PNG, WebP, BMP).", code="not_an_image") from exc
     if image.format not in ALLOWED_FORMATS:
         raise InvalidInput(f"Image format {image.format} is not accepted; send JPEG, PNG, WebP or BMP.", code="unsupported_image_format")

@@ -53,7 +53,8 @@ def engine_for(settings: Settings) -> FaceEngine:
 
 @dataclass(frozen=True)
 class SitePolicy:
-    """The service settings with the site's own overrides (Site.settings["faces"]), e.g. a calibrated threshold."""
+    """The service settings with the site's own overrides: Site.settings["faces"] may set threshold
+    (calibrated with `idsvc faces evaluate`), liveness_mode and liveness_threshold."""
 
     threshold: float
     liveness_mode: str  # off | advisory | enforce
@@ -68,7 +69,7 @@ class SitePolicy:
             quality=QualityPolicy(
                 min_face_px=settings.face_min_size_px,
                 min_sharpness=settings.face_min_sharpness,
-                liveness_threshold=settings.face_liveness_threshold,
+                liveness_threshold=float(overrides.get("liveness_threshold", settings.face_liveness_threshold)),
             ),
         )
 
