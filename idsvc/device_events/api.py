@@ -1,0 +1,51 @@
+"""``POST /v1/device/events``: a bridge uploads what it journalled; each event is stored exactly once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from idsvc.auth.deps import Caller, Ctx
+from idsvc.core.validation import RowId, Timestamp
+from idsvc.device_events import service
+
+router = APIRouter(prefix="/v1/device", tags=["device"])
+
+MAX_BATCH = 500
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="Stable id the device gave the event; re-sending it is a no-op.")]
+    kind: Annotated[str, Field(min_length=1, max_length=48, pattern=r"^[a-z][a-z0-9_]*$", description="access_granted, door_forced, command_timeout, ...")]
+    at: Timestamp
+    door_id: RowId | None = None
+    person_id: RowId | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class EventsOut(BaseModel):
+    stored: list[str]
+    duplicates: list[str]
+    rejected: dict[str, str]
+
+
+@router.post("/events")
+def upload_events(body: EventsIn, ctx: Ctx, caller: Caller) -> EventsOut:
+    """Store each event once and append it to the audit trail as ``device.<kind>``.
+
+    Every event id of the batch is in exactly one of the answer's lists; a client may forget the
+    stored and duplicate ones, and should keep (and report) rejected ones rather than resend them.
+    """
+    incoming = [service.Incoming(e.event_id, e.kind, e.at, e.door_id, e.person_id, e.data) for e in body.events]
+    result = service.ingest(ctx, caller, incoming)
+    return EventsOut(stored=result.stored, duplicates=result.duplicates, rejected=result.rejected)
