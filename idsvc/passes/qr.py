@@ -15,6 +15,7 @@ import segno
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
+UNIT_PREFIX = "NHU1:"  # "one house, one code": a unit's stable code, not a credential
 ERROR_LEVEL = "q"  # ~25 % of the symbol may be damaged
 MAX_PIXELS = 4096 * 4096
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
@@ -35,6 +36,10 @@ class ImageError(Exception):
 def _symbol(text: str) -> segno.QRCode:
     # boost_error=False: level Q exactly as specified, so the symbol size is predictable for printing.
     return segno.make_qr(text, error=ERROR_LEVEL, boost_error=False)
+
+
+def unit_code_text(code: str) -> str:
+    return UNIT_PREFIX + code.upper()  # upper case keeps the QR in compact alphanumeric mode
 
 
 def render_png(text: str, scale: int = 6, border: int = 4) -> bytes:

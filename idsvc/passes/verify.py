@@ -115,9 +115,13 @@ class PassVerifier:
             found = self._passes[pass_id] = (row[0], row[1])
         return found
 
-    def identify(self, text: str, door_id: int, at: datetime, challenge: bytes | None = None) -> Identification:
+    def identify(self, text: str | None, door_id: int, at: datetime, challenge: bytes | None = None) -> Identification:
+        """``text`` None means a camera frame held no readable QR."""
         trust_version, status_version = self._refresh()
         result = Identification(trust_version=trust_version, status_version=status_version)
+        if text is None:
+            result.reasons.append("qr_not_found")
+            return result
         try:
             data = codec.decode_text(text)
             outer = codec.cbor_loads(data, "the QR payload")
@@ -170,7 +174,7 @@ class PassVerifier:
             reasons.append("presentation_required")  # a static picture of a phone-bound pass: a screenshot
         return result
 
-    def decide(self, door_id: int, text: str, *, actor: str, at: datetime | None = None, challenge: bytes | None = None) -> Decision:
+    def decide(self, door_id: int, text: str | None, *, actor: str, at: datetime | None = None, challenge: bytes | None = None) -> Decision:
         at = at or utcnow()
         ident = self.identify(text, door_id, at, challenge)
         reasons = list(ident.reasons)
