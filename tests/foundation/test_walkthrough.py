@@ -23,10 +23,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _idsvc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "idsvc", *args], env=env, capture_output=True, text=True, timeout=60)
-
-
 @pytest.fixture
 def server(ctx: AppContext, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     """A service process on an empty database of this test run (SQLite or PostgreSQL)."""
@@ -102,25 +98,38 @@ def test_readme_walkthrough(server: tuple[str, dict[str, str], Path]) -> None:
     csv_text = httpx.get(f"{api}/audit/events.csv", headers=admin).text
     assert csv_text.splitlines()[0].startswith("seq,at,kind")
 
-    verify = _idsvc(env, "audit", "verify")
+    verify = subprocess.run([sys.executable, "-m", "idsvc", "audit", "verify"], env=env, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["ok"] is True
 
 
-def test_operator_cli_creates_and_refuses_with_a_named_fix(server: tuple[str, dict[str, str], Path]) -> None:
-    _base, env, _ = server
-    created = _idsvc(env, "site", "create", "second-park", "Second Park", "--timezone", "Asia/Shanghai")
-    assert created.returncode == 0, created.stderr
+def test_operator_cli_creates_and_refuses_with_a_named_fix(ctx: AppContext, tmp_path: Path) -> None:
+    """In-process (the entry point itself runs as a real process in the walk-through above)."""
+    from typer.testing import CliRunner
+
+    from idsvc.cli import app
+
+    env = {"IDSVC_DATA_DIR": str(tmp_path), "IDSVC_DATABASE_URL": ctx.db.url, "IDSVC_REDIS_URL": ctx.settings.redis_url}
+    runner = CliRunner()
+
+    def idsvc(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args), env=env)
+
+    created = idsvc("site", "create", "second-park", "Second Park", "--timezone", "Asia/Shanghai")
+    assert created.exit_code == 0, created.output
     assert json.loads(created.stdout)["code"] == "second-park"
 
-    duplicate = _idsvc(env, "site", "create", "second-park", "Again")
-    assert duplicate.returncode == 1 and "duplicate_code" in duplicate.stderr and "Traceback" not in duplicate.stderr
+    duplicate = idsvc("site", "create", "second-park", "Again")
+    assert duplicate.exit_code == 1 and "duplicate_code" in duplicate.stderr and "Traceback" not in duplicate.output
 
-    bad_zone = _idsvc(env, "site", "create", "third", "Third", "--timezone", "Mars/Olympus")
-    assert bad_zone.returncode == 1 and "timezone" in bad_zone.stderr
+    bad_zone = idsvc("site", "create", "third", "Third", "--timezone", "Mars/Olympus")
+    assert bad_zone.exit_code == 1 and "timezone" in bad_zone.stderr
 
-    naive = _idsvc(env, "grant", "tenant", "--unit", "1", "--person", "2", "--until", "2027-01-01")
-    assert naive.returncode == 1 and "2026-12-01T00:00:00+08:00" in naive.stderr
+    naive = idsvc("grant", "tenant", "--unit", "1", "--person", "2", "--until", "2027-01-01")
+    assert naive.exit_code == 1 and "2026-12-01T00:00:00+08:00" in naive.stderr
 
-    key = _idsvc(env, "key", "create", "--role", "district_admin", "--label", "ops")
-    assert key.returncode == 0 and json.loads(key.stdout)["token"].startswith("idsvc_")
+    missing_unit = idsvc("grant", "tenant", "--unit", "999", "--person", "2", "--until", "2027-01-01T00:00:00+08:00")
+    assert missing_unit.exit_code == 1 and "unit_not_found" in missing_unit.stderr
+
+    key = idsvc("key", "create", "--role", "district_admin", "--label", "ops")
+    assert key.exit_code == 0 and json.loads(key.stdout)["token"].startswith("idsvc_")
