@@ -3,6 +3,7 @@ they run exists (the commands themselves run in other tests outside Docker)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -25,7 +26,7 @@ def _idsvc_commands(text: str) -> list[list[str]]:
         line = match.group(1).strip()
         if not line.lstrip('["').startswith("idsvc"):
             continue
-        words = [w.strip('",[]') for w in (line.split(",") if line.startswith("[") else shlex.split(line))]
+        words = json.loads(line) if line.startswith("[") else shlex.split(line)
         commands.append(words)
     return commands
 
