@@ -14,21 +14,21 @@ from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import InvalidInput
-from idsvc.core.validation import Timestamp
+from idsvc.core.validation import RowId, Seq, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
 class AuditQuery(BaseModel):
-    site_id: int | None = None
-    door_id: int | None = None
-    person_id: int | None = None
-    actor: str | None = Query(None, max_length=80)
-    kind: str | None = Query(None, max_length=64, description="Exact kind, or a prefix ending in '.' such as 'grant.'")
+    site_id: RowId | None = None
+    door_id: RowId | None = None
+    person_id: RowId | None = None
+    actor: ShortText | None = Query(None, max_length=80)
+    kind: ShortText | None = Query(None, max_length=64, description="Exact kind, or a prefix ending in '.' such as 'grant.'")
     since: Timestamp | None = None
     until: Timestamp | None = None
-    after_seq: int | None = Query(None, ge=0, description="Cursor: return events after this sequence number.")
+    after_seq: Seq | None = Query(None, description="Cursor: return events after this sequence number.")
 
 
 def _scoped_filter(ctx: Ctx, caller: Principal, q: AuditQuery) -> service.AuditFilter:

@@ -124,7 +124,7 @@ def _filtered(flt: AuditFilter) -> Select[tuple[AuditEvent]]:
         if value is not None:
             stmt = stmt.where(column == value)
     if flt.kind:
-        stmt = stmt.where(AuditEvent.kind.startswith(flt.kind) if flt.kind.endswith(".") else AuditEvent.kind == flt.kind)
+        stmt = stmt.where(AuditEvent.kind.startswith(flt.kind, autoescape=True) if flt.kind.endswith(".") else AuditEvent.kind == flt.kind)
     if flt.since is not None:
         stmt = stmt.where(AuditEvent.at >= flt.since)
     if flt.until is not None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from idsvc.auth import service
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.validation import Timestamp
+from idsvc.core.validation import RowId, ShortText, Timestamp
 
 router = APIRouter(prefix="/v1", tags=["auth"])
 
@@ -19,10 +19,10 @@ class ApiKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    site_id: int | None = None
-    person_id: int | None = None
-    device_id: int | None = None
-    label: str = Field("", max_length=200)
+    site_id: RowId | None = None
+    person_id: RowId | None = None
+    device_id: RowId | None = None
+    label: ShortText = ""
     expires_at: Timestamp | None = None
 
 
@@ -64,15 +64,17 @@ def create_api_key(body: ApiKeyIn, ctx: Ctx, caller: Caller) -> IssuedKeyOut:
 
 
 @router.get("/api-keys")
-def list_api_keys(ctx: Ctx, caller: Caller, site_id: int | None = None) -> list[ApiKeyOut]:
+def list_api_keys(ctx: Ctx, caller: Caller, site_id: RowId | None = None) -> list[ApiKeyOut]:
     with ctx.db.session() as s:
         return [ApiKeyOut.model_validate(k) for k in service.list_keys(s, caller, site_id)]
 
 
 @router.delete("/api-keys/{key_id}")
-def revoke_api_key(key_id: int, ctx: Ctx, caller: Caller) -> ApiKeyOut:
+def revoke_api_key(key_id: RowId, ctx: Ctx, caller: Caller) -> ApiKeyOut:
     with ctx.db.session() as s:
-        return ApiKeyOut.model_validate(service.revoke_key(s, caller, key_id))
+        revoked = ApiKeyOut.model_validate(service.revoke_key(s, caller, key_id))
+    ctx.principals.clear()  # this node at once; other nodes when their one-second cache lapses
+    return revoked
 
 
 @router.get("/me")

@@ -64,16 +64,28 @@ def grant_problems(grant: Grant, at: datetime, timezone: str) -> list[str]:
 
 
 def check_access(
-    session: Session, door_id: int, at: datetime, *, person_id: int | None = None, vehicle_id: int | None = None
+    session: Session,
+    door_id: int,
+    at: datetime,
+    *,
+    person_id: int | None = None,
+    vehicle_id: int | None = None,
+    plate: str | None = None,
 ) -> AccessResult:
-    if (person_id is None) == (vehicle_id is None):
-        raise ValueError("give exactly one of person_id and vehicle_id")
+    """``plate`` (normalised, see ``core.validation.normalise_plate``) is looked up in the door's site;
+    a plate nobody registered there is an unknown subject, like an unknown person."""
+    if sum(x is not None for x in (person_id, vehicle_id, plate)) != 1:
+        raise ValueError("give exactly one of person_id, vehicle_id and plate")
     door = session.get(Door, door_id)
     if door is None:
         return AccessResult.deny(Reason.DOOR_UNKNOWN)
     reasons: list[str] = []
     if door.status is not Status.active:
         reasons.append(Reason.DOOR_INACTIVE)
+    if plate is not None:
+        vehicle_id = session.scalar(select(Vehicle.id).where(Vehicle.site_id == door.site_id, Vehicle.plate == plate))
+        if vehicle_id is None:
+            return AccessResult.deny(Reason.SUBJECT_UNKNOWN, *reasons)
 
     subject: Person | Vehicle | None = session.get(Person, person_id) if person_id is not None else session.get(Vehicle, vehicle_id)
     if subject is None:

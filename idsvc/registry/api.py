@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, status
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.core.db import utcnow
+from idsvc.core.validation import Reason, RowId
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
 from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
-SiteQuery = Query(..., description="The site to list.")
+SiteQuery = Query(description="The site to list.")
 
 
 # --- sites and buildings -------------------------------------------------------------------------
@@ -28,13 +31,13 @@ def list_sites(ctx: Ctx, caller: Caller) -> list[schemas.SiteOut]:
 
 
 @router.get("/sites/{site_id}")
-def get_site(site_id: int, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
+def get_site(site_id: RowId, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
     with ctx.db.session() as s:
         return schemas.SiteOut.model_validate(sites.get_site(s, caller, site_id))
 
 
 @router.patch("/sites/{site_id}")
-def update_site(site_id: int, body: schemas.SitePatch, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
+def update_site(site_id: RowId, body: schemas.SitePatch, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
     with ctx.db.session() as s:
         return schemas.SiteOut.model_validate(sites.update_site(s, caller, site_id, body))
 
@@ -46,13 +49,13 @@ def create_building(body: schemas.BuildingIn, ctx: Ctx, caller: Caller) -> schem
 
 
 @router.get("/buildings")
-def list_buildings(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.BuildingOut]:
+def list_buildings(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.BuildingOut]:
     with ctx.db.session() as s:
         return [schemas.BuildingOut.model_validate(x) for x in sites.list_buildings(s, caller, site_id)]
 
 
 @router.get("/buildings/{building_id}")
-def get_building(building_id: int, ctx: Ctx, caller: Caller) -> schemas.BuildingOut:
+def get_building(building_id: RowId, ctx: Ctx, caller: Caller) -> schemas.BuildingOut:
     with ctx.db.session() as s:
         return schemas.BuildingOut.model_validate(sites.get_building(s, caller, building_id))
 
@@ -65,38 +68,38 @@ def register_unit(body: schemas.UnitIn, ctx: Ctx, caller: Caller) -> schemas.Uni
 
 
 @router.get("/units")
-def list_units(ctx: Ctx, caller: Caller, site_id: int | None = None, building_id: int | None = None) -> list[schemas.UnitOut]:
+def list_units(ctx: Ctx, caller: Caller, site_id: RowId | None = None, building_id: RowId | None = None) -> list[schemas.UnitOut]:
     with ctx.db.session() as s:
         return [schemas.UnitOut.of(s, u) for u in units.list_units(s, caller, site_id, building_id)]
 
 
 @router.get("/units/{unit_id}")
-def get_unit(unit_id: int, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
+def get_unit(unit_id: RowId, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
     with ctx.db.session() as s:
         return schemas.UnitOut.of(s, units.get_unit(s, caller, unit_id))
 
 
 @router.patch("/units/{unit_id}")
-def update_unit(unit_id: int, body: schemas.UnitPatch, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
+def update_unit(unit_id: RowId, body: schemas.UnitPatch, ctx: Ctx, caller: Caller) -> schemas.UnitOut:
     with ctx.db.session() as s:
         return schemas.UnitOut.of(s, units.update_unit(s, caller, unit_id, body))
 
 
 @router.post("/units/{unit_id}/tenants", **CREATED)
-def add_tenant(unit_id: int, body: schemas.TenancyIn, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+def add_tenant(unit_id: RowId, body: schemas.TenancyIn, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
     with ctx.db.session() as s:
         return schemas.GrantOut.model_validate(units.add_tenant(s, caller, unit_id, body))
 
 
 @router.get("/units/{unit_id}/tenants")
-def list_tenants(unit_id: int, ctx: Ctx, caller: Caller, include_ended: bool = False) -> list[schemas.GrantOut]:
+def list_tenants(unit_id: RowId, ctx: Ctx, caller: Caller, include_ended: bool = False) -> list[schemas.GrantOut]:
     with ctx.db.session() as s:
         return [schemas.GrantOut.model_validate(g) for g in units.list_tenancies(s, caller, unit_id, include_ended)]
 
 
 @router.delete("/units/{unit_id}/tenants/{person_id}")
 def end_tenancy(
-    unit_id: int, person_id: int, ctx: Ctx, caller: Caller, reason: str = Query("tenancy ended", min_length=1, max_length=500)
+    unit_id: RowId, person_id: RowId, ctx: Ctx, caller: Caller, reason: Annotated[Reason, Query()] = "tenancy ended"
 ) -> list[schemas.GrantOut]:
     with ctx.db.session() as s:
         return [schemas.GrantOut.model_validate(g) for g in units.end_tenancy(s, caller, unit_id, person_id, reason)]
@@ -110,19 +113,19 @@ def create_door(body: schemas.DoorIn, ctx: Ctx, caller: Caller) -> schemas.DoorO
 
 
 @router.get("/doors")
-def list_doors(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DoorOut]:
+def list_doors(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DoorOut]:
     with ctx.db.session() as s:
         return [schemas.DoorOut.model_validate(d) for d in doors.list_doors(s, caller, site_id)]
 
 
 @router.get("/doors/{door_id}")
-def get_door(door_id: int, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def get_door(door_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
         return schemas.DoorOut.model_validate(doors.get_door(s, caller, door_id))
 
 
 @router.patch("/doors/{door_id}")
-def update_door(door_id: int, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
         return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body))
 
@@ -134,19 +137,19 @@ def create_door_group(body: schemas.DoorGroupIn, ctx: Ctx, caller: Caller) -> sc
 
 
 @router.get("/door-groups")
-def list_door_groups(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DoorGroupOut]:
+def list_door_groups(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DoorGroupOut]:
     with ctx.db.session() as s:
         return [schemas.DoorGroupOut.of(g) for g in doors.list_door_groups(s, caller, site_id)]
 
 
 @router.get("/door-groups/{group_id}")
-def get_door_group(group_id: int, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
+def get_door_group(group_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
     with ctx.db.session() as s:
         return schemas.DoorGroupOut.of(doors.get_door_group(s, caller, group_id))
 
 
 @router.put("/door-groups/{group_id}/doors")
-def set_door_group_doors(group_id: int, body: schemas.DoorGroupDoors, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
+def set_door_group_doors(group_id: RowId, body: schemas.DoorGroupDoors, ctx: Ctx, caller: Caller) -> schemas.DoorGroupOut:
     with ctx.db.session() as s:
         return schemas.DoorGroupOut.of(doors.set_door_group_doors(s, caller, group_id, body.door_ids))
 
@@ -158,19 +161,19 @@ def create_device(body: schemas.DeviceIn, ctx: Ctx, caller: Caller) -> schemas.D
 
 
 @router.get("/devices")
-def list_devices(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.DeviceOut]:
+def list_devices(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DeviceOut]:
     with ctx.db.session() as s:
         return [schemas.DeviceOut.of(d) for d in doors.list_devices(s, caller, site_id)]
 
 
 @router.get("/devices/{device_id}")
-def get_device(device_id: int, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
+def get_device(device_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
     with ctx.db.session() as s:
         return schemas.DeviceOut.of(doors.get_device(s, caller, device_id))
 
 
 @router.patch("/devices/{device_id}")
-def update_device(device_id: int, body: schemas.DevicePatch, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
+def update_device(device_id: RowId, body: schemas.DevicePatch, ctx: Ctx, caller: Caller) -> schemas.DeviceOut:
     with ctx.db.session() as s:
         return schemas.DeviceOut.of(doors.update_device(s, caller, device_id, body))
 
@@ -183,19 +186,19 @@ def create_person(body: schemas.PersonIn, ctx: Ctx, caller: Caller) -> schemas.P
 
 
 @router.get("/people")
-def list_people(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.PersonOut]:
+def list_people(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.PersonOut]:
     with ctx.db.session() as s:
         return [schemas.PersonOut.model_validate(p) for p in people.list_people(s, caller, site_id)]
 
 
 @router.get("/people/{person_id}")
-def get_person(person_id: int, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+def get_person(person_id: RowId, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
         return schemas.PersonOut.model_validate(people.get_person(s, caller, person_id))
 
 
 @router.patch("/people/{person_id}")
-def update_person(person_id: int, body: schemas.PersonPatch, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+def update_person(person_id: RowId, body: schemas.PersonPatch, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
         return schemas.PersonOut.model_validate(people.update_person(s, caller, person_id, body))
 
@@ -207,13 +210,13 @@ def create_vehicle(body: schemas.VehicleIn, ctx: Ctx, caller: Caller) -> schemas
 
 
 @router.get("/vehicles")
-def list_vehicles(ctx: Ctx, caller: Caller, site_id: int = SiteQuery) -> list[schemas.VehicleOut]:
+def list_vehicles(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.VehicleOut]:
     with ctx.db.session() as s:
         return [schemas.VehicleOut.model_validate(v) for v in people.list_vehicles(s, caller, site_id)]
 
 
 @router.get("/vehicles/{vehicle_id}")
-def get_vehicle(vehicle_id: int, ctx: Ctx, caller: Caller) -> schemas.VehicleOut:
+def get_vehicle(vehicle_id: RowId, ctx: Ctx, caller: Caller) -> schemas.VehicleOut:
     with ctx.db.session() as s:
         return schemas.VehicleOut.model_validate(people.get_vehicle(s, caller, vehicle_id))
 
@@ -229,10 +232,10 @@ def create_grant(body: schemas.GrantIn, ctx: Ctx, caller: Caller) -> schemas.Gra
 def list_grants(
     ctx: Ctx,
     caller: Caller,
-    site_id: int | None = None,
-    person_id: int | None = None,
-    vehicle_id: int | None = None,
-    unit_id: int | None = None,
+    site_id: RowId | None = None,
+    person_id: RowId | None = None,
+    vehicle_id: RowId | None = None,
+    unit_id: RowId | None = None,
     status: Status | None = None,
 ) -> list[schemas.GrantOut]:
     with ctx.db.session() as s:
@@ -241,13 +244,13 @@ def list_grants(
 
 
 @router.get("/grants/{grant_id}")
-def get_grant(grant_id: int, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+def get_grant(grant_id: RowId, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
     with ctx.db.session() as s:
         return schemas.GrantOut.model_validate(grants.get_grant(s, caller, grant_id))
 
 
 def _status_route(verb: str) -> None:
-    def change(grant_id: int, body: schemas.StatusChange, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
+    def change(grant_id: RowId, body: schemas.StatusChange, ctx: Ctx, caller: Caller) -> schemas.GrantOut:
         with ctx.db.session() as s:
             return schemas.GrantOut.model_validate(grants.change_status(s, caller, grant_id, verb, body.reason))
 
@@ -264,8 +267,5 @@ def check_access(body: schemas.AccessCheckIn, ctx: Ctx, caller: Caller) -> schem
     at = body.at or utcnow()
     with ctx.db.session() as s:
         door = doors.get_door(s, caller, body.door_id)
-        vehicle_id = body.vehicle_id
-        if body.plate is not None:
-            vehicle_id = people.find_vehicle_by_plate(s, door.site_id, body.plate).id
-        result = access.check_access(s, door.id, at, person_id=body.person_id, vehicle_id=vehicle_id)
+        result = access.check_access(s, door.id, at, person_id=body.person_id, vehicle_id=body.vehicle_id, plate=body.plate)
         return schemas.AccessCheckOut(allowed=result.allowed, reasons=list(result.reasons), grant_id=result.grant_id, at=at)

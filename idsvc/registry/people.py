@@ -69,7 +69,12 @@ def update_person(session: Session, principal: Principal, person_id: int, body: 
     ) or principal.person_id == person.id
     if not may_edit:
         raise Forbidden("You may view this person but not change them.", code="forbidden_scope")
-    changed = events.changes(person, body.model_dump(exclude_unset=True))
+    patch = body.model_dump(exclude_unset=True)
+    if patch.get("external_ref") and patch["external_ref"] != person.external_ref and session.scalar(
+        select(Person.id).where(Person.site_id == person.site_id, Person.external_ref == patch["external_ref"])
+    ):
+        raise Conflict(f"A person with external_ref '{patch['external_ref']}' exists in this site.", code="duplicate_external_ref")
+    changed = events.changes(person, patch)
     if changed:
         # Field names only: the audit trail must not become a second copy of personal data.
         events.record(session, principal, "person.updated", entity_type="person", entity_id=person.id, site_id=person.site_id, person_id=person.id, data={"fields": sorted(changed)})

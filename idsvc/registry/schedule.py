@@ -24,6 +24,8 @@ class ScheduleWindow(BaseModel):
     def _check(self) -> ScheduleWindow:
         if len(set(self.days)) != len(self.days):
             raise ValueError("days repeat")
+        if self.start == "24:00":
+            raise ValueError("a window cannot start at 24:00; start at 00:00 of the next day")
         if self.start == self.end:
             raise ValueError("start and end are the same time; omit the schedule for all day")
         return self

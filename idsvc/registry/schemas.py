@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
-from idsvc.core.validation import Code, ExternalRef, Label, Name, Phone, Plate, Reason, Timestamp, TimeZoneName
+from idsvc.core.validation import Code, ExternalRef, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
 from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
 from idsvc.registry.scope import unit_door_group_id
@@ -45,7 +45,7 @@ class SiteOut(Out):
 
 
 class BuildingIn(In):
-    site_id: int
+    site_id: RowId
     code: Code
     name: Name
 
@@ -58,16 +58,16 @@ class BuildingOut(Out):
 
 
 class UnitIn(In):
-    building_id: int
+    building_id: RowId
     label: Label
     kind: UnitKind = UnitKind.flat
-    owner_id: int | None = Field(None, description="Owner (landlord); an owner registering their own unit may omit it.")
+    owner_id: RowId | None = Field(None, description="Owner (landlord); an owner registering their own unit may omit it.")
 
 
 class UnitPatch(In):
     label: Label | None = None
     kind: UnitKind | None = None
-    owner_id: int | None = None
+    owner_id: RowId | None = None
 
 
 class UnitOut(Out):
@@ -88,12 +88,12 @@ class UnitOut(Out):
 
 
 class DoorIn(In):
-    site_id: int
+    site_id: RowId
     code: Code
     name: Name
     kind: DoorKind
-    building_id: int | None = None
-    unit_id: int | None = None
+    building_id: RowId | None = None
+    unit_id: RowId | None = None
 
 
 class DoorPatch(In):
@@ -113,13 +113,13 @@ class DoorOut(Out):
 
 
 class DoorGroupIn(In):
-    site_id: int
+    site_id: RowId
     name: Name
-    door_ids: list[int] = Field(default_factory=list, max_length=1000)
+    door_ids: list[RowId] = Field(default_factory=list, max_length=1000)
 
 
 class DoorGroupDoors(In):
-    door_ids: list[int] = Field(max_length=1000)
+    door_ids: list[RowId] = Field(max_length=1000)
 
 
 class DoorGroupOut(Out):
@@ -135,7 +135,7 @@ class DoorGroupOut(Out):
 
 
 class PersonIn(In):
-    site_id: int
+    site_id: RowId
     display_name: Name
     kind: PersonKind
     phone: Phone | None = None
@@ -146,6 +146,14 @@ class PersonPatch(In):
     display_name: Name | None = None
     phone: Phone | None = None
     external_ref: ExternalRef | None = None
+
+    @field_validator("display_name")
+    @classmethod
+    def _keep_name(cls, value: str | None) -> str:
+        # phone and external_ref may be cleared with null; a person always has a name.
+        if value is None:
+            raise ValueError("display_name cannot be cleared")
+        return value
 
 
 class PersonOut(Out):
@@ -160,9 +168,9 @@ class PersonOut(Out):
 
 
 class VehicleIn(In):
-    site_id: int
+    site_id: RowId
     plate: Plate
-    owner_person_id: int | None = None
+    owner_person_id: RowId | None = None
     company: Name | None = None
 
 
@@ -176,16 +184,16 @@ class VehicleOut(Out):
 
 
 class DeviceIn(In):
-    site_id: int
+    site_id: RowId
     code: Code
     name: Name
     kind: DeviceKind
-    door_ids: list[int] = Field(default_factory=list, max_length=200)
+    door_ids: list[RowId] = Field(default_factory=list, max_length=200)
 
 
 class DevicePatch(In):
     name: Name | None = None
-    door_ids: list[int] | None = Field(None, max_length=200)
+    door_ids: list[RowId] | None = Field(None, max_length=200)
 
 
 class DeviceOut(Out):
@@ -219,9 +227,9 @@ class Window(In):
 
 
 class GrantIn(Window):
-    door_group_id: int
-    person_id: int | None = None
-    vehicle_id: int | None = None
+    door_group_id: RowId
+    person_id: RowId | None = None
+    vehicle_id: RowId | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> GrantIn:
@@ -231,7 +239,7 @@ class GrantIn(Window):
 
 
 class TenancyIn(Window):
-    person_id: int
+    person_id: RowId
 
 
 class StatusChange(In):
@@ -256,9 +264,9 @@ class GrantOut(Out):
 
 
 class AccessCheckIn(In):
-    door_id: int
-    person_id: int | None = None
-    vehicle_id: int | None = None
+    door_id: RowId
+    person_id: RowId | None = None
+    vehicle_id: RowId | None = None
     plate: Plate | None = None
     at: Timestamp | None = None
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
-from idsvc.core.db import Base
+from idsvc.core.db import Base, utcnow
 from idsvc.core.errors import NotFound
-from idsvc.registry.models import DoorGroup, Grant, Person, Unit
+from idsvc.registry.models import DoorGroup, Grant, Person, Status, Unit
 
 T = TypeVar("T", bound=Base)
 
@@ -42,7 +42,14 @@ def unit_door_group_id(session: Session, unit_id: int) -> int | None:
 
 
 def tenant_unit_ids(session: Session, person_id: int) -> list[int]:
-    return list(session.scalars(select(Grant.unit_id).where(Grant.person_id == person_id, Grant.unit_id.is_not(None)).distinct()))
+    """Units the person rents now (or will): a tenant taken off a unit, or whose tenancy ran out, no longer sees it."""
+    return list(
+        session.scalars(
+            select(Grant.unit_id)
+            .where(Grant.person_id == person_id, Grant.unit_id.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
+            .distinct()
+        )
+    )
 
 
 def visible_person_ids_for_owner(session: Session, principal: Principal) -> set[int]:

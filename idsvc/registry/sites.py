@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict
 from idsvc.registry import events, schemas
@@ -24,6 +25,7 @@ def create_site(session: Session, principal: Principal, body: schemas.SiteIn) ->
 
 
 def list_sites(session: Session, principal: Principal) -> list[Site]:
+    principal.require_role(Role.district_admin, Role.site_admin, Role.owner, Role.tenant)  # devices: device API only
     stmt = select(Site).order_by(Site.id)
     if not principal.is_district_admin:
         stmt = stmt.where(Site.id == principal.site_id)
