@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
 from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, make_store
@@ -16,6 +17,7 @@ class AppContext:
     db: Database
     kv: KeyValueStore
     sealer: Sealer
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:

@@ -95,6 +95,7 @@ def _reset(ctx: AppContext) -> None:
             else:
                 connection.execute(table.delete())
     ctx.kv.clear()
+    ctx.principals.clear()
 
 
 @pytest.fixture

@@ -32,14 +32,20 @@ def get_principal(request: Request, ctx: Ctx) -> Principal:
     token = _presented_token(request)
     if not token:
         raise Unauthenticated("Send an API key as 'Authorization: Bearer <key>'.", code="missing_credentials")
+    token_hash = service.hash_token(token)
+    cached = ctx.principals.get(token_hash)
+    if cached is not None:
+        return cached
     try:
         with ctx.db.session() as session:
-            return service.resolve(session, token)
+            principal = service.resolve(session, token)
     except Unauthenticated:
         # Count failures per client so keys cannot be guessed at speed.
         if ctx.kv.incr(limit_key, 60) > ctx.settings.auth_failures_per_minute:
             raise TooManyRequests("Too many failed attempts; wait a minute.") from None
         raise
+    ctx.principals.put(token_hash, principal)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
