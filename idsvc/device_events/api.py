@@ -1,4 +1,4 @@
-"""``POST /v1/device/events``: a bridge uploads what it journalled; each event is stored exactly once."""
+"""Bridge calls: ``POST /v1/device/events`` (journal upload, stored exactly once) and ``POST /v1/device/plate-verify``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
-from idsvc.core.validation import RowId, Timestamp
-from idsvc.device_events import service
+from idsvc.core.validation import Plate, RowId, Timestamp
+from idsvc.device_events import plates, service
 
 router = APIRouter(prefix="/v1/device", tags=["device"])
 
@@ -49,3 +49,24 @@ def upload_events(body: EventsIn, ctx: Ctx, caller: Caller) -> EventsOut:
     incoming = [service.Incoming(e.event_id, e.kind, e.at, e.door_id, e.person_id, e.data) for e in body.events]
     result = service.ingest(ctx, caller, incoming)
     return EventsOut(stored=result.stored, duplicates=result.duplicates, rejected=result.rejected)
+
+
+class PlateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    door_id: RowId
+    plate: Plate
+
+
+class PlateOut(BaseModel):
+    decision_id: str
+    allow: bool
+    reasons: list[str]
+    grant_id: int | None
+
+
+@router.post("/plate-verify")
+def plate_verify(body: PlateIn, ctx: Ctx, caller: Caller) -> PlateOut:
+    """May the vehicle with this plate pass this gate lane now? Audited as a ``decision`` (method plate)."""
+    decision = plates.decide(ctx, caller, body.door_id, body.plate)
+    return PlateOut(decision_id=decision.decision_id, allow=decision.allow, reasons=decision.reasons, grant_id=decision.grant_id)

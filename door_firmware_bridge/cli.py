@@ -1,0 +1,87 @@
+"""``door-bridge``: run the bridge, check a config, show the status of a running bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+from door_firmware_bridge.config import BridgeConfig, ConfigError, load
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+CONFIG = typer.Option(Path("/etc/door-bridge/site.toml"), "--config", "-c", help="The site's TOML config.", envvar="DOOR_BRIDGE_CONFIG")
+
+
+def _load(path: Path) -> BridgeConfig:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        typer.echo(f"config error:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("check-config")
+def check_config(config: Path = CONFIG) -> None:
+    """Validate the config and say what the bridge would drive; exit 2 naming each bad field."""
+    cfg = _load(config)
+    from door_firmware_bridge.offline import root_key
+
+    if cfg.offline.enabled:
+        try:
+            kid = root_key(cfg.offline.root_public_key).kid.hex()
+        except Exception as exc:
+            typer.echo(f"config error:\n{config}: offline.root_public_key: not a base64 DER public key ({exc})", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"offline: on, root key kid {kid}, staleness limit {cfg.offline.max_staleness_s} s, feed {cfg.offline.feed.value}")
+    else:
+        typer.echo("offline: off (every decision needs the service)")
+    typer.echo(f"site {cfg.site}: service {cfg.service.url}, broker {cfg.broker.host}:{cfg.broker.port} as {cfg.client_id}")
+    for door in cfg.doors:
+        extra = f" lane={door.lane.value}" if door.lane.value != "pass_only" else ""
+        typer.echo(f"  door {door.name} (id {door.door_id}): {door.adapter.value}/{door.profile.value if door.adapter.value == 'mqtt' else 'isapi'}, pulse {door.pulse_s:g} s{extra}")
+    typer.echo("config ok")
+
+
+@app.command()
+def run(config: Path = CONFIG, log_level: str = typer.Option("info", help="debug, info, warning")) -> None:
+    """Run the bridge until SIGTERM/SIGINT."""
+    cfg = _load(config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from door_firmware_bridge.bridge import Bridge
+
+    async def main() -> None:
+        bridge = Bridge(cfg)
+        task = asyncio.create_task(bridge.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+
+
+@app.command()
+def status(config: Path = CONFIG) -> None:
+    """What the running bridge last reported (adapters, doors, offline cache age) and the journal backlog."""
+    cfg = _load(config)
+    from door_firmware_bridge.bridge import STATUS_FILE
+    from door_firmware_bridge.journal import Journal
+
+    path = cfg.offline.cache_dir / STATUS_FILE
+    report = json.loads(path.read_text()) if path.exists() else {"running": "no status file; is the bridge running?"}
+    if cfg.journal.path.exists():
+        journal = Journal(cfg.journal.path)
+        report["journal"] = journal.counts()  # read now, not from the last report
+        journal.close()
+    typer.echo(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,214 @@
+"""The site's TOML config, validated before anything touches a door.
+
+One file per site: the service and the bridge's device key, the MQTT broker, the doors with their
+adapters, and the offline and temperature policies. :func:`load` raises :class:`ConfigError` naming
+the field at fault (``doors[2].pulse_s: ...``) so an integrator can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+HARD_STALENESS_CAP_S = 24 * 3600  # design/passes.md: default 15 min, never more than 24 h
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(Strict):
+    url: Annotated[str, Field(pattern=r"^https?://", description="Base URL of the idsvc service.")]
+    device_key: str = Field("", description="The bridge's device API key (role device, bound to these doors).")
+    device_key_file: Path | None = Field(None, description="File holding the key instead (mode 0600).")
+    timeout_s: Annotated[float, Field(gt=0, le=10)] = 1.5
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if bool(self.device_key) == (self.device_key_file is not None):
+            raise ValueError("give exactly one of device_key and device_key_file")
+        return self
+
+    def key(self) -> str:
+        return self.device_key or (self.device_key_file.read_text().strip() if self.device_key_file else "")
+
+
+class BrokerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    client_id: str = Field("", description="Unique per bridge: two clients with one id knock each other off the broker.")
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=600)] = 15
+
+
+class JournalConfig(Strict):
+    path: Path = Path("var/bridge-journal.db")
+    upload_batch: Annotated[int, Field(ge=1, le=500)] = 200
+    upload_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+
+
+class FeedKind(str, enum.Enum):
+    http = "http"
+    file = "file"
+
+
+class OfflineConfig(Strict):
+    enabled: bool = True
+    max_staleness_s: Annotated[int, Field(ge=10, le=HARD_STALENESS_CAP_S)] = 900
+    root_public_key: str = Field("", description="Base64 DER (SPKI) of the service's trust-list root key, pinned here.")
+    feed: FeedKind = FeedKind.http
+    feed_dir: Path | None = Field(None, description="For feed = 'file': where trust-list.cose and status-list.cose are dropped.")
+    refresh_s: Annotated[float, Field(ge=1, le=600)] = 30.0
+    cache_dir: Path = Path("var/bridge-cache")
+
+    @model_validator(mode="after")
+    def _feed(self) -> Self:
+        if self.enabled and not self.root_public_key:
+            raise ValueError("offline decisions need root_public_key (set enabled = false to run online only)")
+        if self.enabled and self.feed is FeedKind.file and self.feed_dir is None:
+            raise ValueError("feed = 'file' needs feed_dir")
+        return self
+
+
+class TemperatureConfig(Strict):
+    high_c: Annotated[float, Field(ge=36.0, le=40.0, description="Deny at or above (37.3 usual in China, 38.0 elsewhere).")] = 37.3
+    low_c: Annotated[float, Field(ge=30.0, le=36.5, description="Deny below: a reading this low is a bad measurement.")] = 35.0
+    plausible_min_c: float = 32.0
+    plausible_max_c: float = 45.0
+    window_s: Annotated[float, Field(gt=0, le=60, description="A reading counts for a scan only this close in time, from the same device.")] = 5.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.plausible_min_c <= self.low_c < self.high_c <= self.plausible_max_c:
+            raise ValueError("need plausible_min_c <= low_c < high_c <= plausible_max_c")
+        return self
+
+
+class Adapter(str, enum.Enum):
+    mqtt = "mqtt"
+    isapi = "isapi"
+
+
+class Profile(str, enum.Enum):
+    acs = "acs"  # the schema of docs/bridge.md
+    nuki = "nuki"
+    tasmota = "tasmota"
+
+
+class Lane(str, enum.Enum):
+    pass_only = "pass_only"
+    plate_only = "plate_only"
+    plate_and_pass = "plate_and_pass"
+
+
+class IsapiTerminal(Strict):
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    username: str
+    password: str
+    door_no: Annotated[int, Field(ge=1, le=64)] = 1
+    timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.0
+
+
+class CameraConfig(Strict):
+    source: str = Field(description="rtsp://... URL or a video file path.")
+    open_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    read_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    watchdog_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    repeat_s: Annotated[float, Field(ge=0, le=60, description="The same QR text again within this time is one scan.")] = 3.0
+
+
+class DoorConfig(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="The door's MQTT topic segment.")]
+    door_id: Annotated[int, Field(ge=1, description="The door's id in the service.")]
+    site_id: Annotated[int, Field(ge=1)]
+    door_group_ids: list[int] = Field(default_factory=list, description="For offline QR: a pass whose scope names one of these opens the door.")
+    adapter: Adapter = Adapter.mqtt
+    profile: Profile = Profile.acs
+    device_topic: str = Field("", description="nuki/tasmota: the device's own topic (nuki/<id>, tasmota topic).")
+    isapi: IsapiTerminal | None = None
+    camera: CameraConfig | None = None
+    pulse_s: Annotated[float, Field(ge=1, le=30, description="Unlock for this long; the device relocks by itself.")] = 5.0
+    command_ttl_s: Annotated[float, Field(ge=1, le=30, description="A command not executed within this is void.")] = 5.0
+    ack_timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    relock_grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    held_open_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    require_temperature: bool = False
+    offline_qr: bool = True
+    lane: Lane = Lane.pass_only
+    plate_window_s: Annotated[float, Field(gt=0, le=120)] = 20.0
+    plate_min_confidence: Annotated[int, Field(ge=0, le=100)] = 80
+
+    @model_validator(mode="after")
+    def _adapter_fields(self) -> Self:
+        if self.adapter is Adapter.isapi and self.isapi is None:
+            raise ValueError("adapter 'isapi' needs an [doors.isapi] table")
+        if self.adapter is Adapter.mqtt and self.profile is not Profile.acs and not self.device_topic:
+            raise ValueError(f"profile '{self.profile.value}' needs device_topic")
+        if self.command_ttl_s < self.ack_timeout_s:
+            raise ValueError("command_ttl_s must be at least ack_timeout_s (an ack may not outlive its command)")
+        return self
+
+
+class ListenerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8099
+
+
+class BridgeConfig(Strict):
+    site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="MQTT topic segment of the site.")]
+    service: ServiceConfig
+    broker: BrokerConfig = BrokerConfig()
+    journal: JournalConfig = JournalConfig()
+    offline: OfflineConfig
+    temperature: TemperatureConfig = TemperatureConfig()
+    listener: ListenerConfig = ListenerConfig()
+    doors: Annotated[list[DoorConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [d.name for d in self.doors]
+        ids = [d.door_id for d in self.doors]
+        if len(set(names)) != len(names) or len(set(ids)) != len(ids):
+            raise ValueError("door names and door_ids must be unique")
+        return self
+
+    @property
+    def client_id(self) -> str:
+        return self.broker.client_id or f"door-bridge-{self.site}"
+
+    def door(self, name: str) -> DoorConfig:
+        return next(d for d in self.doors if d.name == name)
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message names every field at fault."""
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse(data: dict[str, object], origin: str = "config") -> BridgeConfig:
+    try:
+        return BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{origin}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load(path: Path) -> BridgeConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path))

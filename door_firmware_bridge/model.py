@@ -1,0 +1,135 @@
+"""What flows through the bridge: events from devices in, decisions and pulse commands out."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Time-ordered and unique across restarts (ms clock + 64 random bits): event and command ids."""
+    return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A skin-temperature reading; ``source``/``at`` tie it to one transaction at one device."""
+
+    celsius: float
+    source: str
+    at: datetime
+    abnormal_flag: bool | None = None  # what the terminal itself said (Hikvision isAbnomalTemperature)
+
+
+@dataclass(frozen=True)
+class Presented:
+    """Someone or something presented evidence at a door: a QR, a plate, a face frame (any may be None)."""
+
+    door: str
+    source: str  # which device saw it (terminal serial, camera), for tying readings to it
+    at: datetime = field(default_factory=utcnow)
+    qr: str | None = None
+    plate: str | None = None
+    plate_confidence: int | None = None
+    face_jpeg: bytes | None = None
+    temperature: Reading | None = None
+    device_serial: int | None = None
+    mono: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The device's own answer to a command (``cmd_id`` None: a profile without ids, one in flight)."""
+
+    door: str
+    cmd_id: str | None
+    status: str  # executed, rejected_expired, rejected_duplicate, rejected_busy, device_error
+    lock_state: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class DoorState:
+    door: str
+    lock: str | None = None  # locked, unlocking, unlocked, locking, open, jammed, unknown
+    contact: str | None = None  # closed, open, unknown, fault
+    battery: int | None = None
+    tamper: bool | None = None
+
+
+@dataclass(frozen=True)
+class Availability:
+    door: str
+    online: bool
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A device event that only needs journalling (recovered terminal events, tamper, ...)."""
+
+    door: str | None
+    kind: str
+    data: dict[str, Any]
+    at: datetime = field(default_factory=utcnow)
+
+
+DeviceEvent = Presented | CommandResult | DoorState | Availability | Recorded
+
+
+@dataclass(frozen=True)
+class Command:
+    cmd_id: str
+    duration_s: float
+    issued_at: datetime
+    expires_at: datetime
+    decision_id: str | None
+
+    @classmethod
+    def pulse(cls, duration_s: float, ttl_s: float, decision_id: str | None) -> Command:
+        now = utcnow()
+        return cls(new_id(), duration_s, now, now + timedelta(seconds=ttl_s), decision_id)
+
+    @property
+    def ttl_s(self) -> int:
+        """Whole seconds left, for MQTT v5 message expiry (at least 1: 0 would mean 'never expires')."""
+        return max(1, int((self.expires_at - utcnow()).total_seconds()))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "cmd_id": self.cmd_id,
+            "action": "pulse_unlock",
+            "duration_s": self.duration_s,
+            "issued_at": self.issued_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "decision_id": self.decision_id,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    allow: bool
+    reasons: tuple[str, ...]
+    source: str  # online, offline, bridge (refused before asking anyone)
+    credential: str  # qr, plate, face, plate+qr
+    decision_id: str = field(default_factory=new_id)
+    person_id: int | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def deny(cls, source: str, credential: str, *reasons: str, versions: dict[str, Any] | None = None) -> Decision:
+        return cls(False, tuple(sorted(set(reasons))), source, credential, versions=versions or {})
+
+    def with_reasons(self, *extra: str) -> Decision:
+        """The same decision with more reasons against it: any reason makes it a denial."""
+        if not extra:
+            return self
+        reasons = tuple(sorted(set(self.reasons) | set(extra)))
+        return Decision(False, reasons, self.source, self.credential, self.decision_id, self.person_id, self.versions)

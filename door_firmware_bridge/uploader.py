@@ -1,0 +1,57 @@
+"""Uploads the journal to the service, at least once: an event is marked only after the service answered.
+
+The service stores each event id once (POST /v1/device/events), so a batch re-sent after a lost
+answer, a crash or an hour offline is harmless. Rejected events stay in the journal, marked, with
+the service's reason, instead of being re-sent forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from door_firmware_bridge.config import JournalConfig, ServiceConfig
+from door_firmware_bridge.journal import REJECTED, UPLOADED, Journal
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+class Uploader:
+    def __init__(self, journal: Journal, service: ServiceConfig, cfg: JournalConfig) -> None:
+        self.journal = journal
+        self.cfg = cfg
+        self._client = httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {service.key()}"}, timeout=max(5.0, service.timeout_s))
+        self.last_error: str | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def upload_once(self) -> int:
+        """Send one batch of pending events; returns how many the service settled (raises on failure)."""
+        pending = await asyncio.to_thread(self.journal.pending, self.cfg.upload_batch)
+        if not pending:
+            return 0
+        answer = await self._client.post("/v1/device/events", json={"events": [e.to_upload() for e in pending]})
+        answer.raise_for_status()
+        body = answer.json()
+        done = list(body.get("stored", [])) + list(body.get("duplicates", []))
+        await asyncio.to_thread(self.journal.mark, done, UPLOADED)
+        for event_id, reason in (body.get("rejected") or {}).items():
+            await asyncio.to_thread(self.journal.mark, [event_id], REJECTED, reason)
+            log.warning("the service rejected journal event %s: %s", event_id, reason)
+        return len(pending)
+
+    async def run(self) -> None:
+        backoff = self.cfg.upload_interval_s
+        while True:
+            try:
+                settled = await self.upload_once()
+                self.last_error, backoff = None, self.cfg.upload_interval_s
+            except (httpx.HTTPError, ValueError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                settled, backoff = 0, min(backoff * 2, MAX_BACKOFF_S)
+            if settled < self.cfg.upload_batch:
+                await asyncio.sleep(backoff)

@@ -1,0 +1,50 @@
+"""The plate decision for gate lanes (``POST /v1/device/plate-verify``): a registered vehicle with a grant now.
+
+Lives here until the device API grows a vehicle path of its own (docs/device-api.md covers QR and
+faces); it uses the same authorisation core and audits a ``decision`` event like the QR path does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from idsvc.audit import service as audit
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.core.errors import Forbidden
+from idsvc.registry.access import check_access
+from idsvc.registry.models import Door
+
+
+@dataclass(frozen=True)
+class PlateDecision:
+    decision_id: str
+    allow: bool
+    reasons: list[str]
+    grant_id: int | None
+
+
+def decide(ctx: AppContext, caller: Principal, door_id: int, plate: str) -> PlateDecision:
+    caller.require_role(Role.device)
+    if door_id not in caller.door_ids:
+        raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
+    at = utcnow()
+    with ctx.db.session() as session:
+        result = check_access(session, door_id, at, plate=plate)
+        decision = PlateDecision(uuid.uuid4().hex, result.allowed, list(result.reasons), result.grant_id)
+        door = session.get(Door, door_id)
+        audit.append(
+            session,
+            audit.NewEvent(
+                kind="decision",
+                actor=caller.actor,
+                at=at,
+                site_id=door.site_id if door else None,
+                door_id=door_id,
+                data={"decision_id": decision.decision_id, "method": "plate", "plate": plate, "allow": decision.allow, "reasons": decision.reasons, "versions": {"grant_id": result.grant_id}},
+            ),
+        )
+    return decision

@@ -1,0 +1,256 @@
+"""Fixtures for the bridge tests: a real service process, a site to drive, brokers and bridge configs.
+
+The service runs as its own uvicorn process on the test database (so "service down" is a real
+process gone); Mosquitto is the machine's broker at 127.0.0.1:1883 with a topic prefix per test, or
+a private broker started by the test where it must be restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from door_firmware_bridge.bridge import Bridge
+from door_firmware_bridge.config import BridgeConfig, parse
+from door_firmware_bridge.offline import STATUS_FILE, TRUST_FILE
+from idsvc.auth import service as auth_keys
+from idsvc.auth.models import Role
+from idsvc.auth.principal import OPERATOR
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.passes import issuing, keys, status
+from idsvc.registry import doors, grants, people, schemas, scope, sites, units
+from idsvc.registry.models import DeviceKind, DoorKind, PersonKind
+
+BROKER_PORT = 1883
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+async def until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class ServiceProcess:
+    """``uvicorn idsvc.app:create_app`` on the test database; stop() and start() for outages."""
+
+    def __init__(self, ctx: AppContext, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = ctx.settings
+        self.env = os.environ | {
+            "IDSVC_DATABASE_URL": settings.effective_database_url,
+            "IDSVC_DATA_DIR": str(settings.data_dir),
+            "IDSVC_REDIS_URL": settings.redis_url,
+            "IDSVC_REDIS_PREFIX": settings.redis_prefix,
+            "IDSVC_MASTER_KEY": settings.master_key,
+        }
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "idsvc.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+
+        def healthy() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, 30, "the service to start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def service(ctx: AppContext, tmp_path: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess(ctx, tmp_path)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class Mosquitto:
+    """A private broker for tests that restart it (the shared one must stay up for everyone)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, 10, "mosquitto to listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_broker() -> Iterator[Mosquitto]:
+    broker = Mosquitto()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class Site:
+    """A site with a flat door (MQTT lock) and a park gate lane, a tenant with a pass, a registered van."""
+
+    ctx: AppContext
+    ids: dict[str, int] = field(default_factory=dict)
+    bridge_key: str = ""
+    root_spki: str = ""
+    tenant_pass: str = ""
+    tenant_pass_id: int = 0
+    employee_pass: str = ""
+
+    def issue_pass(self, person: str, lifetime: timedelta = timedelta(days=7)) -> tuple[int, str]:
+        with self.ctx.db.session() as s:
+            issued = issuing.issue(s, self.ctx.sealer, OPERATOR, self.ids[person], lifetime=lifetime)
+            return issued.row.id, issued.text
+
+    def set_pass_status(self, pass_row_id: int, status_value: str) -> None:
+        from idsvc.registry.models import Status
+
+        with self.ctx.db.session() as s:
+            issuing.change_status(s, OPERATOR, pass_row_id, Status(status_value), "test")
+
+    def write_feed(self, folder: Path) -> None:
+        """The signed trust and status lists as a sync agent would drop them for the bridge."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.ctx.db.session() as s:
+            (folder / TRUST_FILE).write_bytes(keys.trust_list(s, self.ctx.sealer))
+            (folder / STATUS_FILE).write_bytes(status.status_list(s, self.ctx.sealer))
+
+
+@pytest.fixture
+def site(ctx: AppContext) -> Site:
+    out = Site(ctx)
+    now = utcnow()
+    window = {"valid_from": now - timedelta(days=1), "valid_until": now + timedelta(days=30)}
+    with ctx.db.session() as s:
+        st = sites.create_site(s, OPERATOR, schemas.SiteIn(code="park-1", name="Park 1", timezone="Asia/Shanghai"))
+        building = sites.create_building(s, OPERATOR, schemas.BuildingIn(site_id=st.id, code="b1", name="Building 1"))
+        owner = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Owner", kind=PersonKind.owner))
+        unit = units.register_unit(s, OPERATOR, schemas.UnitIn(building_id=building.id, label="101", owner_id=owner.id))
+        flat = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=st.id, unit_id=unit.id, code="u101", name="Flat 101", kind=DoorKind.unit_door))
+        tenant = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Tenant", kind=PersonKind.tenant))
+        units.add_tenant(s, OPERATOR, unit.id, schemas.TenancyIn(person_id=tenant.id, **window))
+        gate = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=st.id, building_id=building.id, code="gate-in", name="Gate in", kind=DoorKind.gate_lane))
+        gate_group = doors.create_door_group(s, OPERATOR, schemas.DoorGroupIn(site_id=st.id, name="Park gates", door_ids=[gate.id]))
+        employee = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Employee", kind=PersonKind.employee))
+        van = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=st.id, plate="粤B12345", owner_person_id=employee.id))
+        for subject in ({"person_id": employee.id}, {"vehicle_id": van.id}):
+            grants.create_grant(s, OPERATOR, schemas.GrantIn(door_group_id=gate_group.id, **window, **subject))
+        bridge_device = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=st.id, code="bridge-1", name="Bridge", kind=DeviceKind.bridge, door_ids=[flat.id, gate.id]))
+        out.bridge_key = auth_keys.issue_key(s, OPERATOR, Role.device, label="bridge", device_id=bridge_device.id).token
+        out.ids = {"site": st.id, "unit": unit.id, "flat": flat.id, "gate": gate.id, "tenant": tenant.id, "employee": employee.id, "van": van.id,
+                   "flat_group": scope.unit_door_group_id(s, unit.id) or 0, "gate_group": gate_group.id, "device": bridge_device.id}
+        keys.active_issuer_key(s, ctx.sealer)
+        root = keys.root_public_key(s)
+        assert root is not None
+        out.root_spki = base64.b64encode(root.public_der).decode()
+    out.tenant_pass_id, out.tenant_pass = out.issue_pass("tenant")
+    _, out.employee_pass = out.issue_pass("employee")
+    return out
+
+
+def bridge_config(site: Site, tmp_path: Path, *, service_url: str, broker_port: int = BROKER_PORT, prefix: str | None = None,
+                  gate_url: str | None = None, feed_dir: Path | None = None, **overrides: Any) -> BridgeConfig:
+    """A config for this site: the flat door on MQTT, and the gate on ISAPI when ``gate_url`` is given."""
+    name = prefix or f"t{secrets.token_hex(4)}"  # the site's topic segment: tests on the shared broker never collide
+    flat: dict[str, Any] = {"name": "flat-101", "door_id": site.ids["flat"], "site_id": site.ids["site"], "door_group_ids": [site.ids["flat_group"]],
+                            "pulse_s": 1.5, "ack_timeout_s": 1.5, "command_ttl_s": 3, "relock_grace_s": 1.0, "held_open_s": 2.0}
+    flat |= overrides.pop("flat", {})
+    door_list: list[dict[str, Any]] = [flat]
+    if gate_url is not None:
+        gate = {"name": "gate-in", "door_id": site.ids["gate"], "site_id": site.ids["site"], "door_group_ids": [site.ids["gate_group"]],
+                "adapter": "isapi", "isapi": {"base_url": gate_url, "username": "admin", "password": "gate-pass-1"}, "ack_timeout_s": 2, "command_ttl_s": 4}
+        gate |= overrides.pop("gate", {})
+        door_list.append(gate)
+    data: dict[str, Any] = {
+        "site": name,
+        "service": {"url": service_url, "device_key": site.bridge_key, "timeout_s": 1.0},
+        "broker": {"host": "127.0.0.1", "port": broker_port, "client_id": f"bridge-{name}", "keepalive_s": 5},
+        "journal": {"path": str(tmp_path / "journal.db"), "upload_interval_s": 0.2},
+        "offline": {"root_public_key": site.root_spki, "cache_dir": str(tmp_path / "cache"), "refresh_s": 1.0,
+                    **({"feed": "file", "feed_dir": str(feed_dir)} if feed_dir else {})} | overrides.pop("offline", {}),
+        "listener": {"host": "127.0.0.1", "port": 0},
+        "doors": door_list,
+    } | overrides
+    return parse(data)
+
+
+@asynccontextmanager
+async def running(bridge: Bridge) -> AsyncIterator[Bridge]:
+    """Run the bridge in this loop until the block ends; it is stopped (and its tasks ended) after."""
+    task = asyncio.create_task(bridge.run())
+    try:
+        if bridge.mqtt is not None:
+            await until(lambda: bridge.mqtt is not None and bridge.mqtt.health()["connected"], 10, "the bridge to reach the broker")
+        if bridge.isapi is not None:
+            await until(lambda: bridge.isapi is not None and bridge.isapi._server is not None and bridge.isapi._server.started, 10, "the ISAPI listener")
+        yield bridge
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

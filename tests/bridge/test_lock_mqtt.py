@@ -1,0 +1,79 @@
+"""MQTT locks on the real Mosquitto, driven by a real bridge asking a real service process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiomqtt
+
+from door_firmware_bridge.bridge import Bridge
+from door_firmware_bridge.model import Command, Decision
+from door_firmware_bridge.simulators.lock import Faults, LockSim
+from tests.bridge.conftest import BROKER_PORT, ServiceProcess, Site, bridge_config, running, until
+
+
+def _kinds(bridge: Bridge) -> list[str]:
+    return [e.kind for e in bridge.journal.entries()]
+
+
+def test_qr_unlock_ack_state_and_relock(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url=service.url)
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            await lock.scan(site.tenant_pass)
+            await until(lambda: "command_result" in _kinds(bridge), 10, "the unlock to be confirmed")
+            assert lock.unlock_count == 1
+            sent = lock.received[0]
+            assert sent.retained is False and sent.expiry is not None and 1 <= sent.expiry <= cfg.doors[0].command_ttl_s
+            assert sent.payload["action"] == "pulse_unlock" and sent.payload["duration_s"] == cfg.doors[0].pulse_s
+            granted = bridge.journal.entries("access_granted")[0]
+            assert granted.data["source"] == "online" and granted.data["credential"] == "qr" and granted.data["reasons"] == []
+            assert bridge.journal.entries("command_result")[0].data["status"] == "executed"
+            # The lock relocks by itself after the pulse and reports it on its retained state.
+            await until(lambda: lock.history[-1] == "locked" and "unlocked" in lock.history, 10, "the lock to relock")
+            await until(lambda: bridge.supervisor.door_status()["flat-101"]["lock"] == "locked", 5, "the bridge to see the relock")
+            assert "relock_overdue" not in _kinds(bridge)
+            # A stranger's code is refused with the service's reasons, and nothing is sent to the lock.
+            await lock.scan("NH1:NOT-A-PASS")
+            await until(lambda: "access_denied" in _kinds(bridge), 10, "the denial")
+            assert bridge.journal.entries("access_denied")[0].data["reasons"] == ["base45_invalid"]
+            assert lock.unlock_count == 1 and len(lock.received) == 1
+            # Every journalled event reaches the service's audit trail.
+            await until(lambda: bridge.journal.counts()["pending"] == 0, 10, "the upload")
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_expired_and_duplicate_commands_are_not_run_again(site: Site, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9")
+    door = cfg.doors[0]
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, door.name, port=BROKER_PORT, faults=Faults(duplicate_acks=True))
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            allow = Decision(True, (), "online", "qr")
+            outcome = await bridge.supervisor.pulse(door, allow)
+            assert outcome.status == "executed" and lock.unlock_count == 1
+            # The lock acked twice (QoS 1 style); the second ack is journalled as ignored, not acted on.
+            await until(lambda: "command_ack_ignored" in _kinds(bridge), 5, "the duplicate ack")
+            # Replaying the same command (same cmd_id) is answered again, never run again.
+            async with aiomqtt.Client("127.0.0.1", BROKER_PORT, protocol=aiomqtt.ProtocolVersion.V5) as other:
+                replay = lock.received[0].payload
+                await other.publish(f"acs/v1/{cfg.site}/{door.name}/cmd", json.dumps(replay), qos=1)
+                expired = Command.pulse(1, 1, None).to_wire() | {"expires_at": "2020-01-01T00:00:00+00:00"}
+                await other.publish(f"acs/v1/{cfg.site}/{door.name}/cmd", json.dumps(expired), qos=1)
+                await until(lambda: len(lock.received) == 3, 5, "the lock to get both")
+            assert lock.unlock_count == 1
+            assert lock.results[expired["cmd_id"]] == "rejected_expired"
+        lock_task.cancel()
+
+    asyncio.run(scenario())
