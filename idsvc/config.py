@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     face_min_size_px: int = Field(64, ge=16, description="Smallest accepted face box side, in pixels of the decoded image.")
     face_min_sharpness: float = Field(50.0, ge=0.0, description="Smallest Laplacian variance of the 112x112 aligned face (blur gate).")
     face_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height); bigger is refused as a decompression bomb.")
+    face_template_grace_days: int = Field(
+        7, ge=0, description="Days after a person's last grant ended before `idsvc faces purge` deletes their template."
+    )
 
     @field_validator("data_dir", "models_dir")
     @classmethod

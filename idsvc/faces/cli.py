@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from idsvc.auth.principal import OPERATOR
@@ -29,7 +31,8 @@ def _engine(settings: Settings) -> FaceEngine:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
+    # On stderr, so stdout stays pure JSON for scripts.
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True))
 
 
 def register(app: typer.Typer) -> None:
@@ -123,6 +126,13 @@ def register(app: typer.Typer) -> None:
         with cli_context() as ctx, ctx.db.session() as s:
             deleted = (service.withdraw_consent if withdraw else service.delete_template)(s, OPERATOR, person_id)
             print_json({"person_id": person_id, "templates_deleted": deleted})
+
+    @faces.command("purge")
+    def faces_purge() -> None:
+        """Delete templates no grant needs any more (after IDSVC_FACE_TEMPLATE_GRACE_DAYS); run daily."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            deleted = service.purge_unneeded_templates(s, timedelta(days=ctx.settings.face_template_grace_days))
+            print_json({"templates_deleted_for_people": deleted})
 
     @faces.command("bulk-enrol")
     def faces_bulk_enrol(

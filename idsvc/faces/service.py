@@ -8,13 +8,14 @@ consent deletes the template. Door decisions search only the door's own site and
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idsvc.audit import service as audit
@@ -31,9 +32,13 @@ from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
 from idsvc.registry.access import check_access, consume_use
-from idsvc.registry.models import Door, Grant, Person, Site
+from idsvc.registry.models import Door, Grant, Person, Site, Status
+
+log = logging.getLogger(__name__)
 
 MAX_ENROL_IMAGES = 5
+FILING_THRESHOLD = 100_000
+FILING_WARNING_AT = 90_000
 UNKNOWN_FACE = "unknown_face"
 FACE_MISMATCH = "face_mismatch"
 NO_TEMPLATE = "no_face_template"
@@ -207,6 +212,10 @@ def enrol(ctx: AppContext, session: Session, principal: Principal, person_id: in
     template.updated_at = utcnow()
     bump_version(session, person.site_id)
     session.flush()
+    enrolled = session.scalar(select(func.count()).select_from(FaceTemplate).where(FaceTemplate.site_id == person.site_id)) or 0
+    if enrolled >= FILING_WARNING_AT:
+        # China's 2025 face-recognition measures: deployments holding 100,000+ faces must be filed.
+        log.warning("site %s holds %d face templates; deployments with %d or more must be filed with the authorities", person.site_id, enrolled, FILING_THRESHOLD)
     audit.append(
         session,
         audit.NewEvent(
@@ -216,7 +225,7 @@ def enrol(ctx: AppContext, session: Session, principal: Principal, person_id: in
             person_id=person.id,
             entity_type="face_template",
             entity_id=template.id,
-            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id},
+            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id, "site_templates": enrolled},
         ),
     )
     return template
@@ -236,6 +245,31 @@ def delete_template(session: Session, principal: Principal, person_id: int) -> i
     deleted = _delete_templates(session, person)
     if deleted:
         audit.append(session, audit.NewEvent(kind="face.deleted", actor=principal.actor, site_id=person.site_id, person_id=person.id))
+    return deleted
+
+
+def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime | None = None) -> list[int]:
+    """Delete templates of people whose last grant ended (expired or revoked) more than `grace` ago.
+
+    A template enrolled before any grant was given is kept for `grace` after its enrolment.
+    Returns the person ids whose templates were deleted.
+    """
+    now = now or utcnow()
+    deleted = []
+    for template in session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all():
+        grants = session.scalars(select(Grant).where(Grant.person_id == template.person_id)).all()
+        if any(g.status is not Status.revoked and g.valid_until > now for g in grants):
+            continue  # a current or future grant still needs the face
+        ends = [g.updated_at if g.status is Status.revoked else g.valid_until for g in grants]
+        if max([template.updated_at, *ends]) + grace > now:
+            continue
+        person = session.get(Person, template.person_id)
+        _delete_templates(session, person)  # type: ignore[arg-type]
+        audit.append(
+            session,
+            audit.NewEvent(kind="face.deleted", actor="system:retention", site_id=template.site_id, person_id=template.person_id, data={"reason": "no_grant"}),
+        )
+        deleted.append(template.person_id)
     return deleted
 
 
