@@ -24,7 +24,6 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cwt import COSEKey
 from cwt.cose_key_interface import COSEKeyInterface
 
 from idsvc.core.db import utcnow
@@ -72,7 +71,7 @@ def parse(obj: Any) -> Presentation | None:
 
 @lru_cache(maxsize=65_536)
 def _holder_key(x: bytes) -> COSEKeyInterface:
-    return COSEKey.new({1: 1, 3: codec.ALG_EDDSA, -1: 6, -2: x})
+    return codec.SodiumEd25519Key(x)
 
 
 def check(

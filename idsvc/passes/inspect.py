@@ -190,7 +190,7 @@ def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner]) -> N
     try:
         outer = codec.cbor_loads(data, "the payload")
         presentation = dynamic.parse(outer) if report.prefix == codec.PREFIX else None
-        message = codec.parse_sign1(presentation.pass_token if presentation else data)
+        message = codec.parse_sign1(presentation.pass_token) if presentation else codec.sign1_from(outer)
     except codec.CodecError as exc:
         layers["cose"].fail(exc.code, exc.message)
         return

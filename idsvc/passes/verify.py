@@ -27,6 +27,7 @@ from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
+from idsvc.passes.decision_log import DecisionLog
 from idsvc.passes.models import Pass
 from idsvc.registry.access import check_access, consume_use
 from idsvc.registry.models import Door, Grant, Status
@@ -74,16 +75,27 @@ class Decision:
 
 
 class PassVerifier:
-    def __init__(self, ctx: AppContext, refresh_seconds: float = 1.0, max_cached_passes: int = 200_000) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        refresh_seconds: float = 1.0,
+        max_cached_passes: int = 200_000,
+        remember_tokens: bool = True,
+        decision_log: DecisionLog | None = None,
+    ) -> None:
+        """Without a ``decision_log`` each decision's audit event is written in its own transaction."""
         self.ctx = ctx
+        self.decision_log = decision_log
         self.refresh_seconds = refresh_seconds
         self._max_cached = max_cached_passes
+        self._remember_tokens = remember_tokens  # off only to measure the first sight of a pass
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
         self._versions: tuple[int, int] | None = None
         self._trust: dict[bytes, keys.TrustedKey] = {}
         self._non_valid: dict[bytes, Status] = {}
         self._passes: dict[bytes, tuple[int, int]] = {}  # pass id -> (row id, person id); never changes
+        self._known_tokens: dict[bytes, tuple[keys.TrustedKey, PassClaims]] = {}
 
     def invalidate(self) -> None:
         """Reload keys and statuses before the next check (call after changing them in this process)."""
@@ -98,6 +110,7 @@ class PassVerifier:
             old = self._versions
             if old is None or current[0] != old[0]:
                 self._trust = keys.trusted_keys(session)
+                self._known_tokens = {}
             if old is None or current[1] != old[1]:
                 self._non_valid = status.non_valid(session)
             self._versions, self._checked_at = current, now
@@ -115,6 +128,33 @@ class PassVerifier:
             found = self._passes[pass_id] = (row[0], row[1])
         return found
 
+    def _verified(self, token: bytes, decoded: Any) -> tuple[keys.TrustedKey, PassClaims]:
+        """Signature and claims of a pass token, remembered by its exact bytes.
+
+        The same pass is shown again and again (daily entries, and inside every dynamic
+        presentation), and the same bytes under the same trusted keys always verify the same way,
+        so a repeat costs a dictionary lookup. The memory is dropped whenever the trust list changes.
+        """
+        trust = self._trust
+        hit = self._known_tokens.get(token)
+        if hit is not None and trust.get(hit[0].kid) is hit[0]:
+            return hit
+        message = codec.sign1_from(decoded)
+        if message.kid is None:
+            raise codec.CodecError("kid_missing", "the pass names no key id.")
+        if message.alg not in codec.PASS_ALGS:
+            raise codec.CodecError("alg_not_allowed", f"alg {message.alg} is not allowed for passes.")
+        trusted = trust.get(message.kid)
+        if trusted is None:
+            raise codec.CodecError("kid_unknown", "the pass is signed by a key this service does not know.")
+        codec.verify_signature(message, trusted.key)
+        result = (trusted, parse_claims(message.payload))
+        if self._remember_tokens:
+            if len(self._known_tokens) >= self._max_cached:
+                self._known_tokens.clear()
+            self._known_tokens[token] = result
+        return result
+
     def identify(self, text: str | None, door_id: int, at: datetime, challenge: bytes | None = None) -> Identification:
         """``text`` None means a camera frame held no readable QR."""
         trust_version, status_version = self._refresh()
@@ -126,28 +166,15 @@ class PassVerifier:
             data = codec.decode_text(text)
             outer = codec.cbor_loads(data, "the QR payload")
             presentation = dynamic.parse(outer)
-            message = codec.parse_sign1(presentation.pass_token if presentation else data)
+            if presentation is None:
+                trusted, claims = self._verified(data, outer)
+            else:
+                trusted, claims = self._verified(presentation.pass_token, codec.cbor_loads(presentation.pass_token, "the pass"))
         except codec.CodecError as exc:
             result.reasons.append(exc.code)
             return result
         result.dynamic = presentation is not None
-        if message.kid is None:
-            result.reasons.append("kid_missing")
-            return result
-        result.kid = message.kid
-        if message.alg not in codec.PASS_ALGS:
-            result.reasons.append("alg_not_allowed")
-            return result
-        trusted = self._trust.get(message.kid)
-        if trusted is None:
-            result.reasons.append("kid_unknown")
-            return result
-        try:
-            codec.verify_signature(message, trusted.key)
-            claims = parse_claims(message.payload)
-        except codec.CodecError as exc:
-            result.reasons.append(exc.code)
-            return result
+        result.kid = trusted.kid
         result.claims = claims
         reasons = result.reasons
         refusal = trusted.refusal(at)
@@ -203,28 +230,29 @@ class PassVerifier:
                 presentation=("dynamic" if ident.dynamic else "static") if ident.claims else None,
             )
             door = session.get(Door, door_id)
-            audit.append(
-                session,
-                audit.NewEvent(
-                    kind="decision",
-                    actor=actor,
-                    at=at,
-                    site_id=door.site_id if door else None,
-                    unit_id=door.unit_id if door else None,
-                    door_id=door_id,
-                    person_id=ident.person_id,
-                    entity_type="pass" if ident.pass_row_id else None,
-                    entity_id=ident.pass_row_id,
-                    data={
-                        "decision_id": decision.decision_id,
-                        "method": "qr",
-                        "allow": decision.allow,
-                        "reasons": reasons,
-                        "kid": ident.kid.hex() if ident.kid else None,
-                        "pass_id": ident.claims.pass_id.hex() if ident.claims else None,
-                        "presentation": decision.presentation,
-                        "versions": decision.versions,
-                    },
-                ),
+            event = audit.NewEvent(
+                kind="decision",
+                actor=actor,
+                at=at,
+                site_id=door.site_id if door else None,
+                unit_id=door.unit_id if door else None,
+                door_id=door_id,
+                person_id=ident.person_id,
+                entity_type="pass" if ident.pass_row_id else None,
+                entity_id=ident.pass_row_id,
+                data={
+                    "decision_id": decision.decision_id,
+                    "method": "qr",
+                    "allow": decision.allow,
+                    "reasons": reasons,
+                    "kid": ident.kid.hex() if ident.kid else None,
+                    "pass_id": ident.claims.pass_id.hex() if ident.claims else None,
+                    "presentation": decision.presentation,
+                    "versions": decision.versions,
+                },
             )
+            if self.decision_log is None:
+                audit.append(session, event)
+        if self.decision_log is not None:
+            self.decision_log.submit(event)  # journalled now, in the trail within milliseconds
         return decision

@@ -1,0 +1,164 @@
+"""Decision events, written to the audit trail in batches without losing any.
+
+Measured here, one audit append with its commit costs 2-8 ms (SQLite / PostgreSQL with fsync) while
+the rest of a QR decision costs well under a millisecond, so a synchronous write per decision would
+set the door's speed. Instead each decision is
+
+1. appended as one JSON line to this process's journal file (a write to the OS, no fsync: it
+   survives a crash of the process, not of the machine) before the door gets its answer, then
+2. written to the audit trail by a background thread, many per transaction (every ``interval``
+   seconds or ``batch`` events), after which the journal is emptied.
+
+At start, journals left by processes that died (their file lock is free) are replayed; events that
+reached the trail before the crash are recognised by their decision id and not written twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from idsvc.audit import service as audit
+from idsvc.audit.models import AuditEvent
+from idsvc.core.db import Database
+
+log = logging.getLogger(__name__)
+
+_FIELDS = ("kind", "actor", "site_id", "unit_id", "door_id", "person_id", "entity_type", "entity_id", "data")
+
+
+def _to_line(event: audit.NewEvent) -> bytes:
+    record: dict[str, Any] = {name: getattr(event, name) for name in _FIELDS}
+    record["at"] = event.at.isoformat() if event.at else None
+    return json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def _from_line(line: bytes) -> audit.NewEvent:
+    record = json.loads(line)
+    at = record.pop("at")
+    return audit.NewEvent(**record, at=datetime.fromisoformat(at) if at else None)
+
+
+class DecisionLog:
+    def __init__(self, db: Database, journal_dir: Path, *, interval: float = 0.02, batch: int = 500) -> None:
+        self.db = db
+        self.interval = interval
+        self.batch = batch
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = journal_dir
+        self._path = journal_dir / f"decisions-{os.getpid()}-{id(self):x}.journal"
+        self._journal = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the log
+        fcntl.flock(self._journal, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive" marker for other processes
+        self._pending: list[audit.NewEvent] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self.replay_orphans()
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: audit.NewEvent) -> None:
+        """Record a decision durably (journal) and queue it for the audit trail."""
+        line = _to_line(event)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("decision log is closed")
+            self._journal.write(line)
+            self._pending.append(event)
+            if len(self._pending) >= self.batch:
+                self._wake.notify()
+
+    def flush(self) -> None:
+        """Write everything queued so far (tests, shutdown)."""
+        with self._lock:
+            events, self._pending = self._pending, []
+        self._write(events)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        self.flush()
+        self._journal.close()
+        if self._path.exists() and self._path.stat().st_size == 0:
+            self._path.unlink()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closed and len(self._pending) < self.batch:
+                    self._wake.wait(self.interval)
+                if self._closed:
+                    return
+                events, self._pending = self._pending, []
+            try:
+                self._write(events)
+            except Exception:
+                log.exception("writing %d decisions to the audit trail failed; will retry", len(events))
+                with self._lock:
+                    self._pending[:0] = events  # keep order; the journal still holds them
+                self._sleep_after_failure()
+
+    def _sleep_after_failure(self) -> None:
+        with self._lock:
+            self._wake.wait(1.0)
+
+    def _write(self, events: list[audit.NewEvent]) -> None:
+        if events:
+            with self.db.session() as session:
+                audit.append(session, *events)
+        with self._lock:
+            # The journal holds exactly what is still pending: rewrite it with those (usually none).
+            self._journal.truncate(0)
+            for event in self._pending:
+                self._journal.write(_to_line(event))
+
+    def replay_orphans(self) -> int:
+        """Write the journals of dead processes to the trail, skipping events already there."""
+        replayed = 0
+        for path in sorted(self._dir.glob("decisions-*.journal")):
+            if path == self._path:
+                continue
+            try:
+                handle = open(path, "rb+")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive
+                events = [_from_line(line) for line in handle.read().splitlines() if line.strip()]
+                fresh = self._not_yet_written(events)
+                if fresh:
+                    with self.db.session() as session:
+                        audit.append(session, *fresh)
+                replayed += len(fresh)
+                path.unlink()
+        if replayed:
+            log.warning("replayed %d decisions from the journals of stopped processes", replayed)
+        return replayed
+
+    def _not_yet_written(self, events: Iterable[audit.NewEvent]) -> list[audit.NewEvent]:
+        events = list(events)
+        ids = [e.data.get("decision_id") for e in events]
+        if not events:
+            return []
+        earliest = min(e.at for e in events if e.at is not None)
+        with self.db.session() as session:
+            stored = set(
+                session.scalars(
+                    select(AuditEvent.data["decision_id"].as_string()).where(AuditEvent.kind == "decision", AuditEvent.at >= earliest)
+                )
+            )
+        return [e for e, decision_id in zip(events, ids, strict=True) if decision_id not in stored]
