@@ -225,7 +225,9 @@ def bridge_config(site: Site, tmp_path: Path, *, service_url: str, broker_port: 
     if gate_url is not None:
         gate = {"name": "gate-in", "door_id": site.ids["gate"], "site_id": site.ids["site"], "door_group_ids": [site.ids["gate_group"]],
                 "adapter": "isapi", "isapi": {"base_url": gate_url, "username": "admin", "password": "gate-pass-1"}, "ack_timeout_s": 2, "command_ttl_s": 4}
-        gate |= overrides.pop("gate", {})
+        gate_overrides = overrides.pop("gate", {})
+        gate["isapi"] |= gate_overrides.pop("isapi", {})  # type: ignore[operator]
+        gate |= gate_overrides
         door_list.append(gate)
     data: dict[str, Any] = {
         "site": name,
