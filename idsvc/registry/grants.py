@@ -9,6 +9,7 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
+from idsvc.registry.doors import get_door_group
 from idsvc.registry.models import DoorGroup, Grant, Person, Status, Unit, Vehicle
 from idsvc.registry.scope import can_manage_unit, load, not_visible, owned_unit_ids
 
@@ -61,8 +62,7 @@ def add_grant(
 
 
 def create_grant(session: Session, principal: Principal, body: schemas.GrantIn) -> Grant:
-    group = load(session, DoorGroup, body.door_group_id, "door_group")
-    principal.require_site_admin(group.site_id)
+    group = get_door_group(session, principal, body.door_group_id)  # site admins only; 404 for everyone else
     return add_grant(
         session, principal, site_id=group.site_id, door_group_id=group.id, window=body,
         person_id=body.person_id, vehicle_id=body.vehicle_id, unit_id=group.unit_id,

@@ -13,7 +13,8 @@ from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
 from idsvc.registry.grants import add_grant
-from idsvc.registry.models import Building, Door, DoorGroup, DoorKind, Grant, Person, Status, Unit
+from idsvc.registry.sites import get_building
+from idsvc.registry.models import Door, DoorGroup, DoorKind, Grant, Person, Status, Unit
 from idsvc.registry.scope import can_manage_unit, can_see_person, can_see_unit, load, not_visible, tenant_unit_ids, unit_door_group_id
 
 # Unit codes are printed as QR and read aloud: no 0/O/1/I ambiguity, ~60 bits of randomness.
@@ -31,11 +32,9 @@ def _check_owner(session: Session, owner_id: int, site_id: int) -> None:
 
 
 def register_unit(session: Session, principal: Principal, body: schemas.UnitIn) -> Unit:
-    building = load(session, Building, body.building_id, "building")
+    building = get_building(session, principal, body.building_id)  # 404 outside the caller's site
     owner_id = body.owner_id
     if principal.role is Role.owner:
-        if building.site_id != principal.site_id:
-            raise not_visible("building", body.building_id)
         if owner_id not in (None, principal.person_id):
             raise Forbidden("An owner registers units for themself only.", code="forbidden_scope")
         owner_id = principal.person_id

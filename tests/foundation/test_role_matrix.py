@@ -138,7 +138,7 @@ ROWS = [
     Row("GET", "/v1/buildings", "/v1/buildings?site_id={site_a}", SITE_MEMBERS),
     Row("GET", "/v1/buildings/{building_id}", "/v1/buildings/{building_a}", SITE_MEMBERS),
     # units and tenancies
-    Row("POST", "/v1/units", "/v1/units", expect(403, district=201, admin_a=201, owner1=201, owner2=201), body=lambda i, t: {"building_id": i["building_a"], "label": f"u-{t}"}),
+    Row("POST", "/v1/units", "/v1/units", expect(403, district=201, admin_a=201, admin_b=404, owner1=201, owner2=201, device1=404), body=lambda i, t: {"building_id": i["building_a"], "label": f"u-{t}"}),
     Row("GET", "/v1/units", "/v1/units", expect(200, device1=403)),
     Row("GET", "/v1/units/{unit_id}", "/v1/units/{unit1}", UNIT1_READ),
     Row("PATCH", "/v1/units/{unit_id}", "/v1/units/{unit1}", UNIT1_MANAGE, body=lambda i, t: {"kind": "shop"}),
@@ -169,7 +169,7 @@ ROWS = [
     Row("GET", "/v1/vehicles", "/v1/vehicles?site_id={site_a}", ADMINS_READ),
     Row("GET", "/v1/vehicles/{vehicle_id}", "/v1/vehicles/{vehicle1}", expect(404, district=200, admin_a=200, tenant1=200)),
     # grants and the access check
-    Row("POST", "/v1/grants", "/v1/grants", ADMINS_CREATE, body=lambda i, t: {"door_group_id": i["group1"], "person_id": i["tenant1"], **window()}),
+    Row("POST", "/v1/grants", "/v1/grants", expect(404, district=201, admin_a=201), body=lambda i, t: {"door_group_id": i["group1"], "person_id": i["tenant1"], **window()}),
     Row("GET", "/v1/grants", "/v1/grants", expect(200, device1=403)),
     Row("GET", "/v1/grants/{grant_id}", "/v1/grants/{grant1}", UNIT1_READ),
     Row("POST", "/v1/grants/{grant_id}/suspend", "/v1/grants/{grant1}/suspend", UNIT1_MANAGE, body=lambda i, t: {"reason": "r"}, prepare=grant1_status(Status.active)),
