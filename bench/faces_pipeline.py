@@ -25,7 +25,7 @@ from PIL import Image
 
 from idsvc.config import Settings
 from idsvc.faces.engine import FaceEngine, align, get_engine
-from idsvc.faces.evaluate import PairScores, read_identities, summarise
+from idsvc.faces.evaluate import pair_scores, read_identities, summarise
 from idsvc.faces.imaging import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,15 +44,6 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
         result = fn()
         best_of.append(time.perf_counter() - start)
     return statistics.median(best_of), result
-
-
-def pair_scores(vectors: list[np.ndarray], names: list[str], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> PairScores:
-    matrix = np.stack(vectors)
-    scores = similarity(matrix, matrix)
-    upper = np.triu_indices(len(names), 1)
-    labels = np.array(names)
-    same = (labels[:, None] == labels[None, :])[upper]
-    return PairScores(genuine=scores[upper][same], impostor=scores[upper][~same])
 
 
 def bench_engine(photos: Path, labels: list[tuple[str, str]], repeat: int) -> dict[str, object]:
@@ -82,7 +73,7 @@ def bench_engine(photos: Path, labels: list[tuple[str, str]], repeat: int) -> di
         stages["end_to_end"].append(t)
         vectors.append(vector)
         names.append(identity)
-    scores = pair_scores(vectors, names, lambda a, b: a @ b.T)
+    scores = pair_scores(vectors, names)
     return {
         "pack": engine.pack,
         "stage_median_ms": {k: median_ms(v) for k, v in stages.items()},

@@ -16,7 +16,7 @@ from idsvc.cli.common import cli_context, fail, print_json
 from idsvc.config import Settings
 from idsvc.core.errors import ApiError
 from idsvc.faces import packs, service
-from idsvc.faces.engine import FaceEngine, cosine, get_engine
+from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
 
@@ -25,9 +25,9 @@ DEFAULT_PURPOSE = "door access by face at this site"
 
 def _engine(settings: Settings) -> FaceEngine:
     try:
-        return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
-    except packs.PackError as exc:
-        fail(str(exc))
+        return service.engine_for(settings)
+    except ApiError as exc:
+        fail(exc.message)
 
 
 def _progress() -> Progress:

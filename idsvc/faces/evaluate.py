@@ -60,9 +60,16 @@ def embed_folder(
     return embeddings, identities, failures
 
 
-def pair_scores(embeddings: list[np.ndarray], identities: list[str]) -> PairScores:
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a @ b.T  # rows are L2-normalised
+
+
+def pair_scores(
+    embeddings: list[np.ndarray], identities: list[str], similarity_of: Callable[[np.ndarray, np.ndarray], np.ndarray] = cosine_matrix
+) -> PairScores:
+    """Every unordered pair's score (higher = more alike), split into genuine and impostor pairs."""
     matrix = np.stack(embeddings)
-    similarity = matrix @ matrix.T
+    similarity = similarity_of(matrix, matrix)
     upper = np.triu_indices(len(identities), 1)
     labels = np.array(identities)
     same = (labels[:, None] == labels[None, :])[upper]

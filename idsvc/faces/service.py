@@ -24,7 +24,7 @@ from idsvc.auth.principal import Principal
 from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
-from idsvc.core.errors import Conflict, Forbidden, InvalidInput
+from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
 from idsvc.core.sealing import Sealer
 from idsvc.faces.engine import Extraction, FaceEngine, QualityPolicy, Reason, cosine, get_engine
 from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
@@ -45,7 +45,7 @@ FACE_MISMATCH = "face_mismatch"
 NO_TEMPLATE = "no_face_template"
 
 
-class FaceEngineUnavailable(InvalidInput):
+class FaceEngineUnavailable(ApiError):
     status = 503
     code = "face_engine_unavailable"
 
