@@ -178,3 +178,19 @@ def test_engine_is_shared(engine: FaceEngine, ctx: AppContext) -> None:
     assert engine_for(ctx.settings) is engine
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
+
+
+def test_uploaded_photos_never_touch_disk(client, world, photo, monkeypatch) -> None:  # noqa: ANN001
+    import io
+    from tempfile import SpooledTemporaryFile
+
+    from PIL import Image
+
+    def no_disk(_self: object) -> None:
+        raise AssertionError("an uploaded photo was spooled to disk")
+
+    monkeypatch.setattr(SpooledTemporaryFile, "rollover", no_disk)
+    large = encode(Image.open(io.BytesIO(photo("img1.jpg"))), "PNG", compress_level=0)
+    assert len(large) > 1024 * 1024  # over Starlette's default 1 MB spool limit
+    consent(client, world, "tenant1")
+    assert enrol(client, world, "tenant1", [large]).status_code == 200
