@@ -345,7 +345,10 @@ def verify_at_door(
         if door is None:
             raise scope.not_visible("door", door_id)
         policy = SitePolicy.of(ctx.settings, session.get(Site, door.site_id))  # type: ignore[arg-type]
-        decision = _decide(ctx, session, engine, policy, door, picture, person_id, at)
+    # Inference (~40 ms) runs outside any transaction, so it holds no database connection meanwhile.
+    extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
+    with ctx.db.session() as session:
+        decision = _decide(ctx, session, engine.pack, policy, door, extraction, person_id, at)
         audit.append(
             session,
             audit.NewEvent(
@@ -376,14 +379,13 @@ def verify_at_door(
 def _decide(
     ctx: AppContext,
     session: Session,
-    engine: FaceEngine,
+    pack: str,
     policy: SitePolicy,
     door: Door,
-    picture: np.ndarray,
+    extraction: Extraction,
     claimed_person_id: int | None,
     at: datetime,
 ) -> FaceDecision:
-    extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
     decision = FaceDecision(False, [], None, None, policy.threshold, [], extraction.quality())
     decision.reasons = extraction.blocking_problems
     if extraction.spoof_suspected:
@@ -395,7 +397,7 @@ def _decide(
     if claimed_person_id is not None:
         template = session.scalar(
             select(FaceTemplate).where(
-                FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == door.site_id, FaceTemplate.pack == engine.pack
+                FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == door.site_id, FaceTemplate.pack == pack
             )
         )
         if template is None:
@@ -407,7 +409,7 @@ def _decide(
             return decision
         person_id = claimed_person_id
     else:
-        gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, door.site_id, engine.pack, engine.dim)
+        gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, door.site_id, pack, len(extraction.embedding))
         best = gallery.best(extraction.embedding)
         decision.score = None if best is None else round(best[1], 4)
         if best is None or best[1] < policy.threshold:
