@@ -231,7 +231,7 @@ def bridge_config(site: Site, tmp_path: Path, *, service_url: str, broker_port: 
         door_list.append(gate)
     data: dict[str, Any] = {
         "site": name,
-        "service": {"url": service_url, "device_key": site.bridge_key, "timeout_s": 1.0},
+        "service": {"url": service_url, "device_key": site.bridge_key, "timeout_s": 3.0},  # a loaded CI box: first calls are slow
         "broker": {"host": "127.0.0.1", "port": broker_port, "client_id": f"bridge-{name}", "keepalive_s": 5},
         "journal": {"path": str(tmp_path / "journal.db"), "upload_interval_s": 0.2},
         "offline": {"root_public_key": site.root_spki, "cache_dir": str(tmp_path / "cache"), "refresh_s": 1.0,

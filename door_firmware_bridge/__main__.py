@@ -1,0 +1,3 @@
+from door_firmware_bridge.cli import main
+
+main()

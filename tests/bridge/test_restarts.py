@@ -1,0 +1,130 @@
+"""Restarts: the broker goes away and comes back; the bridge is killed with SIGKILL mid-unlock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from sqlalchemy import select
+
+from door_firmware_bridge.bridge import Bridge
+from door_firmware_bridge.journal import Journal
+from door_firmware_bridge.model import Command, Decision
+from door_firmware_bridge.simulators.lock import LockSim
+from door_firmware_bridge.supervisor import DeviceUnavailable
+from idsvc.device_events.models import DeviceEvent
+from tests.bridge.conftest import BROKER_PORT, Mosquitto, ServiceProcess, Site, bridge_config, running, until
+
+ALLOW = Decision(True, (), "online", "qr")
+
+
+def test_broker_restart_drops_commands_instead_of_queueing_them(site: Site, tmp_path: Path, private_broker: Mosquitto) -> None:
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9", broker_port=private_broker.port)
+    door = cfg.doors[0]
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, door.name, port=private_broker.port)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            assert bridge.mqtt is not None
+            assert (await bridge.supervisor.pulse(door, ALLOW)).status == "executed"
+            await asyncio.to_thread(private_broker.stop)
+            await until(lambda: not bridge.mqtt.health()["connected"], 10, "the bridge to notice the broker is gone")
+            while_down = await bridge.supervisor.pulse(door, ALLOW)
+            # The broker delivered the lock's last will as it went down, or the adapter refuses: either way not sent.
+            assert while_down.status == "not_sent" and while_down.lock_state in ("device_offline", "broker_disconnected")
+            with pytest.raises(DeviceUnavailable, match="broker_disconnected"):
+                await bridge.mqtt.send(door, Command.pulse(door.pulse_s, door.command_ttl_s, None))
+            await asyncio.to_thread(private_broker.start)
+            await until(lambda: bridge.mqtt.health()["connects"] == 2 and lock.connected.is_set(), 15, "both to reconnect")
+            after = await bridge.supervisor.pulse(door, ALLOW)
+            assert after.status == "executed"
+            # Had the refused command been queued, it would have reached the lock before this one.
+            assert [r.payload["cmd_id"] for r in lock.received] == [lock.executed[0], after.cmd_id]
+            async with aiomqtt.Client("127.0.0.1", private_broker.port) as watcher:
+                await watcher.subscribe(f"acs/v1/{cfg.site}/bridge/availability")
+                message = await asyncio.wait_for(anext(aiter(watcher.messages)), 5)
+                assert message.payload == b"online" and message.retain
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def _toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Just enough TOML for a bridge config (scalars, lists of scalars, tables, arrays of tables)."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict | list) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))}
+    lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in scalars.items() if v is not None]
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", _toml(value, f"{name}.")]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines += ["", f"[[{name}]]", _toml(item, f"{name}.")]
+    return "\n".join(lines)
+
+
+def test_sigkill_mid_unlock_door_relocks_and_no_event_is_lost(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url=service.url, flat={"pulse_s": 3.0})
+    path = tmp_path / "site.toml"
+    path.write_text(_toml(cfg.model_dump(mode="json", exclude_none=True)))
+    command = [sys.executable, "-m", "door_firmware_bridge", "run", "--config", str(path), "--log-level", "warning"]
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        bridge = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            async with aiomqtt.Client("127.0.0.1", BROKER_PORT) as watcher:
+                await watcher.subscribe(f"acs/v1/{cfg.site}/bridge/availability")
+                messages = aiter(watcher.messages)
+                assert (await asyncio.wait_for(anext(messages), 15)).payload == b"online"
+                await lock.scan(site.tenant_pass)
+                await until(lambda: lock.lock == "unlocked", 15, "the unlock")
+                os.kill(bridge.pid, signal.SIGKILL)  # mid-pulse: the door is unlocked right now
+                bridge.wait(5)
+                assert (await asyncio.wait_for(anext(messages), 10)).payload == b"offline"  # the bridge's last will
+            await until(lambda: lock.lock == "locked", 10, "the lock to relock by itself")
+            assert lock.history[-2:] == ["unlocked", "locked"]
+        finally:
+            if bridge.poll() is None:
+                bridge.kill()
+                bridge.wait()
+        # The decision and the command were on disk before the unlock went out.
+        journal = Journal(cfg.journal.path)
+        kinds = [e.kind for e in journal.entries()]
+        journal.close()
+        assert "access_granted" in kinds and "command_sent" in kinds
+        # Restarted, the bridge uploads everything it had journalled; the service has each event once.
+        again = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def uploaded() -> bool:
+                j = Journal(cfg.journal.path)
+                try:
+                    return j.counts()["pending"] == 0
+                finally:
+                    j.close()
+
+            await until(uploaded, 20, "the upload after restart")
+        finally:
+            again.send_signal(signal.SIGTERM)
+            again.wait(10)
+        lock_task.cancel()
+        journal = Journal(cfg.journal.path)
+        local = {e.event_id for e in journal.entries()}
+        journal.close()
+        with site.ctx.db.session() as s:
+            stored = list(s.scalars(select(DeviceEvent.event_id).where(DeviceEvent.device_id == site.ids["device"])))
+        assert len(stored) == len(set(stored)) and local <= set(stored)
+
+    asyncio.run(scenario())
