@@ -318,6 +318,18 @@ def face_record(session: Session, principal: Principal, person_id: int) -> dict[
 
 
 @dataclass
+class FaceMatch:
+    """Who the face is (or why it cannot say), before any authorisation."""
+
+    person_id: int | None
+    score: float | None
+    threshold: float
+    reasons: list[str]
+    warnings: list[str]
+    quality: dict[str, Any]
+
+
+@dataclass
 class FaceDecision:
     allow: bool
     reasons: list[str]
@@ -330,25 +342,88 @@ class FaceDecision:
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+def match_face(ctx: AppContext, site_id: int, image: bytes, person_id: int | None = None) -> FaceMatch:
+    """Identify a frame's face within a site: 1:N, or 1:1 against person_id. No authorisation, no audit.
+
+    For verify paths that combine the face with other evidence ("person and pass as one": the pass
+    path passes its holder as person_id, then authorises and audits one decision itself).
+    """
+    engine = engine_for(ctx.settings)
+    picture = decode_image(image, ctx.settings.face_max_pixels)  # bad bytes are a 4xx, not a decision
+    with ctx.db.session() as session:
+        site = session.get(Site, site_id)
+        if site is None:
+            raise scope.not_visible("site", site_id)
+        policy = SitePolicy.of(ctx.settings, site)
+    # Inference (~40 ms) runs outside any transaction, so it holds no database connection meanwhile.
+    extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
+    with ctx.db.session() as session:
+        return _identify(ctx, session, engine.pack, policy, site_id, extraction, person_id)
+
+
+def _identify(
+    ctx: AppContext, session: Session, pack: str, policy: SitePolicy, site_id: int, extraction: Extraction, claimed_person_id: int | None
+) -> FaceMatch:
+    match = FaceMatch(None, None, policy.threshold, extraction.blocking_problems, [], extraction.quality())
+    if extraction.spoof_suspected:
+        # Advisory by default: the liveness model is not validated on real attacks (docs/models.md).
+        (match.reasons if policy.liveness_mode == "enforce" else match.warnings).append(Reason.SPOOF_SUSPECTED)
+    elif policy.liveness_mode == "enforce" and extraction.embedding is not None and extraction.liveness is None:
+        match.warnings.append("liveness_unavailable")  # enforce asked for, but this pack has no liveness model
+    if extraction.embedding is None or match.reasons:
+        return match
+
+    if claimed_person_id is not None:
+        template = session.scalar(
+            select(FaceTemplate).where(FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == site_id, FaceTemplate.pack == pack)
+        )
+        if template is None:
+            match.reasons.append(NO_TEMPLATE)
+            return match
+        match.score = round(cosine(open_embedding(ctx.sealer, template), extraction.embedding), 4)
+        if match.score < policy.threshold:
+            match.reasons.append(FACE_MISMATCH)
+            return match
+        match.person_id = claimed_person_id
+        return match
+
+    gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, site_id, pack, len(extraction.embedding))
+    best = gallery.best(extraction.embedding)
+    match.score = None if best is None else round(best[1], 4)
+    if best is None or best[1] < policy.threshold:
+        match.reasons.append(UNKNOWN_FACE)
+        return match
+    # The best match over the whole site, not over the people granted here: a face that looks more
+    # like an ungranted resident than like any granted one is that resident, and is refused.
+    match.person_id = best[0]
+    return match
+
+
 def verify_at_door(
     ctx: AppContext, principal: Principal, door_id: int, image: bytes, *, person_id: int | None = None, at: datetime | None = None
 ) -> FaceDecision:
-    """Identify (1:N among this site's enrolled people, or 1:1 against person_id), then authorise."""
+    """A lock's face decision: identify (1:N, or 1:1 against person_id), authorise, audit."""
     principal.require_role(Role.device)
     if door_id not in principal.door_ids:
         raise Forbidden("This device does not serve that door.", code="door_not_assigned")
-    engine = engine_for(ctx.settings)
-    picture = decode_image(image, ctx.settings.face_max_pixels)  # bad bytes are a 4xx, not a decision
-    at = at or utcnow()
     with ctx.db.session() as session:
         door = session.get(Door, door_id)
         if door is None:
             raise scope.not_visible("door", door_id)
-        policy = SitePolicy.of(ctx.settings, session.get(Site, door.site_id))  # type: ignore[arg-type]
-    # Inference (~40 ms) runs outside any transaction, so it holds no database connection meanwhile.
-    extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
+    match = match_face(ctx, door.site_id, image, person_id)
+    at = at or utcnow()
+    decision = FaceDecision(False, match.reasons, match.person_id, match.score, match.threshold, match.warnings, match.quality)
     with ctx.db.session() as session:
-        decision = _decide(ctx, session, engine.pack, policy, door, extraction, person_id, at)
+        if match.person_id is not None:
+            access = check_access(session, door.id, at, person_id=match.person_id)
+            decision.grant_id = access.grant_id
+            decision.reasons.extend(access.reasons)
+            grant = session.get(Grant, access.grant_id) if access.allowed and access.grant_id is not None else None
+            # As for passes: count a use only where the grant limits them, and only when all else allows.
+            if grant is not None and grant.max_uses is not None and not consume_use(session, grant.id):
+                decision.reasons.append("uses_exhausted")
+            decision.allow = access.allowed and not decision.reasons
+        decision.reasons = sorted(set(decision.reasons))
         audit.append(
             session,
             audit.NewEvent(
@@ -367,66 +442,10 @@ def verify_at_door(
                     "warnings": decision.warnings,
                     "score": decision.score,
                     "threshold": decision.threshold,
-                    "pack": engine.pack,
+                    "pack": ctx.settings.face_pack,
                     "grant_id": decision.grant_id,
                     "quality": decision.quality,
                 },
             ),
         )
-    return decision
-
-
-def _decide(
-    ctx: AppContext,
-    session: Session,
-    pack: str,
-    policy: SitePolicy,
-    door: Door,
-    extraction: Extraction,
-    claimed_person_id: int | None,
-    at: datetime,
-) -> FaceDecision:
-    decision = FaceDecision(False, [], None, None, policy.threshold, [], extraction.quality())
-    decision.reasons = extraction.blocking_problems
-    if extraction.spoof_suspected:
-        # Advisory by default: the liveness model is not validated on real attacks (docs/models.md).
-        (decision.reasons if policy.liveness_mode == "enforce" else decision.warnings).append(Reason.SPOOF_SUSPECTED)
-    if extraction.embedding is None or decision.reasons:
-        return decision
-
-    if claimed_person_id is not None:
-        template = session.scalar(
-            select(FaceTemplate).where(
-                FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == door.site_id, FaceTemplate.pack == pack
-            )
-        )
-        if template is None:
-            decision.reasons.append(NO_TEMPLATE)
-            return decision
-        decision.score = round(cosine(open_embedding(ctx.sealer, template), extraction.embedding), 4)
-        if decision.score < policy.threshold:
-            decision.reasons.append(FACE_MISMATCH)
-            return decision
-        person_id = claimed_person_id
-    else:
-        gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, door.site_id, pack, len(extraction.embedding))
-        best = gallery.best(extraction.embedding)
-        decision.score = None if best is None else round(best[1], 4)
-        if best is None or best[1] < policy.threshold:
-            decision.reasons.append(UNKNOWN_FACE)
-            return decision
-        # The best match over the whole site, not over the people granted here: a face that looks more
-        # like an ungranted resident than like any granted one is that resident, and is refused.
-        person_id = best[0]
-
-    decision.person_id = person_id
-    access = check_access(session, door.id, at, person_id=person_id)
-    decision.grant_id = access.grant_id
-    decision.reasons.extend(access.reasons)
-    grant = session.get(Grant, access.grant_id) if access.allowed and access.grant_id is not None else None
-    # As for passes: count a use only where the grant limits them, and only when all else allows.
-    if grant is not None and grant.max_uses is not None and not consume_use(session, grant.id):
-        decision.reasons.append("uses_exhausted")
-    decision.reasons = sorted(set(decision.reasons))
-    decision.allow = access.allowed and not decision.reasons
     return decision

@@ -194,3 +194,17 @@ def test_uploaded_photos_never_touch_disk(client, world, photo, monkeypatch) -> 
     assert len(large) > 1024 * 1024  # over Starlette's default 1 MB spool limit
     consent(client, world, "tenant1")
     assert enrol(client, world, "tenant1", [large]).status_code == 200
+
+
+def test_match_face_for_the_pass_path_identifies_without_deciding(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
+    from idsvc.faces.service import match_face
+
+    consent(client, world, "tenant1")
+    enrol(client, world, "tenant1", [photo("img1.jpg")])
+    holder = match_face(ctx, world.ids["site_a"], photo("img4.jpg"), world.ids["tenant1"])
+    assert holder.person_id == world.ids["tenant1"] and holder.reasons == [] and holder.score >= holder.threshold
+    impostor = match_face(ctx, world.ids["site_a"], photo("img20.jpg"), world.ids["tenant1"])
+    assert impostor.person_id is None and impostor.reasons == ["face_mismatch"]
+    assert match_face(ctx, world.ids["site_a"], photo("img4.jpg"), world.ids["tenant2"]).reasons == ["no_face_template"]
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == "decision")) == 0
