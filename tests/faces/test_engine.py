@@ -52,6 +52,9 @@ def test_quality_gate_reasons(photo, engine: FaceEngine) -> None:  # noqa: ANN00
     blurred = cv2.GaussianBlur(load(photo, "img1.jpg"), (61, 61), 0)
     assert engine.extract(blurred, policy).problems == [Reason.LOW_QUALITY]
     assert engine.extract(load(photo, "img1.jpg"), QualityPolicy(liveness_threshold=1.0)).problems == [Reason.SPOOF_SUSPECTED]
+    # implausible landmarks: the misfit to the template is gated too (here with an absurdly strict limit)
+    strict = engine.extract(load(photo, "img1.jpg"), QualityPolicy(max_landmark_error=0.001))
+    assert strict.problems == [Reason.LOW_QUALITY] and strict.landmark_error is not None and strict.landmark_error > 0.001
 
 
 def test_background_faces_below_the_size_floor_do_not_count(photo, engine: FaceEngine) -> None:  # noqa: ANN001
