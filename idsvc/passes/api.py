@@ -12,7 +12,7 @@ import binascii
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import orjson
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
@@ -171,10 +171,8 @@ def unit_qr(unit_id: RowId, kind: Literal["png", "svg"], ctx: Ctx, caller: Calle
 # --- the device call ----------------------------------------------------------------------------
 
 
-def _check_door(ctx: Any, caller: Caller, door_id: int) -> None:
-    caller.require_role(Role.device)
-    if door_id in caller.door_ids:
-        return
+def _refuse_door(ctx: Any, door_id: int) -> NoReturn:
+    """Why a device may not ask about this door (the slow path: it reads the database)."""
     with ctx.db.session() as s:
         exists = s.get(Door, door_id) is not None
     if not exists:
@@ -215,8 +213,10 @@ async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes
 async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
     """A lock or reader asks: may the holder of this QR (text or camera frame) open this door now?"""
     ctx = request.app.state.ctx
+    caller.require_role(Role.device)
     door_id, text, image, challenge = await _read_verify_request(request)
-    await run_in_threadpool(_check_door, ctx, caller, door_id)
+    if door_id not in caller.door_ids:
+        await run_in_threadpool(_refuse_door, ctx, door_id)
     verifier = get_verifier(request)
     if image is not None:
         try:
