@@ -44,6 +44,12 @@ def bridge_availability_topic(site: str) -> str:
     return f"acs/v1/{site}/bridge/availability"
 
 
+def tasmota_pulse_time(seconds: float) -> int:
+    """Tasmota PulseTime: 1..111 are tenths of a second, 112.. are (value - 100) whole seconds."""
+    tenths = round(seconds * 10)
+    return tenths if tenths <= 111 else 100 + round(seconds)
+
+
 def _json(payload: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(payload)
@@ -120,8 +126,7 @@ class MqttAdapter:
             return f"{base_topic(self.site, door.name)}/cmd", json.dumps(cmd.to_wire())
         if door.profile is Profile.nuki:
             return f"{door.device_topic}/lockAction", "3"  # unlatch: the lock pulls the latch and relocks itself
-        # Tasmota PulseTime: 112..64900 means (value - 100) seconds; the relay switches off by itself.
-        return f"cmnd/{door.device_topic}/Backlog", f"PulseTime1 {100 + round(door.pulse_s)};Power1 ON"
+        return f"cmnd/{door.device_topic}/Backlog", f"PulseTime1 {tasmota_pulse_time(door.pulse_s)};Power1 ON"
 
     def _events(self, topic: str, payload: bytes) -> list[DeviceEvent]:
         route = self._routes.get(topic)
