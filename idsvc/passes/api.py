@@ -59,7 +59,7 @@ def get_verifier(request: Request) -> PassVerifier:
 
 def _b64(value: str, field: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput(f"{field} must be base64url.", code=f"{field}_invalid") from None
 

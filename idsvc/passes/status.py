@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.core.db import utcnow
-from idsvc.core.errors import Conflict
+from idsvc.core.errors import Conflict, NotFound
 from idsvc.core.sealing import Sealer
 from idsvc.passes import codec, keys, versions
-from idsvc.passes.models import Pass
+from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Status
 
 LIST_SIZE = 131_072
@@ -51,12 +51,20 @@ def non_valid(session: Session) -> dict[bytes, Status]:
     return {bytes.fromhex(pass_id): status for pass_id, status in rows}
 
 
-def status_list(session: Session, sealer: Sealer) -> bytes:
-    """The signed, compressed 2-bit status list (COSE_Sign1 by the active issuer key)."""
+def status_list(session: Session, sealer: Sealer, kid: str | None = None) -> bytes:
+    """The signed, compressed 2-bit status list (COSE_Sign1 by the active issuer key).
+
+    With ``kid``: the list of that issuer key's passes only, signed by that key (one list per issuer;
+    indexes are unique across issuers, so the lists never disagree)."""
+    rows = select(Pass.status_index, Pass.status).where(Pass.status != Status.active)
+    if kid is not None:
+        rows = rows.where(Pass.kid == kid)
     bits = bytearray(LIST_SIZE // 4)
-    for index, status in session.execute(select(Pass.status_index, Pass.status).where(Pass.status != Status.active)):
+    for index, status in session.execute(rows):
         bits[index // 4] |= _BITS[status] << (2 * (index % 4))
     _, status_version = versions.read(session)
     body = {"version": status_version, "iat": int(utcnow().timestamp()), "bits": 2, "lst": zlib.compress(bytes(bits), 9)}
-    issuer = keys.active_issuer_key(session, sealer)
+    issuer = keys.active_issuer_key(session, sealer) if kid is None else session.scalar(select(IssuerKey).where(IssuerKey.kid == kid))
+    if issuer is None or issuer.status is KeyStatus.withdrawn:
+        raise NotFound(f"No issuer key {kid} that still verifies passes.", code="pass_key_not_found")
     return codec.sign(cbor2.dumps(body), keys.signing_key(issuer, sealer))

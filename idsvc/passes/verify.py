@@ -96,6 +96,12 @@ class PassVerifier:
         self._non_valid: dict[bytes, Status] = {}
         self._passes: dict[bytes, tuple[int, int]] = {}  # pass id -> (row id, person id); never changes
         self._known_tokens: dict[bytes, tuple[keys.TrustedKey, PassClaims]] = {}
+        # A change committed on any node reloads keys and statuses here at once (revocation/bus.py).
+        ctx.bus.subscribe(self._on_notice)
+
+    def _on_notice(self, notice: dict[str, Any]) -> None:
+        if notice.get("deny") or notice.get("kind") == "resync":
+            self.invalidate()
 
     def invalidate(self) -> None:
         """Reload keys and statuses before the next check (call after changing them in this process)."""
@@ -190,6 +196,8 @@ class PassVerifier:
         non_valid = self._non_valid.get(claims.pass_id)
         if non_valid is not None:
             reasons.append(_STATUS_REASON[non_valid])
+        # The instant deny set (revocation/denyset.py): pass, holder or key revoked on any node.
+        reasons += [r for r in self.ctx.deny.reasons(pass_id=claims.pass_id, sub=claims.sub, kid=trusted.kid) if r not in reasons]
         known = self._lookup_pass(claims.pass_id)
         if known is None:
             reasons.append("pass_unknown")

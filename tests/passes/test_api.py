@@ -206,3 +206,19 @@ def test_bad_qr_content_is_a_deny_with_a_reason(ctx: AppContext, client: TestCli
         assert response.status_code == 200, (expected, response.text)
         body = response.json()
         assert body["decision"] == "deny" and expected in body["reasons"], (expected, body["reasons"])
+
+
+def test_more_malformed_requests_never_500(client: TestClient, world: World) -> None:
+    headers, door = world.auth("device1"), world.ids["door1"]
+    bad_json = [[1, 2], {"door_id": door, "qr_text": 5}, {"door_id": 0, "qr_text": "x"}, {"door_id": 2**63, "qr_text": "x"}, {"door_id": door, "qr_text": "x", "extra": 1}]
+    for body in bad_json:
+        response = client.post("/v1/device/verify", json=body, headers=headers)
+        assert response.status_code == 422 and _error(response) == "invalid_input", body
+    challenge = client.post("/v1/device/verify", json={"door_id": door, "qr_text": "x", "challenge": "***"}, headers=headers)
+    assert challenge.status_code == 422 and _error(challenge) == "challenge_invalid"
+    form = client.post("/v1/device/verify", data={"door_id": "abc"}, files={"image": ("f.png", b"x", "image/png")}, headers=headers)
+    assert form.status_code == 422 and _error(form) == "invalid_input"
+    no_image = client.post("/v1/device/verify", data={"door_id": str(door)}, files={"other": ("f.txt", b"x", "text/plain")}, headers=headers)
+    assert no_image.status_code == 422 and _error(no_image) == "image_missing"
+    for text, reason in (("", "prefix_mismatch"), ("NH1:", "cbor_invalid"), ("NH1:" + codec.b45encode(cbor2.dumps([b"", 1, None, None, 5])), "presentation_invalid")):
+        assert _verify(client, world, text).json()["reasons"] == [reason]
