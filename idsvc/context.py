@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
 from idsvc.core.db import Database
-from idsvc.core.kv import KeyValueStore, make_store
+from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
+from idsvc.revocation.bus import Bus, Notice, make_bus
+from idsvc.revocation.denyset import DenySet
+from idsvc.sync import changes
 
 
 @dataclass
@@ -18,15 +21,32 @@ class AppContext:
     kv: KeyValueStore
     sealer: Sealer
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    # Revocation notices between nodes (Redis pub/sub, or in-process) and the instant deny set.
+    bus: Bus = field(default_factory=Bus)
+    deny: DenySet = field(init=False)
+
+    def __post_init__(self) -> None:
+        client = self.kv.client if isinstance(self.kv, RedisStore) else None
+        self.deny = DenySet(client, self.settings.redis_prefix, self.bus)
+        changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
+        self.bus.subscribe(self._forget_principals)
+
+    def _forget_principals(self, notice: Notice) -> None:
+        """A device or key changed somewhere: drop the one-second key memory now, not in a second."""
+        if notice.get("auth") or notice.get("kind") == "resync":
+            self.principals.clear()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
+        kv = make_store(settings.redis_url, settings.redis_prefix)
         return cls(
             settings=settings,
             db=Database(settings.effective_database_url),
-            kv=make_store(settings.redis_url, settings.redis_prefix),
+            kv=kv,
             sealer=Sealer.from_config(settings.master_key, settings.data_dir),
+            bus=make_bus(kv.client if isinstance(kv, RedisStore) else None, settings.redis_prefix),
         )
 
     def close(self) -> None:
+        self.bus.close()
         self.db.dispose()

@@ -7,5 +7,6 @@ from idsvc.device_events import models as device_event_models  # noqa: F401
 from idsvc.faces import models as face_models  # noqa: F401
 from idsvc.passes import models as pass_models  # noqa: F401
 from idsvc.registry import models as registry_models  # noqa: F401
+from idsvc.sync import models as sync_models  # noqa: F401
 
 metadata = Base.metadata

@@ -1,0 +1,171 @@
+"""Change capture: every committed change to feed data gets a feed version and a notice to all nodes.
+
+Hooked on SQLAlchemy sessions rather than called by each service, so a change made by any path
+(API, CLI, another domain's service) reaches the bridges' feed, the deny set and every node:
+
+- ``after_flush`` notes which tracked rows were inserted, changed or deleted, and which statuses
+  changed (the deny set entries);
+- ``before_commit`` takes the next feed version (row lock on ``sync_version``, taken last in the
+  transaction so it cannot deadlock with locks taken earlier) and logs (site, section, key) per row;
+- ``after_commit`` writes the deny entries to Redis and publishes one notice. A failure there is
+  logged, not raised: the change is committed, and the version polls (verifier 1 s, bridges
+  <= 60 s) still carry it.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, event, insert, inspect, select, update
+from sqlalchemy.orm import Session
+
+from idsvc.auth.models import ApiKey
+from idsvc.faces.models import FaceTemplate
+from idsvc.passes.models import IssuerKey, KeyStatus, Pass
+from idsvc.registry.models import Device, DoorGroup, Grant, Person, Status
+from idsvc.revocation import denyset
+from idsvc.revocation.bus import Bus
+from idsvc.sync.models import SyncChange, SyncVersion
+
+log = logging.getLogger(__name__)
+
+Logged = tuple[int | None, str, str]  # (site_id or None for every site, section, key)
+
+
+def _status_changed(row: Any) -> bool:
+    return bool(inspect(row).attrs.status.history.has_changes())
+
+
+def _grant(row: Grant, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    return [(row.site_id, "grant", str(row.id))], []
+
+
+def _pass(row: Pass, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    deny = [(denyset.pass_key(row.pass_id), None if row.status is Status.active else row.status.value)] if changed else []
+    return [(row.site_id, "pass", row.pass_id)], deny
+
+
+def _person(row: Person, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    deny = [(denyset.sub_key(row.pseudonym), None if row.status is Status.active else row.status.value)] if changed else []
+    return [(row.site_id, "person", row.pseudonym)], deny
+
+
+def _door_group(row: DoorGroup, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    return [(row.site_id, "door_group", str(row.id))], []
+
+
+def _issuer_key(row: IssuerKey, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    deny = [(denyset.kid_key(row.kid), KeyStatus.withdrawn.value)] if changed and row.status is KeyStatus.withdrawn else []
+    return [(None, "trust", row.kid)], deny
+
+
+def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    return [(row.site_id, "template", str(row.person_id))], []
+
+
+_TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[denyset.Entry]]]] = {
+    Grant: _grant,
+    Pass: _pass,
+    Person: _person,
+    DoorGroup: _door_group,
+    IssuerKey: _issuer_key,
+    FaceTemplate: _template,
+}
+# Not feed data, but a change must drop every node's one-second memory of API keys at once.
+_AUTH = (Device, ApiKey)
+
+
+@dataclass
+class _Pending:
+    logged: set[Logged]
+    deny: dict[str, str | None]
+    auth: bool = False
+    version: int | None = None
+
+
+@dataclass
+class Propagation:
+    """Where one process's commits are announced (set by the AppContext that owns the engine)."""
+
+    bus: Bus
+    deny: denyset.DenySet
+
+
+_attached: weakref.WeakKeyDictionary[Engine, Propagation] = weakref.WeakKeyDictionary()
+
+
+def attach(engine: Engine, propagation: Propagation) -> None:
+    _attached[engine] = propagation
+
+
+def _pending(session: Session) -> _Pending:
+    found = session.info.get("sync_pending")
+    if found is None:
+        found = session.info["sync_pending"] = _Pending(set(), {})
+    return found  # type: ignore[no-any-return]
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _context: Any) -> None:
+    for rows, is_update in ((session.new, False), (session.dirty, True), (session.deleted, False)):
+        for row in rows:
+            if isinstance(row, _AUTH):
+                _pending(session).auth = True
+                continue
+            describe = _TRACKED.get(type(row))
+            if describe is None or (is_update and not session.is_modified(row)):
+                continue
+            logged, deny = describe(row, is_update and hasattr(row, "status") and _status_changed(row))
+            pending = _pending(session)
+            pending.logged.update(logged)
+            pending.deny.update(deny)
+
+
+def next_version(session: Session) -> int:
+    version = session.execute(update(SyncVersion).where(SyncVersion.id == 1).values(version=SyncVersion.version + 1).returning(SyncVersion.version)).scalar()
+    if version is None:
+        session.execute(insert(SyncVersion).values(id=1, version=1, pruned_through=0))
+        return 1
+    return int(version)
+
+
+def current_version(session: Session) -> tuple[int, int]:
+    """(feed version, pruned_through)."""
+    row = session.execute(select(SyncVersion.version, SyncVersion.pruned_through).where(SyncVersion.id == 1)).first()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+@event.listens_for(Session, "before_commit")
+def _log(session: Session) -> None:
+    session.flush()
+    pending = session.info.get("sync_pending")
+    if pending is None or not pending.logged or pending.version is not None:
+        return
+    pending.version = version = next_version(session)
+    session.execute(insert(SyncChange), [{"version": version, "site_id": s, "section": sec, "key": k} for s, sec, k in sorted(pending.logged, key=str)])
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    pending: _Pending | None = session.info.pop("sync_pending", None)
+    if pending is None:
+        return
+    propagation = _attached.get(session.get_bind())  # type: ignore[arg-type]
+    if propagation is None:
+        return
+    sites = sorted({s for s, _, _ in pending.logged}, key=lambda s: -1 if s is None else s)
+    notice = {"kind": "change", "version": pending.version, "sites": sites, "deny": sorted(pending.deny.items()), "auth": pending.auth}
+    try:
+        propagation.deny.record(list(pending.deny.items()))
+        propagation.bus.publish(notice)
+    except Exception:
+        log.exception("could not announce feed version %s; nodes and bridges will see it at their next poll", pending.version)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop("sync_pending", None)
