@@ -28,9 +28,14 @@ def _gate_decisions(bridge: Bridge) -> list[tuple[str, list[str]]]:
     return [(e.kind, e.data["reasons"]) for e in bridge.journal.entries() if e.kind.startswith("access_") and e.door_id == gate_id]
 
 
-def test_temperature_gate(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+def test_temperature_gate(site: Site, tmp_path: Path) -> None:
+    # The gate is the bridge's own check, before anyone is asked; the verified offline lists decide the pass.
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+
     async def scenario() -> None:
-        gate, bridge = await _gate_bridge(site, tmp_path, service.url, gate={"require_temperature": True})
+        gate, bridge = await _gate_bridge(site, tmp_path, "http://127.0.0.1:9", feed_dir=feed, gate={"require_temperature": True})
+        await bridge.refresh_feed()
         async with running(bridge):
             assert bridge.isapi is not None
             gate.bridge_url = f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-in"

@@ -1,0 +1,83 @@
+"""A small site in the service's database for tests, benchmarks and the demo, built through its services.
+
+A flat door (unit door group) with a tenant, and a park gate lane (its own door group) with an
+employee and a registered van; one bridge device bound to both doors, with its API key; the pinned
+root key; static passes for the tenant and the employee. Needs direct database access (an operator's).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from door_firmware_bridge.offline import STATUS_FILE, TRUST_FILE
+from idsvc.auth import service as auth_keys
+from idsvc.auth.models import Role
+from idsvc.auth.principal import OPERATOR
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.passes import issuing, keys, status
+from idsvc.registry import doors, grants, people, schemas, scope, sites, units
+from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, Status
+
+VAN_PLATE = "粤B12345"
+
+
+@dataclass
+class Site:
+    ctx: AppContext
+    ids: dict[str, int] = field(default_factory=dict)
+    bridge_key: str = ""
+    root_spki: str = ""  # base64 DER, for the bridge config's offline.root_public_key
+    tenant_pass: str = ""
+    tenant_pass_id: int = 0
+    employee_pass: str = ""
+
+    def issue_pass(self, person: str, lifetime: timedelta = timedelta(days=7)) -> tuple[int, str]:
+        with self.ctx.db.session() as s:
+            issued = issuing.issue(s, self.ctx.sealer, OPERATOR, self.ids[person], lifetime=lifetime)
+            return issued.row.id, issued.text
+
+    def set_pass_status(self, pass_row_id: int, status_value: str) -> None:
+        with self.ctx.db.session() as s:
+            issuing.change_status(s, OPERATOR, pass_row_id, Status(status_value), "simulated")
+
+    def write_feed(self, folder: Path) -> None:
+        """The signed trust and status lists, as a sync agent would drop them for a bridge."""
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.ctx.db.session() as s:
+            (folder / TRUST_FILE).write_bytes(keys.trust_list(s, self.ctx.sealer))
+            (folder / STATUS_FILE).write_bytes(status.status_list(s, self.ctx.sealer))
+
+
+def seed(ctx: AppContext, code: str = "park-1") -> Site:
+    out = Site(ctx)
+    now = utcnow()
+    window = {"valid_from": now - timedelta(days=1), "valid_until": now + timedelta(days=30)}
+    with ctx.db.session() as s:
+        st = sites.create_site(s, OPERATOR, schemas.SiteIn(code=code, name=f"Park {code}", timezone="Asia/Shanghai"))
+        building = sites.create_building(s, OPERATOR, schemas.BuildingIn(site_id=st.id, code="b1", name="Building 1"))
+        owner = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Owner", kind=PersonKind.owner))
+        unit = units.register_unit(s, OPERATOR, schemas.UnitIn(building_id=building.id, label="101", owner_id=owner.id))
+        flat = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=st.id, unit_id=unit.id, code="u101", name="Flat 101", kind=DoorKind.unit_door))
+        tenant = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Tenant", kind=PersonKind.tenant))
+        units.add_tenant(s, OPERATOR, unit.id, schemas.TenancyIn(person_id=tenant.id, **window))
+        gate = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=st.id, building_id=building.id, code="gate-in", name="Gate in", kind=DoorKind.gate_lane))
+        gate_group = doors.create_door_group(s, OPERATOR, schemas.DoorGroupIn(site_id=st.id, name="Park gates", door_ids=[gate.id]))
+        employee = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=st.id, display_name="Employee", kind=PersonKind.employee))
+        van = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=st.id, plate=VAN_PLATE, owner_person_id=employee.id))
+        for subject in ({"person_id": employee.id}, {"vehicle_id": van.id}):
+            grants.create_grant(s, OPERATOR, schemas.GrantIn(door_group_id=gate_group.id, **window, **subject))  # type: ignore[arg-type]
+        bridge = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=st.id, code="bridge-1", name="Bridge", kind=DeviceKind.bridge, door_ids=[flat.id, gate.id]))
+        out.bridge_key = auth_keys.issue_key(s, OPERATOR, Role.device, label="bridge", device_id=bridge.id).token
+        out.ids = {"site": st.id, "unit": unit.id, "flat": flat.id, "gate": gate.id, "tenant": tenant.id, "employee": employee.id, "van": van.id,
+                   "flat_group": scope.unit_door_group_id(s, unit.id) or 0, "gate_group": gate_group.id, "device": bridge.id}
+        keys.active_issuer_key(s, ctx.sealer)
+        root = keys.root_public_key(s)
+        assert root is not None
+        out.root_spki = base64.b64encode(root.public_der).decode()
+    out.tenant_pass_id, out.tenant_pass = out.issue_pass("tenant")
+    _, out.employee_pass = out.issue_pass("employee")
+    return out
