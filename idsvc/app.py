@@ -19,6 +19,7 @@ from idsvc.faces.api import router as faces_router
 from idsvc.passes.api import router as passes_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
+from idsvc.sync.api import router as sync_router
 
 
 def create_app(ctx: AppContext | None = None, settings: Settings | None = None) -> FastAPI:
@@ -45,6 +46,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in (auth_router, registry_router, audit_router, faces_router, device_events_router, passes_router, revocation_router):
+    for router in (auth_router, registry_router, audit_router, faces_router, device_events_router, passes_router, revocation_router, sync_router):
         app.include_router(router)
     return app

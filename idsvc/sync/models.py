@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idsvc.core.db import Base, UTCDateTime, utcnow
@@ -35,3 +35,14 @@ class SyncChange(Base):
     section: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncSiteKey(Base):
+    """The key that encrypts a site's face templates inside its feed, handed to that site's bridges
+    when they are provisioned (``idsvc sync face-key``); stored sealed with the master key."""
+
+    __tablename__ = "sync_site_keys"
+
+    site_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

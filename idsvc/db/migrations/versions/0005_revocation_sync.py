@@ -36,9 +36,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_sync_changes_version_site", "sync_changes", ["version", "site_id"])
+    op.create_table(
+        "sync_site_keys",
+        sa.Column("site_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", idsvc.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("site_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sync_site_keys")
     op.drop_index("ix_sync_changes_version_site", table_name="sync_changes")
     op.drop_table("sync_changes")
     op.drop_table("sync_version")
