@@ -26,6 +26,7 @@ from PIL import Image
 from idsvc.config import Settings
 from idsvc.faces.engine import FaceEngine, align, get_engine
 from idsvc.faces.evaluate import pair_scores, read_identities, summarise
+from idsvc.faces.gallery import build_gallery
 from idsvc.faces.imaging import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,11 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
 def bench_engine(photos: Path, labels: list[tuple[str, str]], repeat: int) -> dict[str, object]:
     settings = Settings()
     engine = get_engine(settings.models_dir, settings.face_pack, 1)
-    stages: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "landmarks", "align", "embed", "liveness", "end_to_end")}
+    stages: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "landmarks", "align", "embed", "liveness", "match_1k", "end_to_end")}
+    # match: 1:N against a 1,000-template gallery (synthetic unit vectors; bench/faces_gallery.py scales it)
+    rng = np.random.default_rng(3)
+    synthetic = rng.standard_normal((1000, engine.dim), dtype=np.float32)
+    gallery = build_gallery("bench", list(range(1000)), list(synthetic / np.linalg.norm(synthetic, axis=1, keepdims=True)), engine.dim)
     vectors, names = [], []
     detector = engine.detector
     for name, identity in labels:
@@ -69,6 +74,8 @@ def bench_engine(photos: Path, labels: list[tuple[str, str]], repeat: int) -> di
         stages["embed"].append(t)
         t, _ = timed(lambda: engine.liveness.score(image, face), repeat)
         stages["liveness"].append(t)
+        t, _ = timed(lambda: gallery.best(vector), repeat)
+        stages["match_1k"].append(t)
         t, _ = timed(lambda: _identify(engine, data, settings.face_max_pixels), repeat)
         stages["end_to_end"].append(t)
         vectors.append(vector)
