@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
-from idsvc.registry import access, grants, people, schemas, sites
+from idsvc.registry import access, doors, grants, people, schemas, sites, units
 from idsvc.registry.access import Reason
-from idsvc.registry.models import Door, Grant, Person, PersonKind, Status
+from idsvc.registry.models import Door, DoorKind, Grant, Person, PersonKind, Status
 from idsvc.registry.scope import unit_door_group_id
 from tests.world import World
 
@@ -30,9 +30,31 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
+def small_site(ctx: AppContext) -> dict[str, Any]:
+    """Site A (Shanghai) with one building, its entrance, two flats with a door each and a visitor without
+    grants; site B empty. No keys: the core is called directly (cheaper than the whole world)."""
+    with ctx.db.session() as s:
+        site_a = sites.create_site(s, OPERATOR, schemas.SiteIn(code="site-a", name="A", timezone="Asia/Shanghai"))
+        site_b = sites.create_site(s, OPERATOR, schemas.SiteIn(code="site-b", name="B"))
+        building = sites.create_building(s, OPERATOR, schemas.BuildingIn(site_id=site_a.id, code="b1", name="B1"))
+        entrance = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=site_a.id, building_id=building.id, code="main", name="Main", kind=DoorKind.entrance))
+        ids: dict[str, Any] = {"site_a": site_a.id, "site_b": site_b.id, "entrance_a": entrance.id}
+        for n in (1, 2):
+            unit = units.register_unit(s, OPERATOR, schemas.UnitIn(building_id=building.id, label=f"10{n}"))
+            door = doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=site_a.id, unit_id=unit.id, code=f"u10{n}", name="Flat", kind=DoorKind.unit_door))
+            ids |= {f"unit{n}": unit.id, f"door{n}": door.id, f"group{n}": unit_door_group_id(s, unit.id)}
+        ids["visitor"] = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=site_a.id, display_name="Visitor", kind=PersonKind.visitor)).id
+    return ids
+
+
 @pytest.fixture
-def a(ctx: AppContext, world: World) -> dict[str, Any]:
-    """Site A with a fresh visitor (no grants yet) and the door group of unit 1 (door1 + entrance)."""
+def a(ctx: AppContext) -> dict[str, Any]:
+    return small_site(ctx)
+
+
+@pytest.fixture
+def aw(ctx: AppContext, world: World) -> dict[str, Any]:
+    """The same shape inside the shared world, for tests that go through HTTP with its keys."""
     with ctx.db.session() as s:
         visitor = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=world.ids["site_a"], display_name="Visitor", kind=PersonKind.visitor))
         group = unit_door_group_id(s, world.ids["unit1"])
@@ -177,15 +199,15 @@ def test_repeated_hour_when_clocks_go_back_matches_both_times(ctx: AppContext, a
 
 
 # --- use counts --------------------------------------------------------------------------------------------
-def test_use_count_is_spent_by_consume_use_not_by_check(ctx: AppContext, a: dict[str, Any], client: TestClient, world: World) -> None:
-    gid = grant(ctx, a["group1"], person_id=a["visitor"], start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1), max_uses=2)
+def test_use_count_is_spent_by_consume_use_not_by_check(ctx: AppContext, aw: dict[str, Any], client: TestClient, world: World) -> None:
+    gid = grant(ctx, aw["group1"], person_id=aw["visitor"], start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1), max_uses=2)
     for _ in range(3):  # the HTTP check is a dry run
-        assert client.post("/v1/access/check", headers=world.auth("admin_a"), json={"door_id": a["door1"], "person_id": a["visitor"]}).json()["allowed"]
+        assert client.post("/v1/access/check", headers=world.auth("admin_a"), json={"door_id": aw["door1"], "person_id": aw["visitor"]}).json()["allowed"]
     with ctx.db.session() as s:
         assert s.get(Grant, gid).uses == 0  # type: ignore[union-attr]
         assert access.consume_use(s, gid) and access.consume_use(s, gid)
         assert not access.consume_use(s, gid)
-    assert check(ctx, a["door1"], utcnow(), person_id=a["visitor"]) == access.AccessResult(False, (Reason.USES_EXHAUSTED,))
+    assert check(ctx, aw["door1"], utcnow(), person_id=aw["visitor"]) == access.AccessResult(False, (Reason.USES_EXHAUSTED,))
     with ctx.db.session() as s:
         assert s.get(Grant, gid).uses == 2  # type: ignore[union-attr]
 
@@ -245,16 +267,16 @@ def test_suspended_or_revoked_person_is_denied_despite_a_good_grant(ctx: AppCont
     assert check(ctx, a["door1"], T0, person_id=a["visitor"]) == access.AccessResult(False, (reason,))
 
 
-def test_inactive_door_denies_everyone_and_says_so(ctx: AppContext, a: dict[str, Any], client: TestClient, world: World) -> None:
-    grant(ctx, a["group1"], person_id=a["visitor"], start=T0, end=T0 + timedelta(days=1))
-    response = client.patch(f"/v1/doors/{a['door1']}", headers=world.auth("admin_a"), json={"status": "suspended"})
+def test_inactive_door_denies_everyone_and_says_so(ctx: AppContext, aw: dict[str, Any], client: TestClient, world: World) -> None:
+    grant(ctx, aw["group1"], person_id=aw["visitor"], start=T0, end=T0 + timedelta(days=1))
+    response = client.patch(f"/v1/doors/{aw['door1']}", headers=world.auth("admin_a"), json={"status": "suspended"})
     assert response.status_code == 200 and response.json()["status"] == "suspended"
-    assert check(ctx, a["door1"], T0, person_id=a["visitor"]) == access.AccessResult(False, (Reason.DOOR_INACTIVE,))
+    assert check(ctx, aw["door1"], T0, person_id=aw["visitor"]) == access.AccessResult(False, (Reason.DOOR_INACTIVE,))
     # With a bad grant as well, both reasons are given.
-    assert check(ctx, a["door1"], T0 + timedelta(days=2), person_id=a["visitor"]).reasons == (Reason.DOOR_INACTIVE, Reason.GRANT_EXPIRED)
+    assert check(ctx, aw["door1"], T0 + timedelta(days=2), person_id=aw["visitor"]).reasons == (Reason.DOOR_INACTIVE, Reason.GRANT_EXPIRED)
     with ctx.db.session() as s:
-        s.get(Door, a["door1"]).status = Status.active  # type: ignore[union-attr]
-    assert check(ctx, a["door1"], T0, person_id=a["visitor"]).allowed
+        s.get(Door, aw["door1"]).status = Status.active  # type: ignore[union-attr]
+    assert check(ctx, aw["door1"], T0, person_id=aw["visitor"]).allowed
 
 
 def test_unknown_and_other_site_subjects(ctx: AppContext, a: dict[str, Any]) -> None:
@@ -269,10 +291,10 @@ def test_unknown_and_other_site_subjects(ctx: AppContext, a: dict[str, Any]) -> 
         check(ctx, a["door1"], T0, person_id=a["visitor"], vehicle_id=1)
 
 
-def test_other_site_grant_cannot_be_created(ctx: AppContext, a: dict[str, Any], client: TestClient, world: World) -> None:
+def test_other_site_grant_cannot_be_created(ctx: AppContext, aw: dict[str, Any], client: TestClient, world: World) -> None:
     with ctx.db.session() as s:
-        outsider = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=a["site_b"], display_name="B", kind=PersonKind.tenant)).id
-    body = {"door_group_id": a["group1"], "person_id": outsider, "valid_from": "2026-06-01T00:00:00Z", "valid_until": "2026-07-01T00:00:00Z"}
+        outsider = people.create_person(s, OPERATOR, schemas.PersonIn(site_id=aw["site_b"], display_name="B", kind=PersonKind.tenant)).id
+    body = {"door_group_id": aw["group1"], "person_id": outsider, "valid_from": "2026-06-01T00:00:00Z", "valid_until": "2026-07-01T00:00:00Z"}
     response = client.post("/v1/grants", headers=world.auth("district"), json=body)
     assert response.status_code == 422 and response.json()["error"]["code"] == "subject_not_in_site"
 
@@ -307,14 +329,14 @@ def test_grant_for_another_door_group_does_not_count(ctx: AppContext, a: dict[st
 
 
 # --- plates and the HTTP dry run ---------------------------------------------------------------------------
-def test_plate_lookup_normalises_and_stays_in_the_door_site(ctx: AppContext, a: dict[str, Any], client: TestClient, world: World) -> None:
+def test_plate_lookup_normalises_and_stays_in_the_door_site(ctx: AppContext, aw: dict[str, Any], client: TestClient, world: World) -> None:
     with ctx.db.session() as s:
-        vehicle = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=a["site_a"], plate="粤B·12345"))
-        people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=a["site_b"], plate="粤B99999"))
-    gid = grant(ctx, a["group1"], vehicle_id=vehicle.id, start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1))
+        vehicle = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=aw["site_a"], plate="粤B·12345"))
+        people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=aw["site_b"], plate="粤B99999"))
+    gid = grant(ctx, aw["group1"], vehicle_id=vehicle.id, start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1))
 
     def ask(plate: str) -> dict[str, Any]:
-        response = client.post("/v1/access/check", headers=world.auth("admin_a"), json={"door_id": a["entrance_a"], "plate": plate})
+        response = client.post("/v1/access/check", headers=world.auth("admin_a"), json={"door_id": aw["entrance_a"], "plate": plate})
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -323,7 +345,7 @@ def test_plate_lookup_normalises_and_stays_in_the_door_site(ctx: AppContext, a: 
     assert ask("粤B12346") | {"at": None} == {"allowed": False, "reasons": ["subject_unknown"], "grant_id": None, "at": None}
     assert ask("粤B99999")["reasons"] == ["subject_unknown"]  # registered, but in site B
     # the vehicle itself, by id, answers the same
-    assert check(ctx, a["entrance_a"], utcnow(), vehicle_id=vehicle.id).allowed
+    assert check(ctx, aw["entrance_a"], utcnow(), vehicle_id=vehicle.id).allowed
 
 
 def test_http_check_at_a_given_time_and_default_now(client: TestClient, world: World) -> None:

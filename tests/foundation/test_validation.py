@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from idsvc.app import create_app
+from idsvc.audit.service import chain_head
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
@@ -280,26 +281,20 @@ def run(client: TestClient, headers: dict[str, str], case: Case) -> str | None:
     return None
 
 
-SECTIONS = ["sites", "buildings", "units", "doors", "people", "grants", "access", "api-keys", "audit", "routing"]
-
-
-@pytest.mark.parametrize("section", SECTIONS)
-def test_bad_input_gets_a_specific_4xx(section: str, ctx: AppContext, raw: TestClient, world: World, ids: dict[str, Any]) -> None:
+def test_bad_input_gets_a_specific_4xx(ctx: AppContext, raw: TestClient, world: World, ids: dict[str, Any]) -> None:
     # As the district admin: every refusal here is about the input, never about the caller's role.
     headers = world.auth("district")
     with ctx.db.session() as s:
-        from idsvc.audit.service import chain_head
-
         before = chain_head(s)
-    problems = {case.name: problem for case in cases(ids)[section] if (problem := run(raw, headers, case)) is not None}
+    problems = {
+        f"{section}: {case.name}": problem
+        for section, section_cases in cases(ids).items()
+        for case in section_cases
+        if (problem := run(raw, headers, case)) is not None
+    }
     assert problems == {}
     with ctx.db.session() as s:
         assert chain_head(s) == before, "refused input must change nothing"
-
-
-def test_every_section_is_listed(world: World) -> None:
-    ids = {**world.ids, "group1": 1, "person_b": 1, "ref_person": 1, "door_b": 1}
-    assert sorted(cases(ids)) == sorted(SECTIONS)
 
 
 # --- body size ---------------------------------------------------------------------------------------------
