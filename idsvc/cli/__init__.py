@@ -14,9 +14,10 @@ from idsvc.cli.server import register as register_server_commands
 from idsvc.faces.cli import register as register_face_commands
 from idsvc.passes.cli import register as register_pass_commands
 from idsvc.registry.cli import register as register_registry_commands
+from idsvc.revocation.cli import register as register_revocation_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="idsvc: access control and identity service.")
-for register in (register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands):
+for register in (register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands, register_revocation_commands):
     register(app)
 
 

@@ -18,11 +18,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Request, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
-from idsvc.auth.principal import Principal
 from idsvc.core.validation import RowId
 from idsvc.passes import status as pass_status
 from idsvc.passes import versions
@@ -50,10 +48,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(prefix="/v1", tags=["revocation"], lifespan=_lifespan)
 
-Change = Callable[[Session, Principal, Any, Verb, str], service.Outcome]
-
-
-def _verb_routes(collection: str, name: str, change: Change) -> None:
+def _verb_routes(collection: str, name: str, change: service.Change) -> None:
     """One route per verb (not ``/{verb}``, which would shadow the other domains' ``/people/{id}/...``)."""
     def make(verb: Verb) -> Callable[..., dict[str, Any]]:
         def handler(item_id: RowId, body: StatusChange, ctx: Ctx, caller: Caller) -> dict[str, Any]:

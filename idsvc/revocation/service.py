@@ -13,6 +13,7 @@ tenancy grants of their own units (through registry.grants), tenants only their 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,10 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"entity": self.entity, "id": self.id, "status": self.status, "cascade": self.cascade}
+
+
+# Every verb function has this shape: (session, actor, id, verb, reason) -> Outcome.
+Change = Callable[[Session, Principal, Any, Verb, str], Outcome]
 
 
 def _check_transition(current: Status, verb: Verb, allowed: dict[Verb, set[Status]], what: str) -> None:
