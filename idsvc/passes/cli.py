@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
 
     @passes.command("list")
     def list_command(person_id: int = typer.Option(..., "--person"), all_: bool = typer.Option(False, "--all", help="Include expired passes.")) -> None:
+        """A person's passes (current ones; --all for expired too)."""
         with cli_context() as ctx, ctx.db.session() as session:
             print_json([issuing.pass_to_dict(p) for p in issuing.list_for_person(session, OPERATOR, person_id, all_)])
 
