@@ -8,9 +8,10 @@ the field at fault (``doors[2].pulse_s: ...``) so an integrator can fix it witho
 from __future__ import annotations
 
 import enum
+import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -202,6 +203,24 @@ def parse(data: dict[str, object], origin: str = "config") -> BridgeConfig:
     except ValidationError as exc:
         lines = [f"{origin}: {_where(e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
+
+
+def to_toml(data: dict[str, Any], _prefix: str = "") -> str:
+    """Just enough TOML to write a config back out (scalars, lists, tables, arrays of tables), for
+    tools that generate site files (the demo, benchmarks, tests). ``data`` is ``model_dump(mode="json")``."""
+
+    def is_tables(value: object) -> bool:
+        return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
+
+    lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in data.items() if v is not None and not isinstance(v, dict) and not is_tables(v)]
+    for key, value in data.items():
+        name = f"{_prefix}{key}"
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", to_toml(value, f"{name}.")]
+        elif is_tables(value):
+            for item in value:
+                lines += ["", f"[[{name}]]", to_toml(item, f"{name}.")]
+    return "\n".join(lines)
 
 
 def load(path: Path) -> BridgeConfig:

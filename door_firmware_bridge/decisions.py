@@ -2,20 +2,25 @@
 
 Fallback happens only when the service cannot be reached (connection error, timeout, 5xx). An answer
 from the service, allow or deny (401/403/4xx included), is final: a device key the service refuses
-must not turn into offline admissions.
+must not turn into offline admissions. After a failure the service is skipped for ``RETRY_S`` so
+that, during an outage, each scan does not first wait out a connect timeout.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from door_firmware_bridge.config import DoorConfig, Lane, ServiceConfig
-from door_firmware_bridge.model import Decision, Presented
+from door_firmware_bridge.model import Decision, Presented, new_id
 from door_firmware_bridge.offline import OfflineCache
 from idsvc.core.validation import normalise_plate
+
+
+RETRY_S = 5.0
 
 
 class ServiceUnreachable(Exception):
@@ -24,6 +29,7 @@ class ServiceUnreachable(Exception):
 
 class OnlineDecider:
     def __init__(self, cfg: ServiceConfig, client: httpx.AsyncClient | None = None) -> None:
+        self._down_until = float("-inf")  # monotonic: skip the service until then
         self._client = client or httpx.AsyncClient(
             base_url=cfg.url,
             headers={"Authorization": f"Bearer {cfg.key()}"},
@@ -33,24 +39,28 @@ class OnlineDecider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @property
+    def reachable(self) -> bool:
+        return time.monotonic() >= self._down_until
+
     async def _post(self, credential: str, path: str, **kwargs: Any) -> Decision:
+        if not self.reachable:
+            raise ServiceUnreachable("service failed recently; retrying later")
         try:
             answer = await self._client.post(path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ServiceUnreachable(f"{type(exc).__name__}: {exc}") from exc
-        if answer.status_code >= 500:
-            raise ServiceUnreachable(f"service answered {answer.status_code}")
-        try:
+            if answer.status_code >= 500:
+                raise ServiceUnreachable(f"service answered {answer.status_code}")
             body = answer.json()
-        except ValueError:
-            raise ServiceUnreachable("service answered something that is not JSON") from None
+        except (httpx.HTTPError, ValueError, ServiceUnreachable) as exc:
+            self._down_until = time.monotonic() + RETRY_S
+            raise ServiceUnreachable(f"{type(exc).__name__}: {exc}") from exc
         if answer.status_code != 200:
             code = body.get("error", {}).get("code", str(answer.status_code)) if isinstance(body, dict) else str(answer.status_code)
             return Decision.deny("online", credential, f"service_refused:{code}")
         reasons = tuple(sorted(set(body.get("reasons") or [])))
         allow = body.get("allow") is True and not reasons  # default deny: anything unclear is a no
         return Decision(allow, reasons if allow or reasons else ("service_answer_unclear",), "online", credential,
-                        decision_id=body.get("decision_id") or Decision.deny("online", credential).decision_id,
+                        decision_id=body.get("decision_id") or new_id(),
                         person_id=body.get("person_id"), versions=body.get("versions") or {})
 
     async def qr(self, door: DoorConfig, text: str) -> Decision:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from door_firmware_bridge.cli import app
-from door_firmware_bridge.config import HARD_STALENESS_CAP_S, ConfigError, parse
+from door_firmware_bridge.config import HARD_STALENESS_CAP_S, ConfigError, parse, to_toml
 
 GOOD = """
 site = "park-1"
@@ -95,3 +96,8 @@ def test_check_config_and_status(tmp_path: Path) -> None:
     (tmp_path / "cache" / "status.json").write_text(json.dumps({"site": "park-1", "doors": {"flat-101": {"lock": "locked"}}}))
     status = runner.invoke(app, ["status", "--config", str(path)])
     assert status.exit_code == 0 and json.loads(status.output)["doors"]["flat-101"]["lock"] == "locked"
+
+
+def test_written_config_reads_back_the_same(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(GOOD.format(tmp=tmp_path)))
+    assert parse(tomllib.loads(to_toml(cfg.model_dump(mode="json", exclude_none=True)))) == cfg

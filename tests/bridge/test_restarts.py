@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
 from sqlalchemy import select
 
 from door_firmware_bridge.bridge import Bridge
+from door_firmware_bridge.config import to_toml
 from door_firmware_bridge.journal import Journal
 from door_firmware_bridge.model import Command, Decision
 from door_firmware_bridge.simulators.lock import LockSim
@@ -59,24 +58,10 @@ def test_broker_restart_drops_commands_instead_of_queueing_them(site: Site, tmp_
     asyncio.run(scenario())
 
 
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Just enough TOML for a bridge config (scalars, lists of scalars, tables, arrays of tables)."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict | list) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))}
-    lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in scalars.items() if v is not None]
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            lines += ["", f"[{name}]", _toml(value, f"{name}.")]
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                lines += ["", f"[[{name}]]", _toml(item, f"{name}.")]
-    return "\n".join(lines)
-
-
 def test_sigkill_mid_unlock_door_relocks_and_no_event_is_lost(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
     cfg = bridge_config(site, tmp_path, service_url=service.url, flat={"pulse_s": 3.0})
     path = tmp_path / "site.toml"
-    path.write_text(_toml(cfg.model_dump(mode="json", exclude_none=True)))
+    path.write_text(to_toml(cfg.model_dump(mode="json", exclude_none=True)))
     command = [sys.executable, "-m", "door_firmware_bridge", "run", "--config", str(path), "--log-level", "warning"]
 
     async def scenario() -> None:
