@@ -17,6 +17,7 @@ from idsvc.audit.models import AuditEvent, AuditHead
 from idsvc.auth.models import ApiKey
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
+from idsvc.registry.models import PersonKind
 from idsvc.registry.scope import unit_door_group_id
 from tests.world import World
 
@@ -255,6 +256,39 @@ def test_appends_continue_the_chain_across_transactions(ctx: AppContext) -> None
     with ctx.db.session() as s:
         assert audit.chain_head(s) == (start[0] + 2, rows[1].hash)
     assert verify(ctx).ok
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(ctx: AppContext) -> None:
+    """Eight request threads change the registry at once: every change gets its own sequence number and
+    the chain still verifies (the head row serialises appends on PostgreSQL and SQLite alike)."""
+    import threading
+
+    from idsvc.auth.principal import OPERATOR
+    from idsvc.registry import people, schemas, sites
+
+    with ctx.db.session() as s:
+        site_id = sites.create_site(s, OPERATOR, schemas.SiteIn(code="busy", name="Busy")).id
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for k in range(3):
+                with ctx.db.session() as s:
+                    people.create_person(s, OPERATOR, schemas.PersonIn(site_id=site_id, display_name=f"P{n}-{k}", kind=PersonKind.tenant))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    report = verify(ctx)
+    assert report.ok, report.problems
+    assert report.events_checked == report.head_seq == 1 + 8 * 3
 
 
 # --- queries and scoping --------------------------------------------------------------------------------------

@@ -99,13 +99,17 @@ def live_tenancy(ctx: AppContext, ids: dict[str, int]) -> dict[str, int]:
     return {}
 
 
-def grant1_status(status: Status) -> Prepare:
+def grant_status(grant: str, status: Status) -> Prepare:
     def prepare(ctx: AppContext, ids: dict[str, int]) -> dict[str, int]:
         with ctx.db.session() as s:
-            s.get(Grant, ids["grant1"]).status = status  # type: ignore[union-attr]
+            s.get(Grant, ids[grant]).status = status  # type: ignore[union-attr]
         return {}
 
     return prepare
+
+
+def grant1_status(status: Status) -> Prepare:
+    return grant_status("grant1", status)
 
 
 def tenant1_status(status: Status) -> Prepare:
@@ -163,6 +167,10 @@ ROWS = [
     Row("GET", "/v1/units", "/v1/units", expect(200, device1=403)),
     Row("GET", "/v1/units/{unit_id}", "/v1/units/{unit1}", UNIT1_READ),
     Row("PATCH", "/v1/units/{unit_id}", "/v1/units/{unit1}", UNIT1_MANAGE, body=lambda i, t: {"kind": "shop"}),
+    # The other side of site A: owner2's unit, its tenant and grant are invisible to owner1 and tenant1.
+    Row("GET", "/v1/units/{unit_id}", "/v1/units/{unit2}", expect(404, district=200, admin_a=200, owner2=200), name="GET owner2's unit"),
+    Row("PATCH", "/v1/units/{unit_id}", "/v1/units/{unit2}", expect(404, district=200, admin_a=200, owner2=200), body=lambda i, t: {"kind": "shop"}, name="PATCH owner2's unit"),
+    Row("GET", "/v1/units/{unit_id}/tenants", "/v1/units/{unit2}/tenants", expect(404, district=200, admin_a=200, owner2=200), name="GET owner2's tenants"),
     Row("POST", "/v1/units/{unit_id}/tenants", "/v1/units/{unit1}/tenants", expect(404, district=201, admin_a=201, owner1=201, tenant1=403), body=lambda i, t: {"person_id": i["tenant1"], **window()}),
     Row("GET", "/v1/units/{unit_id}/tenants", "/v1/units/{unit1}/tenants", UNIT1_MANAGE),
     Row("DELETE", "/v1/units/{unit_id}/tenants/{person_id}", "/v1/units/{unit1}/tenants/{tenant1}", UNIT1_MANAGE, prepare=live_tenancy),
@@ -188,6 +196,7 @@ ROWS = [
     Row("POST", "/v1/people", "/v1/people", expect(403, district=201, admin_a=201, owner1=201, owner2=201), body=lambda i, t: {"site_id": i["site_a"], "display_name": f"P {t}", "kind": "tenant"}),
     Row("GET", "/v1/people", "/v1/people?site_id={site_a}", expect(200, admin_b=403, device1=403)),
     Row("GET", "/v1/people/{person_id}", "/v1/people/{tenant1}", UNIT1_READ),
+    Row("GET", "/v1/people/{person_id}", "/v1/people/{tenant2}", expect(404, district=200, admin_a=200, owner2=200), name="GET owner2's tenant"),
     Row("PATCH", "/v1/people/{person_id}", "/v1/people/{tenant1}", expect(404, district=200, admin_a=200, owner1=403, tenant1=200), body=lambda i, t: {"phone": "+86 138 0000 0000"}),
     Row("PATCH", "/v1/people/{person_id}", "/v1/people/{registered}", expect(404, district=200, admin_a=200, owner1=200), body=lambda i, t: {"phone": "+86 138 0000 0001"}, prepare=person_of_owner1, name="PATCH a person owner1 registered"),
     # (revocation verbs on people: owners and tenants see tenant1 but may not change their status)
@@ -201,6 +210,8 @@ ROWS = [
     Row("POST", "/v1/grants", "/v1/grants", expect(404, district=201, admin_a=201), body=lambda i, t: {"door_group_id": i["group1"], "person_id": i["tenant1"], **window()}),
     Row("GET", "/v1/grants", "/v1/grants", expect(200, device1=403)),
     Row("GET", "/v1/grants/{grant_id}", "/v1/grants/{grant1}", UNIT1_READ),
+    Row("GET", "/v1/grants/{grant_id}", "/v1/grants/{grant2}", expect(404, district=200, admin_a=200, owner2=200), name="GET owner2's tenant's grant"),
+    Row("POST", "/v1/grants/{grant_id}/suspend", "/v1/grants/{grant2}/suspend", expect(404, district=200, admin_a=200, owner2=200), body=lambda i, t: {"reason": "r"}, prepare=grant_status("grant2", Status.active), name="suspend owner2's tenant's grant"),
     Row("POST", "/v1/grants/{grant_id}/suspend", "/v1/grants/{grant1}/suspend", UNIT1_MANAGE, body=lambda i, t: {"reason": "r"}, prepare=grant1_status(Status.active)),
     Row("POST", "/v1/grants/{grant_id}/reinstate", "/v1/grants/{grant1}/reinstate", UNIT1_MANAGE, body=lambda i, t: {"reason": "r"}, prepare=grant1_status(Status.suspended)),
     Row("POST", "/v1/grants/{grant_id}/revoke", "/v1/grants/{grant1}/revoke", UNIT1_MANAGE, body=lambda i, t: {"reason": "r"}, prepare=grant1_status(Status.active)),
