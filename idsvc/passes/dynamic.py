@@ -40,6 +40,15 @@ def step_at(at: datetime) -> int:
     return int(at.timestamp()) // STEP_SECONDS
 
 
+REPLAY_SLACK_SECONDS = 5
+
+
+def replay_ttl(step: int, at: datetime) -> int:
+    """Seconds a used (pass, step, door) must be remembered: until ``step`` is no longer accepted."""
+    window_end = (step + ACCEPTED_SKEW_STEPS + 1) * STEP_SECONDS
+    return max(1, int(window_end - at.timestamp()) + REPLAY_SLACK_SECONDS)
+
+
 def _signed_bytes(pass_token: bytes, step: int, door_id: int | None, challenge: bytes | None) -> bytes:
     return cbor2.dumps([_CONTEXT, hashlib.sha256(pass_token).digest(), step, door_id, challenge])
 
@@ -101,8 +110,10 @@ def check(
         reasons.append("presentation_other_door")
     if challenge is not None and presentation.challenge != challenge:
         reasons.append("presentation_challenge_mismatch")
-    # Only a presentation that passed every other check may burn its (pass, step, door) slot.
-    if not reasons and not kv.add_once(f"pres:{pass_id.hex()}:{presentation.step}:{door_id}", STEP_SECONDS * (2 * ACCEPTED_SKEW_STEPS + 2)):
+    # Only a presentation that passed every other check may burn its (pass, step, door) slot. The
+    # marker lives only until the step leaves the accepted window (plus clock slack): replay is
+    # impossible after that anyway, and the shared store holds at most ~95 s of accepted codes.
+    if not reasons and not kv.add_once(f"pres:{pass_id.hex()}:{presentation.step}:{door_id}", replay_ttl(presentation.step, at)):
         reasons.append("presentation_replayed")
     return reasons
 
