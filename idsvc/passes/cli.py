@@ -108,10 +108,10 @@ def register(app: typer.Typer) -> None:
             print_json(issuing.pass_to_dict(issuing.change_status(session, OPERATOR, pass_id, Status.revoked, reason)))
 
     @passes.command("rotate-key")
-    def rotate_command() -> None:
+    def rotate_command(es256: bool = typer.Option(False, "--es256", help="A P-256 key instead of Ed25519.")) -> None:
         """Make a new issuer key active; the old one verifies until its last pass expires."""
         with cli_context() as ctx, ctx.db.session() as session:
-            row = keys.rotate(session, ctx.sealer, OPERATOR)
+            row = keys.rotate(session, ctx.sealer, OPERATOR, codec.ALG_ES256 if es256 else codec.ALG_EDDSA)
             print_json({"kid": row.kid, "status": row.status.value})
 
     @passes.command("withdraw-key")

@@ -2,8 +2,9 @@
 
 A pass carries the person's pseudonym, never their name; its scope lists the site, units and door
 groups of the person's active grants at issue time (for offline bridges: the service itself checks
-the live grants at every door). Ed25519 signatures are deterministic, so a pass's QR can be rebuilt
-from its row byte for byte, and nothing secret is stored beyond the sealed issuer key.
+the live grants at every door). A pass's QR is rebuilt from its row when asked for again (byte for byte
+with Ed25519, which is deterministic; an equally valid new signature with ES256), so no token is
+stored.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _claims(row: Pass, person: Person) -> PassClaims:
 
 
 def qr_text(session: Session, sealer: Sealer, row: Pass) -> str:
-    """The pass's QR text, rebuilt from its row (identical bytes: Ed25519 is deterministic)."""
+    """The pass's QR text, rebuilt from its row and signed again by the key that signed it."""
     key_row = session.scalar(select(IssuerKey).where(IssuerKey.kid == row.kid))
     if key_row is None or key_row.status is KeyStatus.withdrawn:
         raise Conflict("The key that signed this pass was withdrawn; issue a new pass.", code="pass_key_withdrawn")

@@ -7,12 +7,15 @@ pass it signed, at once, because verifiers stop trusting its kid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cwt import COSEKey
 from cwt.cose_key_interface import COSEKeyInterface
 from sqlalchemy import func, select
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session
 from idsvc.audit import service as audit
 from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
-from idsvc.core.errors import Conflict, NotFound
+from idsvc.core.errors import Conflict, InvalidInput, NotFound
 from idsvc.core.sealing import Sealer
 from idsvc.passes import codec, versions
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
@@ -31,14 +34,20 @@ def _aad(kid: str) -> str:
     return f"pass-issuer-key:{kid}"
 
 
-def _new_key(session: Session, sealer: Sealer, purpose: KeyPurpose) -> IssuerKey:
-    private = Ed25519PrivateKey.generate()
+_GENERATORS: dict[int, Callable[[], PrivateKeyTypes]] = {
+    codec.ALG_EDDSA: Ed25519PrivateKey.generate,
+    codec.ALG_ES256: lambda: ec.generate_private_key(ec.SECP256R1()),
+}
+
+
+def _new_key(session: Session, sealer: Sealer, purpose: KeyPurpose, alg: int = codec.ALG_EDDSA) -> IssuerKey:
+    private = _GENERATORS[alg]()
     kid = codec.kid_of(private.public_key()).hex()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     row = IssuerKey(
         kid=kid,
         purpose=purpose,
-        alg=codec.ALG_EDDSA,
+        alg=alg,
         public_der=codec.spki_der(private.public_key()),
         sealed_private=sealer.seal(pem, _aad(kid)),
         status=KeyStatus.active,
@@ -64,7 +73,7 @@ def active_issuer_key(session: Session, sealer: Sealer) -> IssuerKey:
 
 def signing_key(row: IssuerKey, sealer: Sealer) -> COSEKeyInterface:
     pem = sealer.open(row.sealed_private, _aad(row.kid))
-    return COSEKey.from_pem(pem, kid=bytes.fromhex(row.kid))
+    return COSEKey.from_pem(pem, alg=codec.ALG_NAMES[row.alg] if row.alg != codec.ALG_EDDSA else "", kid=bytes.fromhex(row.kid))
 
 
 def verifying_key(row: IssuerKey) -> COSEKeyInterface:
@@ -72,8 +81,11 @@ def verifying_key(row: IssuerKey) -> COSEKeyInterface:
     return codec.cose_public_key(public, bytes.fromhex(row.kid))
 
 
-def rotate(session: Session, sealer: Sealer, actor: Principal) -> IssuerKey:
+def rotate(session: Session, sealer: Sealer, actor: Principal, alg: int = codec.ALG_EDDSA) -> IssuerKey:
+    """Ed25519 by default; ES256 for relying parties whose readers only do P-256."""
     actor.require_district_admin()
+    if alg not in _GENERATORS:
+        raise InvalidInput(f"Issuer keys are EdDSA ({codec.ALG_EDDSA}) or ES256 ({codec.ALG_ES256}).", code="pass_key_alg_invalid")
     old = active_issuer_key(session, sealer)
     now = utcnow()
     last_exp = session.scalar(select(func.max(Pass.expires_at)).where(Pass.kid == old.kid))
@@ -81,7 +93,7 @@ def rotate(session: Session, sealer: Sealer, actor: Principal) -> IssuerKey:
     # SQLite hands back naive datetimes from aggregates; UTCDateTime only fixes whole columns.
     old.verify_until = max(now, last_exp.replace(tzinfo=now.tzinfo) if last_exp else now)
     session.flush()
-    new = _new_key(session, sealer, KeyPurpose.issuer)
+    new = _new_key(session, sealer, KeyPurpose.issuer, alg)
     audit.append(
         session,
         audit.NewEvent(kind="pass_key.rotated", actor=actor.actor, entity_type="pass_issuer_key", entity_id=new.id, data={"new_kid": new.kid, "old_kid": old.kid, "old_verifies_until": old.verify_until.isoformat()}),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import zlib
-from datetime import timedelta
 from typing import Any
 
 import cbor2

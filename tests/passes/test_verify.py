@@ -10,7 +10,7 @@ from idsvc.audit.models import AuditEvent
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
-from idsvc.passes import issuing, keys
+from idsvc.passes import codec, issuing, keys
 from idsvc.passes.verify import PassVerifier
 from idsvc.registry.models import Status
 from tests.world import World
@@ -86,3 +86,12 @@ def test_ended_tenancy_denies_even_with_a_valid_pass(ctx: AppContext, world: Wor
         units.end_tenancy(s, OPERATOR, world.ids["unit1"], world.ids["tenant1"], "moved out")
     decision = verifier.decide(world.ids["door1"], tenant_pass.text, actor="t")
     assert not decision.allow and decision.reasons and all(r.startswith("grant_") for r in decision.reasons)
+
+
+def test_es256_issuer_key(ctx: AppContext, world: World, verifier: PassVerifier) -> None:
+    with ctx.db.session() as s:
+        key = keys.rotate(s, ctx.sealer, OPERATOR, codec.ALG_ES256)
+        issued = issuing.issue(s, ctx.sealer, OPERATOR, world.ids["tenant1"])
+    assert key.alg == codec.ALG_ES256 and issued.row.kid == key.kid
+    assert codec.parse_sign1(codec.decode_text(issued.text)).alg == codec.ALG_ES256
+    assert verifier.decide(world.ids["door1"], issued.text, actor="t").allow
