@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -85,6 +86,8 @@ def bench_engine(photos: Path, labels: list[tuple[str, str]], repeat: int) -> di
         "pack": engine.pack,
         "stage_median_ms": {k: median_ms(v) for k, v in stages.items()},
         "accuracy": summarise(scores, settings.face_threshold),
+        # Before dlib loads: the whole process so far (Python, numpy, onnxruntime sessions, photos).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
