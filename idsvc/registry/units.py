@@ -14,7 +14,7 @@ from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
 from idsvc.registry.grants import add_grant
 from idsvc.registry.sites import get_building
-from idsvc.registry.models import Door, DoorGroup, DoorKind, Grant, Person, Status, Unit
+from idsvc.registry.models import Building, Door, DoorGroup, DoorKind, Grant, Person, Status, Unit
 from idsvc.registry.scope import can_manage_unit, can_see_person, can_see_unit, load, not_visible, tenant_unit_ids, unit_door_group_id
 
 # Unit codes are printed as QR and read aloud: no 0/O/1/I ambiguity, ~60 bits of randomness.
@@ -29,6 +29,14 @@ def _check_owner(session: Session, owner_id: int, site_id: int) -> None:
     owner = load(session, Person, owner_id, "person")
     if owner.site_id != site_id:
         raise InvalidInput("The owner must be a person of the unit's site.", code="person_not_in_site")
+
+
+def _group_name(session: Session, unit: Unit, building_code: str, group_id: int | None = None) -> str:
+    """'unit b1/101'; if a group of the site already has that name (an admin's, or a relabelled unit's
+    from before), the unit id makes it unique, so registering or relabelling never trips over it."""
+    name = f"unit {building_code}/{unit.label}"
+    taken = session.scalar(select(DoorGroup.id).where(DoorGroup.site_id == unit.site_id, DoorGroup.name == name, DoorGroup.id != (group_id or 0)))
+    return name if taken is None else f"{name} (unit {unit.id})"
 
 
 def register_unit(session: Session, principal: Principal, body: schemas.UnitIn) -> Unit:
@@ -49,7 +57,7 @@ def register_unit(session: Session, principal: Principal, body: schemas.UnitIn) 
     session.flush()
     # Every unit has its own door group: its doors plus the entrances of its building.
     entrances = list(session.scalars(select(Door).where(Door.building_id == building.id, Door.unit_id.is_(None), Door.kind == DoorKind.entrance)))
-    group = DoorGroup(site_id=unit.site_id, name=f"unit {building.code}/{unit.label}", unit_id=unit.id, doors=entrances)
+    group = DoorGroup(site_id=unit.site_id, name=_group_name(session, unit, building.code), unit_id=unit.id, doors=entrances)
     session.add(group)
     session.flush()
     events.record(
@@ -101,6 +109,9 @@ def update_unit(session: Session, principal: Principal, unit_id: int, body: sche
     ):
         raise Conflict(f"Unit '{patch['label']}' exists in this building already.", code="duplicate_label")
     changed = events.changes(unit, {k: v for k, v in patch.items() if v is not None or k == "owner_id"})
+    group = session.scalar(select(DoorGroup).where(DoorGroup.unit_id == unit.id))
+    if "label" in changed and group is not None:
+        group.name = _group_name(session, unit, session.get(Building, unit.building_id).code, group.id)  # type: ignore[union-attr]
     if changed:
         events.record(session, principal, "unit.updated", entity_type="unit", entity_id=unit.id, site_id=unit.site_id, unit_id=unit.id, data=changed)
     return unit

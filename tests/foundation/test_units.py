@@ -172,3 +172,16 @@ def test_entrance_doors_join_unit_door_groups(client: TestClient, world: World) 
     created = ok(client.get(f"/v1/audit/events?door_id={back['id']}", headers=admin))["events"][0]
     assert created["kind"] == "door.created"
     assert sorted(created["data"]["door_group_ids"]) == sorted(groups[u] for u in (world.ids["unit1"], world.ids["unit2"], new_unit["id"]))
+
+
+def test_relabelled_unit_frees_its_label_and_group_name(client: TestClient, world: World) -> None:
+    owner, admin = world.auth("owner1"), world.auth("admin_a")
+    ok(client.patch(f"/v1/units/{world.ids['unit1']}", headers=owner, json={"label": "105"}))
+    group1 = ok(client.get(f"/v1/units/{world.ids['unit1']}", headers=owner))["door_group_id"]
+    assert ok(client.get(f"/v1/door-groups/{group1}", headers=admin))["name"] == "unit b1/105"
+    again = ok(client.post("/v1/units", headers=owner, json={"building_id": world.ids["building_a"], "label": "101"}), 201)
+    assert ok(client.get(f"/v1/door-groups/{again['door_group_id']}", headers=admin))["name"] == "unit b1/101"
+    # An admin's group that happens to have a unit group's name does not block the unit.
+    ok(client.post("/v1/door-groups", headers=admin, json={"site_id": world.ids["site_a"], "name": "unit b1/777"}), 201)
+    unit = ok(client.post("/v1/units", headers=owner, json={"building_id": world.ids["building_a"], "label": "777"}), 201)
+    assert ok(client.get(f"/v1/door-groups/{unit['door_group_id']}", headers=admin))["name"] == f"unit b1/777 (unit {unit['id']})"
