@@ -12,9 +12,11 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field as PydanticField
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -57,10 +59,24 @@ def engine_for(settings: Settings) -> FaceEngine:
         raise FaceEngineUnavailable(str(exc)) from exc
 
 
+class SiteFaceSettings(BaseModel):
+    """What a site may override under Site.settings["faces"]; unset = the service setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = PydanticField(None, ge=-1.0, le=1.0, description="calibrated with `idsvc faces evaluate`")
+    liveness_mode: Literal["off", "advisory", "enforce"] | None = None
+    liveness_threshold: float | None = PydanticField(None, ge=0.0, le=1.0)
+
+
+def site_face_settings(site_settings: dict[str, Any] | None) -> SiteFaceSettings:
+    """Parse a site's face overrides; raises pydantic.ValidationError (for the site update path to report)."""
+    return SiteFaceSettings.model_validate((site_settings or {}).get("faces") or {})
+
+
 @dataclass(frozen=True)
 class SitePolicy:
-    """The service settings with the site's own overrides: Site.settings["faces"] may set threshold
-    (calibrated with `idsvc faces evaluate`), liveness_mode and liveness_threshold."""
+    """The service settings with the site's own overrides (SiteFaceSettings)."""
 
     threshold: float
     liveness_mode: str  # off | advisory | enforce
@@ -68,14 +84,23 @@ class SitePolicy:
 
     @classmethod
     def of(cls, settings: Settings, site: Site) -> SitePolicy:
-        overrides = (site.settings or {}).get("faces", {})
+        try:
+            overrides = site_face_settings(site.settings)
+        except ValidationError as exc:
+            # A bad override must not break the doors: fall back to the service settings, loudly.
+            log.error("site %s has invalid face settings, using the defaults: %s", site.id, exc.errors()[0]["msg"])
+            overrides = SiteFaceSettings()
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
         return cls(
-            threshold=float(overrides.get("threshold", settings.face_threshold)),
-            liveness_mode=str(overrides.get("liveness_mode", settings.face_liveness_mode)),
+            threshold=pick(overrides.threshold, settings.face_threshold),
+            liveness_mode=pick(overrides.liveness_mode, settings.face_liveness_mode),
             quality=QualityPolicy(
                 min_face_px=settings.face_min_size_px,
                 min_sharpness=settings.face_min_sharpness,
-                liveness_threshold=float(overrides.get("liveness_threshold", settings.face_liveness_threshold)),
+                liveness_threshold=pick(overrides.liveness_threshold, settings.face_liveness_threshold),
             ),
         )
 

@@ -208,3 +208,21 @@ def test_match_face_for_the_pass_path_identifies_without_deciding(client, world,
     assert match_face(ctx, world.ids["site_a"], photo("img4.jpg"), world.ids["tenant2"]).reasons == ["no_face_template"]
     with ctx.db.session() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.kind == "decision")) == 0
+
+
+def test_invalid_site_face_settings_fall_back_to_the_defaults(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
+    from pydantic import ValidationError
+
+    from idsvc.faces.service import site_face_settings
+
+    with pytest.raises(ValidationError):
+        site_face_settings({"faces": {"threshold": 3}})
+    with pytest.raises(ValidationError):
+        site_face_settings({"faces": {"liveness_mode": "sometimes"}})
+    assert site_face_settings({"faces": {"threshold": 0.5}}).threshold == 0.5
+    consent(client, world, "tenant1")
+    enrol(client, world, "tenant1", [photo("img1.jpg")])
+    with ctx.db.session() as s:
+        s.get(Site, world.ids["site_a"]).settings = {"faces": {"threshold": "high"}}
+    result = verify(client, world, photo("img4.jpg")).json()
+    assert result["allow"] is True and result["threshold"] == ctx.settings.face_threshold
