@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -18,19 +17,14 @@ from idsvc.registry.models import PersonKind
 from idsvc.revocation import service as revocation
 from idsvc.revocation.service import Verb
 from idsvc.sync.events import versions
+from tests.revocation.nodes import free_port
 from tests.world import World
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def live_url(ctx: AppContext) -> Iterator[str]:
     """This test's app behind uvicorn in a thread (streams need a real server, not the test client)."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
