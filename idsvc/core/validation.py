@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from annotated_types import Ge, Le
@@ -31,6 +32,20 @@ def _text(value: str) -> str:
 
 
 # Codes compare case-insensitively: 'B1' is accepted and stored as 'b1' (the pattern sees the input as typed).
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    # Python's JSON reader takes NaN and Infinity, which no database JSON column (nor JSON) accepts.
+    if depth > 32:
+        raise ValueError("nested more than 32 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and Infinity are not JSON numbers")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _json_safe(child, depth + 1)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_safe)]
+
 Code = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{1,39}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_single_line)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_single_line)]

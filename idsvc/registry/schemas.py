@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
-from idsvc.core.validation import Code, ExternalRef, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
+from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
 from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
 from idsvc.registry.scope import unit_door_group_id
@@ -26,13 +26,13 @@ class SiteIn(In):
     code: Code
     name: Name
     timezone: TimeZoneName = "Asia/Shanghai"
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: JsonObject = Field(default_factory=dict)
 
 
 class SitePatch(In):
     name: Name | None = None
     timezone: TimeZoneName | None = None
-    settings: dict[str, Any] | None = None
+    settings: JsonObject | None = None
 
 
 class SiteOut(Out):

@@ -76,6 +76,13 @@ def tenancy(i: dict[str, Any], **over: Any) -> dict[str, Any]:
     return {"person_id": i["tenant1"], "valid_from": later(0), "valid_until": later(30), **over}
 
 
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def sched(**over: Any) -> dict[str, Any]:
     return {"days": [0], "start": "08:00", "end": "18:00", **over}
 
@@ -99,6 +106,10 @@ def cases(i: dict[str, Any]) -> dict[str, list[Case]]:
             c("time zone offset", "POST", "/v1/sites", {"code": "new", "name": "X", "timezone": "+08:00"}, 422, "invalid_input", "body.timezone"),
             c("duplicate code", "POST", "/v1/sites", {"code": "site-a", "name": "X"}, 409, "duplicate_code"),
             c("duplicate code in capitals", "POST", "/v1/sites", {"code": "SITE-A", "name": "X"}, 409, "duplicate_code"),
+            c("settings with NaN", "POST", "/v1/sites", Raw(b'{"code": "new", "name": "X", "settings": {"t": NaN}}'), 422, "invalid_input", "body.settings"),
+            c("settings with Infinity", "POST", "/v1/sites", Raw(b'{"code": "new", "name": "X", "settings": {"t": [1, -Infinity]}}'), 422, "invalid_input", "body.settings"),
+            c("settings nested too deep", "POST", "/v1/sites", {"code": "new", "name": "X", "settings": {"t": nested(40)}}, 422, "invalid_input", "body.settings"),
+            c("patch: settings with NaN", "PATCH", f"/v1/sites/{site}", Raw(b'{"settings": {"t": NaN}}'), 422, "invalid_input", "body.settings"),
             c("unknown field", "POST", "/v1/sites", {"code": "new", "name": "X", "colour": "red"}, 422, "invalid_input", "body.colour"),
             c("missing fields", "POST", "/v1/sites", {}, 422, "invalid_input", "body.code"),
             c("body is a list", "POST", "/v1/sites", [{"code": "new", "name": "X"}], 422, "invalid_input", "body"),
