@@ -80,56 +80,60 @@ class PassClaims:
         return claims
 
 
-def _need(claims: dict[Any, Any], key: int, kind: type | tuple[type, ...], name: str) -> Any:
-    value = claims.get(key)
-    # bool is an int subclass in Python; a CBOR true is never a valid time or index.
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise CodecError("claims_invalid", f"claim {name} ({key}) is missing or has the wrong type.")
-    return value
+_PASS_TYPES = {t.value: t for t in PassType}
+# iss, sub, cti, iat, nbf, exp, scope site, status index, status uri. Exact types: a CBOR true is a
+# bool, which Python would otherwise accept as the integer 1.
+_REQUIRED = (CLAIM_ISS, CLAIM_SUB, CLAIM_CTI, CLAIM_IAT, CLAIM_NBF, CLAIM_EXP)
+_TYPES = (str, bytes, bytes, int, int, int, int, int, str)
 
 
-def _int_list(value: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(value) > 256 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise CodecError("claims_invalid", f"scope {name} must be a list of integers.")
+def _refuse(detail: str) -> CodecError:
+    return CodecError("claims_invalid", f"the claims are not a valid pass: {detail}.")
+
+
+def _int_list(value: Any) -> tuple[int, ...]:
+    if type(value) is not list or len(value) > 256 or not all(type(v) is int for v in value):
+        raise _refuse("scope units and door groups must be lists of integers")
     return tuple(value)
 
 
 def parse_claims(payload: bytes) -> PassClaims:
-    """Decode and type-check our claim set; anything unexpected is a refusal, not a guess."""
+    """Decode and type-check our claim set; anything unexpected is a refusal, not a guess.
+
+    Written for speed (it runs at every door): one lookup per claim, one type comparison for all.
+    """
     claims = cbor_loads(payload, "the claims")
-    if not isinstance(claims, dict):
-        raise CodecError("claims_invalid", "the claims are not a CBOR map.")
-    scope = _need(claims, CLAIM_SCOPE, dict, "scope")
-    status = _need(claims, CLAIM_STATUS, dict, "status").get("status_list")
-    if not isinstance(status, dict) or not isinstance(status.get("idx"), int) or not isinstance(status.get("uri"), str):
-        raise CodecError("claims_invalid", "claim status must be {status_list: {idx, uri}}.")
-    try:
-        pass_type = PassType(_need(claims, CLAIM_PASS_TYPE, str, "pass type"))
-    except ValueError:
-        raise CodecError("claims_invalid", "claim pass type has an unknown value.") from None
+    if type(claims) is not dict:
+        raise _refuse("not a CBOR map")
+    scope, status = claims.get(CLAIM_SCOPE), claims.get(CLAIM_STATUS)
+    if type(scope) is not dict or type(status) is not dict or type(status.get("status_list")) is not dict:
+        raise _refuse("scope and status must be maps")
+    status_list = status["status_list"]
+    values = (*(claims.get(key) for key in _REQUIRED), scope.get(SCOPE_SITE), status_list.get("idx"), status_list.get("uri"))
+    if tuple(map(type, values)) != _TYPES:
+        raise _refuse("a required claim is missing or has the wrong type")
+    iss, sub, pass_id, iat, nbf, exp, site_id, status_index, status_uri = values
+    if len(sub) != 16 or len(pass_id) != 16:
+        raise _refuse("sub and cti must be 16 bytes")
+    pass_type = _PASS_TYPES.get(claims.get(CLAIM_PASS_TYPE))  # type: ignore[arg-type]
+    if pass_type is None:
+        raise _refuse("unknown pass type")
     holder_key = None
     if CLAIM_CNF in claims:
         cnf = claims[CLAIM_CNF]
-        if not isinstance(cnf, dict) or not isinstance(cnf.get(CNF_COSE_KEY), dict):
-            raise CodecError("claims_invalid", "claim cnf must hold a COSE_Key.")
+        if type(cnf) is not dict or type(cnf.get(CNF_COSE_KEY)) is not dict:
+            raise _refuse("cnf must hold a COSE_Key")
         holder_key = cnf[CNF_COSE_KEY]
-    sub, pass_id = _need(claims, CLAIM_SUB, bytes, "sub"), _need(claims, CLAIM_CTI, bytes, "cti")
-    if len(sub) != 16 or len(pass_id) != 16:
-        raise CodecError("claims_invalid", "sub and cti must be 16 bytes.")
     return PassClaims(
-        iss=_need(claims, CLAIM_ISS, str, "iss"),
+        iss=iss,
         sub=sub,
         pass_id=pass_id,
         pass_type=pass_type,
-        scope=Scope(
-            site_id=_need(scope, SCOPE_SITE, int, "scope site"),
-            unit_ids=_int_list(scope.get(SCOPE_UNITS, []), "units"),
-            door_group_ids=_int_list(scope.get(SCOPE_DOOR_GROUPS, []), "door groups"),
-        ),
-        iat=_need(claims, CLAIM_IAT, int, "iat"),
-        nbf=_need(claims, CLAIM_NBF, int, "nbf"),
-        exp=_need(claims, CLAIM_EXP, int, "exp"),
-        status_index=status["idx"],
-        status_uri=status["uri"],
+        scope=Scope(site_id, _int_list(scope.get(SCOPE_UNITS, [])), _int_list(scope.get(SCOPE_DOOR_GROUPS, []))),
+        iat=iat,
+        nbf=nbf,
+        exp=exp,
+        status_index=status_index,
+        status_uri=status_uri,
         holder_key=holder_key,
     )
