@@ -38,6 +38,9 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
         raise ValueError("nested more than 32 levels deep")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("NaN and Infinity are not JSON numbers")
+    for text in ([value] if isinstance(value, str) else value.keys() if isinstance(value, dict) else ()):
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+            raise ValueError("text with unpaired surrogates is not valid Unicode")
     children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for child in children:
         _json_safe(child, depth + 1)
