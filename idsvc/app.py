@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
 from idsvc.audit.api import router as audit_router
@@ -20,6 +21,10 @@ from idsvc.passes.api import router as passes_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
 from idsvc.sync.api import router as sync_router
+
+# Uploaded photos must stay in memory (design/privacy.md), but Starlette spools uploads over 1 MB to
+# a temp file. 0 = never roll over to disk; BodySizeLimit already bounds what is held in memory.
+MultiPartParser.spool_max_size = 0
 
 
 def create_app(ctx: AppContext | None = None, settings: Settings | None = None) -> FastAPI:

@@ -10,17 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from pydantic import BaseModel, Field
-from starlette.formparsers import MultiPartParser
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.faces import service
 
 router = APIRouter(prefix="/v1", tags=["faces"])
-
-# Photos must stay in memory (design/privacy.md), but Starlette spools uploads over 1 MB to a temp
-# file. 0 = never roll over to disk; the body-size middleware already bounds what is held in memory.
-MultiPartParser.spool_max_size = 0
-
 
 class ConsentIn(BaseModel):
     purpose: str = Field("door access by face at this site", min_length=3, max_length=200)
