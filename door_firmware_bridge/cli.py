@@ -51,6 +51,7 @@ def run(config: Path = CONFIG, log_level: str = typer.Option("info", help="debug
     """Run the bridge until SIGTERM/SIGINT."""
     cfg = _load(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt warns on every publish while >10 await their PUBACK
     from door_firmware_bridge.bridge import Bridge
 
     async def main() -> None:

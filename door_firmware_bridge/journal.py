@@ -12,6 +12,8 @@ import asyncio
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,15 +74,21 @@ class Journal:
     def append_many(self, entries: list[Entry]) -> list[Entry]:
         """One transaction (one fsync) for the lot: the group commit behind the journal's throughput."""
         rows = [(e.event_id, e.kind, e.at.isoformat(), e.door_id, e.person_id, json.dumps(e.data, default=str)) for e in entries]
+        with self._transaction():
+            self._db.executemany("INSERT INTO events (event_id, kind, at, door_id, person_id, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return entries
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One explicit transaction: without it every statement of an executemany commits (and syncs) alone."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT INTO events (event_id, kind, at, door_id, person_id, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return entries
 
     def pending(self, limit: int) -> list[Entry]:
         with self._lock:
@@ -88,7 +96,7 @@ class Journal:
         return [Entry(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
 
     def mark(self, event_ids: list[str], state: int, note: str | None = None) -> None:
-        with self._lock:
+        with self._transaction():
             self._db.executemany("UPDATE events SET upload = ?, note = ? WHERE event_id = ?", [(state, note, i) for i in event_ids])
 
     def counts(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ from door_firmware_bridge.model import Availability, Command, CommandResult, Dec
 
 BATTERY_LOW = 20
 
-Record = Callable[..., Awaitable[Any]]  # (kind, door=DoorConfig|None, **data) -> journalled
+Record = Callable[..., Awaitable[Any]]  # (kind, door=DoorConfig|None, **data); await it to know it is on disk
 
 
 class DeviceUnavailable(Exception):
@@ -88,7 +88,8 @@ class Supervisor:
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         door.inflight = (cmd, future)
         try:
-            await self._record("command_sent", cfg, cmd_id=cmd.cmd_id, decision_id=decision.decision_id, expires_at=cmd.expires_at.isoformat(), duration_s=cmd.duration_s)
+            # Journalled in order but not awaited: the allow decision is on disk already (the bridge awaited it).
+            self._record("command_sent", cfg, cmd_id=cmd.cmd_id, decision_id=decision.decision_id, expires_at=cmd.expires_at.isoformat(), duration_s=cmd.duration_s)
             try:
                 await self._actuators[cfg.name].send(cfg, cmd)
             except DeviceUnavailable as exc:

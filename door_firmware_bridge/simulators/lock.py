@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ class Received:
     payload: dict[str, Any]
     expiry: int | None
     retained: bool
+    at: float  # monotonic, for scan-to-unlock figures
 
 
 class LockSim:
@@ -45,6 +47,7 @@ class LockSim:
         self.battery = 90
         self.seq = 0
         self.received: list[Received] = []
+        self.scans: list[float] = []  # monotonic times of scan()
         self.executed: list[str] = []
         self.results: dict[str, str] = {}  # cmd_id -> first status (idempotency)
         self.unlock_count = 0
@@ -101,7 +104,7 @@ class LockSim:
             cmd = json.loads(message.payload)  # type: ignore[arg-type]
         except ValueError:
             return
-        self.received.append(Received(cmd, expiry, bool(message.retain)))
+        self.received.append(Received(cmd, expiry, bool(message.retain), time.monotonic()))
         if self.faults.ignore or not isinstance(cmd, dict):
             return
         cmd_id = cmd.get("cmd_id")
@@ -157,4 +160,5 @@ class LockSim:
         await self._publish_state()
 
     async def scan(self, qr: str) -> None:
+        self.scans.append(time.monotonic())
         await self._publish("scan", {"v": 1, "qr": qr, "at": datetime.now(UTC).isoformat()})
