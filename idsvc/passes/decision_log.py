@@ -78,18 +78,28 @@ class DecisionLog:
                 self._wake.notify()
 
     def flush(self) -> None:
-        """Write everything queued so far (tests, shutdown)."""
+        """Write everything queued so far (tests, shutdown); on failure the events stay queued."""
         with self._lock:
             events, self._pending = self._pending, []
-        self._write(events)
+        try:
+            self._write(events)
+        except Exception:
+            with self._lock:
+                self._pending[:0] = events
+            raise
 
     def close(self) -> None:
+        """Stop the writer and flush; if the trail cannot be reached, the journal stays for the next start."""
         with self._lock:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout=10)
-        self.flush()
-        self._journal.close()
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not write %d decisions at shutdown; they stay in %s for the next start", len(self._pending), self._path)
+        finally:
+            self._journal.close()  # releases the lock: the next process replays what is left
         if self._path.exists() and self._path.stat().st_size == 0:
             self._path.unlink()
 
@@ -107,11 +117,7 @@ class DecisionLog:
                 log.exception("writing %d decisions to the audit trail failed; will retry", len(events))
                 with self._lock:
                     self._pending[:0] = events  # keep order; the journal still holds them
-                self._sleep_after_failure()
-
-    def _sleep_after_failure(self) -> None:
-        with self._lock:
-            self._wake.wait(1.0)
+                    self._wake.wait(1.0)
 
     def _write(self, events: list[audit.NewEvent]) -> None:
         if events:

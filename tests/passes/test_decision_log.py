@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from idsvc.audit import service as audit
 from idsvc.audit.models import AuditEvent
 from idsvc.context import AppContext
-from idsvc.core.db import utcnow
+from idsvc.core.db import Database, utcnow
 from idsvc.passes.decision_log import DecisionLog, _to_line
 from tests.world import World
 
@@ -76,3 +78,16 @@ def test_device_decisions_through_the_api_are_audited(ctx: AppContext, world: Wo
     with ctx.db.session() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.kind == "decision")).first()
         assert event is not None and (event.door_id, event.person_id, event.unit_id) == (world.ids["door1"], world.ids["tenant1"], world.ids["unit1"])
+
+
+def test_trail_unreachable_keeps_events_for_the_next_start(ctx: AppContext, tmp_path: Path) -> None:
+    down = Database(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")  # cannot even be opened
+    broken = DecisionLog(down, tmp_path, interval=3600, batch=10_000)
+    event = _event()
+    broken.submit(event)
+    with pytest.raises(OperationalError):
+        broken.flush()
+    broken.close()  # logs the failure, keeps the journal, releases its lock
+    down.dispose()
+    DecisionLog(ctx.db, tmp_path).close()  # the next start replays it
+    assert _decision_ids(ctx) == [event.data["decision_id"]]
