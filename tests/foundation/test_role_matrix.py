@@ -325,9 +325,7 @@ def test_lists_show_only_own_rows(client: TestClient, world: World, ids: dict[st
             if seen != sorted(want):
                 wrong[(url, role)] = (seen, sorted(want))
     assert wrong == {}, "(seen, expected) per list and role"
-
-
-def test_device_key_reaches_only_its_own_device(client: TestClient, world: World) -> None:
+    # A device's key is bound to its own doors.
     me = client.get("/v1/me", headers=world.auth("device1")).json()
     assert me["role"] == "device" and me["device_id"] == world.ids["device1"]
     assert me["door_ids"] == [world.ids["door1"]]
