@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -56,7 +57,23 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_text)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,31}$")]
 ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)]
-Timestamp = AwareDatetime  # a time without a zone is ambiguous at a door: refuse it
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)  # a day short of the end: any zone can still show it
+
+
+def _in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+    if not _EARLIEST <= utc <= _LATEST:
+        raise ValueError("the time must be between 1970-01-01 and 9999-12-30 (UTC)")
+    return value
+
+
+# A time without a zone is ambiguous at a door: refuse it. Years 1 or 9999 in some zones are not
+# representable in UTC (or in the site's zone), so the range is bounded too.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 def _check_timezone(value: str) -> str:
