@@ -92,10 +92,13 @@ def check_access(
         return AccessResult.deny(Reason.SUBJECT_UNKNOWN, *reasons)
     if subject.site_id != door.site_id:
         return AccessResult.deny(Reason.SUBJECT_OTHER_SITE, *reasons)
-    if subject.status is Status.suspended:
-        reasons.append(Reason.SUBJECT_SUSPENDED)
-    elif subject.status is Status.revoked:
-        reasons.append(Reason.SUBJECT_REVOKED)
+    # A vehicle stands in for its owner: a suspended or revoked owner's car stays out as well.
+    owner = session.get(Person, subject.owner_person_id) if isinstance(subject, Vehicle) and subject.owner_person_id else None
+    for status in (subject.status, owner.status if owner is not None else Status.active):
+        if status is Status.suspended:
+            reasons.append(Reason.SUBJECT_SUSPENDED)
+        elif status is Status.revoked:
+            reasons.append(Reason.SUBJECT_REVOKED)
 
     subject_column = Grant.person_id if person_id is not None else Grant.vehicle_id
     grants = session.scalars(

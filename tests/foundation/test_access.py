@@ -267,6 +267,21 @@ def test_suspended_or_revoked_person_is_denied_despite_a_good_grant(ctx: AppCont
     assert check(ctx, a["door1"], T0, person_id=a["visitor"]) == access.AccessResult(False, (reason,))
 
 
+@pytest.mark.parametrize(("status", "reason"), [(Status.suspended, Reason.SUBJECT_SUSPENDED), (Status.revoked, Reason.SUBJECT_REVOKED)])
+def test_vehicle_of_a_suspended_or_revoked_owner_stays_out(ctx: AppContext, a: dict[str, Any], status: Status, reason: str) -> None:
+    with ctx.db.session() as s:
+        car = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=a["site_a"], plate="AB123", owner_person_id=a["visitor"])).id
+        company_car = people.create_vehicle(s, OPERATOR, schemas.VehicleIn(site_id=a["site_a"], plate="CD456")).id
+    grant(ctx, a["group1"], vehicle_id=car)
+    grant(ctx, a["group1"], vehicle_id=company_car)
+    assert check(ctx, a["entrance_a"], T0, plate="AB123").allowed
+    with ctx.db.session() as s:
+        s.get(Person, a["visitor"]).status = status  # type: ignore[union-attr]
+    assert check(ctx, a["entrance_a"], T0, plate="AB123") == access.AccessResult(False, (reason,))
+    assert check(ctx, a["entrance_a"], T0, vehicle_id=car).reasons == (reason,)
+    assert check(ctx, a["entrance_a"], T0, vehicle_id=company_car).allowed  # no owner, nobody to follow
+
+
 def test_inactive_door_denies_everyone_and_says_so(ctx: AppContext, aw: dict[str, Any], client: TestClient, world: World) -> None:
     grant(ctx, aw["group1"], person_id=aw["visitor"], start=T0, end=T0 + timedelta(days=1))
     response = client.patch(f"/v1/doors/{aw['door1']}", headers=world.auth("admin_a"), json={"status": "suspended"})
