@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -52,6 +53,7 @@ def run(config: Path = CONFIG, log_level: str = typer.Option("info", help="debug
     cfg = _load(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt warns on every publish while >10 await their PUBACK
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request (terminal probes every 2 s)
     from door_firmware_bridge.bridge import Bridge
 
     async def main() -> None:
@@ -82,6 +84,65 @@ def status(config: Path = CONFIG) -> None:
         report["journal"] = journal.counts()  # read now, not from the last report
         journal.close()
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("simulate-lock")
+def simulate_lock(door: str, config: Path = CONFIG, scan: str = typer.Option("", help="QR text the lock's reader scans once connected.")) -> None:
+    """Run a simulated acs-schema lock for DOOR on the config's broker (demos, wiring checks); Ctrl-C stops it."""
+    cfg = _load(config)
+    from door_firmware_bridge.simulators.lock import LockSim
+
+    async def main() -> None:
+        lock = LockSim(cfg.site, cfg.door(door).name, cfg.broker.host, cfg.broker.port)
+        task = asyncio.create_task(lock.run())
+        await lock.connected.wait()
+        typer.echo(f"lock {door} online at acs/v1/{cfg.site}/{door}")
+        if scan:
+            await lock.scan(scan)
+        seen = 0
+        while not task.done():
+            for cmd in lock.received[seen:]:
+                typer.echo(f"command {cmd.payload.get('cmd_id')}: {lock.results.get(cmd.payload.get('cmd_id', ''), 'ignored')}, lock now {lock.lock}")
+            seen = len(lock.received)
+            await asyncio.sleep(0.2)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@app.command("simulate-gate")
+def simulate_gate(
+    door: str,
+    config: Path = CONFIG,
+    qr: str = typer.Option("", help="QR text shown at the terminal."),
+    temperature: float = typer.Option(None, help="Skin temperature the terminal measures, in C."),
+    plate: str = typer.Option("", help="Plate the lane's camera reads first."),
+    seconds: float = typer.Option(15.0, help="How long the terminal keeps answering (door commands, searches)."),
+) -> None:
+    """Run a simulated ISAPI terminal at DOOR's isapi.base_url and post one event to the bridge's listener."""
+    cfg = _load(config)
+    target = cfg.door(door)
+    if target.isapi is None:
+        typer.echo(f"door {door} is not an isapi door", err=True)
+        raise typer.Exit(2)
+    from urllib.parse import urlsplit
+
+    from door_firmware_bridge.simulators.gate import GateSim
+
+    async def main() -> None:
+        where = urlsplit(target.isapi.base_url)  # type: ignore[union-attr]
+        gate = GateSim(bridge_url=f"http://{cfg.listener.host}:{cfg.listener.port}/isapi/{door}", username=target.isapi.username,  # type: ignore[union-attr]
+                       password=target.isapi.password, host=where.hostname or "127.0.0.1", port=where.port or 80)  # type: ignore[union-attr]
+        await gate.start()
+        if plate:
+            await gate.plate(plate)
+        if qr or temperature is not None:
+            await gate.access(qr=qr or None, temperature=temperature)
+        await asyncio.sleep(seconds)
+        typer.echo(f"door opened {len(gate.opens)} time(s)")
+        await gate.stop()
+
+    asyncio.run(main())
 
 
 def main() -> None:

@@ -58,6 +58,7 @@ class _Door:
     lock: str | None = None
     contact: str | None = None
     battery_low: bool = False
+    tamper: bool = False
     online: bool = True
     opened_at: float | None = None
     timers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -160,8 +161,10 @@ class Supervisor:
             door.battery_low = state.battery < BATTERY_LOW
             if door.battery_low:
                 await self._record("battery_low", door.cfg, battery=state.battery, alarm=True)
-        if state.tamper:
-            await self._record("tamper", door.cfg, alarm=True)
+        if state.tamper is not None and state.tamper != door.tamper:
+            door.tamper = state.tamper
+            if state.tamper:
+                await self._record("tamper", door.cfg, alarm=True)
         if state.contact is not None and state.contact != door.contact:
             await self._contact(door, state.contact)
 

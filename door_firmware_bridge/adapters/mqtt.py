@@ -143,7 +143,8 @@ class MqttAdapter:
         if what == "state":
             data = _json(payload) or {}
             battery = data.get("battery")
-            return [DoorState(name, data.get("lock"), data.get("door"), battery if isinstance(battery, int) else None, data.get("tamper") is True)]
+            tamper = data.get("tamper")
+            return [DoorState(name, data.get("lock"), data.get("door"), battery if isinstance(battery, int) else None, tamper if isinstance(tamper, bool) else None)]
         if what == "availability":
             return [Availability(name, text == "online")]
         if what == "scan":
