@@ -14,13 +14,12 @@ site's feed key. Format reference for lock makers: docs/sync.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from idsvc.core.db import utcnow
@@ -111,15 +110,16 @@ class _Builder:
             self.out.templates.append({"sub": sub, "pack": row.pack, "dim": row.dim, "sealed": sealed})
 
 
-def _grants_of_site(session: Session, site_id: int, where: Iterable[Any] = ()) -> list[Grant]:
-    return list(session.scalars(select(Grant).where(Grant.site_id == site_id, Grant.person_id.is_not(None), Grant.valid_until > utcnow(), *where).order_by(Grant.id)))
+def _live_grants(site_id: int) -> Select[tuple[Grant]]:
+    """Person grants of the site that have not ended: what the snapshot carries, and who may have a template there."""
+    return select(Grant).where(Grant.site_id == site_id, Grant.person_id.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
 
 
 def _full(b: _Builder) -> None:
     site_id = b.site.id
     for row in b.s.scalars(select(Pass).where(Pass.site_id == site_id, Pass.expires_at > utcnow()).order_by(Pass.id)):
         b.add_pass(row)
-    grants = _grants_of_site(b.s, site_id)
+    grants = list(b.s.scalars(_live_grants(site_id).order_by(Grant.id)))
     groups = {g.door_group_id for g in grants}
     doors = {gid: b.door_ids(gid) for gid in groups}
     for grant in grants:
@@ -160,16 +160,24 @@ def _delta(b: _Builder, since: int, version: int) -> bool:
     group_ids = {int(k) for k in touched.get("door_group", ())}
     if group_ids:  # a door group's doors changed: every grant on it carries new door ids
         grant_ids |= set(b.s.scalars(select(Grant.id).where(Grant.door_group_id.in_(group_ids), Grant.site_id == site_id)))
+    grantees: set[int] = set()
     for grant_id in sorted(grant_ids):
         grant = b.s.get(Grant, grant_id)
         if grant is None or grant.site_id != site_id or grant.person_id is None:
             b.out.removed["grants"].append(grant_id)
         else:
             b.add_grant(grant, b.door_ids(grant.door_group_id))
+            grantees.add(grant.person_id)
     if faces_allowed(b.site):
-        for person_id in sorted(int(k) for k in touched.get("template", ())):
-            if b.s.get(Person, person_id) is not None:
+        # Templates follow both their own changes and the grants: no live grant here, no template here.
+        live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id)))
+        for person_id in sorted({int(k) for k in touched.get("template", ())} | grantees):
+            if b.s.get(Person, person_id) is None:
+                continue
+            if person_id in live:
                 b.add_templates(person_id)
+            else:
+                b.out.removed["templates"].append(b.sub(person_id))
     return bool(touched.get("trust"))
 
 

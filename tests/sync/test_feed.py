@@ -165,7 +165,11 @@ def test_face_templates_only_where_the_site_allows_and_sealed_for_it(ctx: AppCon
     sub = _sub(ctx, tenant)
     (template,) = state.templates[sub]
     assert np.array_equal(np.frombuffer(open_template(face_key, site_id, template), dtype="<f4"), vector)
+    with ctx.db.session() as s:  # the last grant here ends: the template leaves the bridge
+        revocation.change_grant(s, OPERATOR, world.ids["grant1"], Verb.revoke, "lease ended")
+    state = _sync(client, world, root, state)
+    assert sub not in state.templates
     with ctx.db.session() as s:
         revocation.change_person(s, OPERATOR, tenant, Verb.revoke, "moved out")
     state = _sync(client, world, root, state)
-    assert sub not in state.templates and state.people[sub] == Status.revoked.value
+    assert state.people[sub] == Status.revoked.value
