@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cwt.cose_key_interface import COSEKeyInterface
 
+from idsvc.core.kv import MemoryStore
 from idsvc.passes import codec, dynamic, qr
 from idsvc.passes.claims import CLAIM_EXP, CLAIM_IAT, CLAIM_NBF, parse_claims
 
@@ -217,7 +218,22 @@ def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner]) -> N
     except codec.CodecError as exc:
         layers["cbor"].fail(exc.code, exc.message)
         return
+    if presentation is not None:
+        _presentation_check(report, presentation, message.payload)
     _expiry_layer(report, claims)
+
+
+def _presentation_check(report: Report, presentation: dynamic.Presentation, payload: bytes) -> None:
+    """The phone's part of a dynamic code: signature, step and door, as a door would see them now.
+
+    A private, throw-away replay store: inspecting a code must never use up its one entry.
+    """
+    claims = parse_claims(payload)
+    door = presentation.door_id if presentation.door_id is not None else 0
+    reasons = dynamic.check(presentation, claims.holder_key, claims.pass_id, door, report.at, MemoryStore(), presentation.challenge)
+    report.header["presentation_step"] = presentation.step
+    report.header["presentation_door_id"] = presentation.door_id
+    report.header["presentation_check"] = reasons or "ok"
 
 
 def _claims_layer(report: Report, payload: bytes) -> dict[Any, Any]:

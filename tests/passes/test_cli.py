@@ -12,9 +12,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from idsvc.cli import app
+from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
-from idsvc.passes import issuing, qr
+from idsvc.passes import dynamic, issuing, qr
 from idsvc.passes.models import IssuerKey
+from idsvc.passes.verify import PassVerifier
 from tests.world import World
 
 runner = CliRunner()
@@ -82,3 +84,15 @@ def test_issue_list_revoke(cli_env: None, world: World, tmp_path: Path) -> None:
     assert [p["id"] for p in listed] == [body["id"]]
     revoked = runner.invoke(app, ["pass", "revoke", str(body["id"]), "--reason", "lost"])
     assert json.loads(revoked.output)["status"] == "revoked"
+
+
+def test_inspect_dynamic_code_checks_the_phone_part_without_using_it_up(ctx: AppContext, world: World) -> None:
+    phone = dynamic.Holder()
+    with ctx.db.session() as s:
+        bound = issuing.issue(s, ctx.sealer, OPERATOR, world.ids["tenant1"], holder_public_key=phone.public_key)
+    shown = phone.present(bound.text, door_id=world.ids["door1"])
+    header = json.loads(runner.invoke(app, ["pass", "inspect", shown]).output)["header"]
+    assert header["presentation"] == "dynamic" and header["presentation_check"] == "ok"
+    stale = json.loads(runner.invoke(app, ["pass", "inspect", shown, "--at", "2099-01-01T00:00:00Z"]).output)["header"]
+    assert stale["presentation_check"] == ["presentation_stale"]
+    assert PassVerifier(ctx).decide(world.ids["door1"], shown, actor="t").allow  # inspecting did not burn it
