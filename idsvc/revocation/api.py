@@ -34,7 +34,8 @@ CBOR = "application/cbor"
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Fill this node's deny set (and the shared Redis copy) from the database before serving."""
+    """Fill this node's deny set (and the shared Redis copy) from the database before serving, and
+    keep the one-second backstop poll running while serving."""
     ctx = app.state.ctx
 
     def rebuild() -> None:
@@ -43,7 +44,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     app.state.status_lists = {}
     await run_in_threadpool(rebuild)
-    yield
+    stop_watching = ctx.deny.watch(ctx.db)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(stop_watching)
 
 
 router = APIRouter(prefix="/v1", tags=["revocation"], lifespan=_lifespan)

@@ -80,7 +80,9 @@ class RedisBus(Bus):
         self._ready = threading.Event()
 
     def publish(self, notice: Notice) -> None:
-        # Every node, this one included, gets it from the channel: one path, one order.
+        # This node applies it at once (the caller reads its own write), every node (this one again,
+        # harmlessly: notices carry states, not increments) gets it from the channel in publish order.
+        self.deliver(notice)
         self.client.publish(self.channel, json.dumps(notice, separators=(",", ":")))
 
     def _started(self) -> None:

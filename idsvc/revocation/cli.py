@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
     def rebuild_deny_set() -> None:
         """Rebuild the shared deny set from the database (after a Redis loss; drops expired passes)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            print_json({"entries": ctx.deny.rebuild(s)})
+            ctx.deny.rebuild(s)
+            print_json({"entries": len(ctx.deny)})
 
 
 def _command(change: service.Change, verb: Verb) -> Callable[..., None]:

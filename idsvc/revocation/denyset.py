@@ -10,17 +10,21 @@ entry can never land on another person after a database is reset or restored.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc.core.db import utcnow
+from idsvc.core.db import Database, utcnow
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Person, Status
 from idsvc.revocation.bus import Bus, Notice
+from idsvc.sync.models import SyncVersion
 
+log = logging.getLogger(__name__)
 Entry = tuple[str, str | None]  # ("pass:<hex>", "revoked"), or (key, None) to remove
 _REASONS = {
     ("pass", "revoked"): "pass_revoked",
@@ -60,6 +64,7 @@ class DenySet:
         self._key = prefix + "deny"
         self._local: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # notices applied so far: a reload that overlapped one is dropped
         self._unsubscribe = bus.subscribe(self._on_notice)
 
     def __len__(self) -> int:
@@ -78,10 +83,15 @@ class DenySet:
     def status_of(self, key: str) -> str | None:
         return self._local.get(key)
 
-    def rebuild(self, session: Session) -> int:
-        """Fill the local copy (and the shared one) from the database; at start-up and on demand."""
+    def rebuild(self, session: Session, *, shared: bool = True) -> bool:
+        """Replace the local copy (and with ``shared``, the Redis one) by what the database implies.
+
+        False when a notice was applied while the database was read: that notice may be newer than
+        what was read, so the local copy is kept and the caller (or the next backstop tick) reads
+        again. Without this a reload could undo a revocation for up to a second."""
+        generation = self._generation
         entries = from_database(session)
-        if self._client is not None:
+        if shared and self._client is not None:
             # Build aside and rename: readers never see a half-written or empty hash.
             staging = f"{self._key}:staging:{id(self):x}"
             pipe = self._client.pipeline()
@@ -92,9 +102,14 @@ class DenySet:
             else:
                 pipe.delete(self._key)
             pipe.execute()
+        return self._replace(entries, generation)
+
+    def _replace(self, entries: dict[str, str], generation: int) -> bool:
         with self._lock:
-            self._local = dict(entries)
-        return len(entries)
+            if self._generation != generation:
+                return False
+            self._local = entries
+            return True
 
     def record(self, entries: list[Entry]) -> None:
         """Write changes to the shared copy; the notice that follows updates every node's local copy."""
@@ -109,6 +124,7 @@ class DenySet:
 
     def _apply(self, entries: list[list[str | None]]) -> None:
         with self._lock:
+            self._generation += 1
             for key, status in entries:
                 assert key is not None
                 if status is None:
@@ -119,15 +135,41 @@ class DenySet:
     def _reload_shared(self) -> None:
         if self._client is None:
             return
+        generation = self._generation
         raw = self._client.hgetall(self._key)
-        with self._lock:
-            self._local = {k.decode(): v.decode() for k, v in raw.items()}
+        self._replace({k.decode(): v.decode() for k, v in raw.items()}, generation)
 
     def _on_notice(self, notice: Notice) -> None:
         if notice.get("kind") == "resync":
             self._reload_shared()
         elif notice.get("deny"):
             self._apply(notice["deny"])
+
+    def watch(self, db: Database, interval_s: float = 1.0) -> Callable[[], None]:
+        """Backstop for notices that never arrive (a change committed by a process without Redis,
+        e.g. the CLI of a single-node install, or pub/sub lost): reload the local copy whenever the
+        feed version moved. One small query per ``interval_s``; returns the stop function."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            seen = None
+            while not stop.wait(interval_s):
+                try:
+                    with db.session() as session:
+                        version = session.scalar(select(SyncVersion.version).where(SyncVersion.id == 1))
+                        if version != seen and self.rebuild(session, shared=False):
+                            seen = version
+                except Exception:  # the database may be briefly away; try again next tick
+                    log.warning("deny set backstop could not read the database", exc_info=True)
+
+        thread = threading.Thread(target=loop, name="idsvc-deny-backstop", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(interval_s + 1)
+
+        return halt
 
     def close(self) -> None:
         self._unsubscribe()

@@ -22,6 +22,7 @@ from idsvc.passes import codec, issuing
 from idsvc.passes.models import Pass
 from idsvc.registry.models import Grant, Person
 from idsvc.revocation import denyset
+from idsvc.revocation import service as revocation_service
 from tests.world import World
 
 
@@ -187,3 +188,21 @@ def test_status_list_per_issuer_with_etag(ctx: AppContext, client: TestClient, w
     index = issued.row.status_index
     assert len(bits) * 4 >= 131_072 and (bits[index // 4] >> (2 * (index % 4))) & 3 == 1
     assert client.get("/v1/status-lists/00000000000000ff", headers=auth).status_code == 404
+
+
+def test_backstop_catches_a_change_whose_notice_never_came(ctx: AppContext, world: World) -> None:
+    tenant = world.ids["tenant1"]
+    sub = bytes.fromhex(_pseudonym(ctx, tenant))
+    stop = ctx.deny.watch(ctx.db, interval_s=0.05)
+    # Another process without Redis (the CLI of a single-node install): its notice stays in that process.
+    other = AppContext.from_settings(ctx.settings.model_copy(update={"redis_url": ""}))
+    try:
+        with other.db.session() as s:
+            revocation_service.change_person(s, OPERATOR, tenant, revocation_service.Verb.suspend, "rent dispute")
+        deadline = time.monotonic() + 5
+        while not ctx.deny.reasons(sub=sub) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctx.deny.reasons(sub=sub) == ["subject_suspended"]
+    finally:
+        other.close()
+        stop()
