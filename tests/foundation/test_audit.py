@@ -200,6 +200,16 @@ def test_deleting_a_middle_row_is_detected(ctx: AppContext) -> None:
 
 
 @pytest.mark.usefixtures("chain")
+def test_verify_reads_in_chunks_without_losing_the_thread(ctx: AppContext) -> None:
+    with ctx.db.session() as s:
+        assert audit.verify(s, chunk=3).ok and audit.verify(s, chunk=3).events_checked == 20
+    tamper(ctx, delete(AuditEvent).where(AuditEvent.seq == 7))  # the first row of the third chunk
+    with ctx.db.session() as s:
+        problems = audit.verify(s, chunk=3).problems
+    assert any("7..7 are missing" in p for p in problems) and any("event 8: prev_hash" in p for p in problems)
+
+
+@pytest.mark.usefixtures("chain")
 def test_deleting_the_last_rows_is_detected(ctx: AppContext) -> None:
     end = last_seq(ctx)
     tamper(ctx, delete(AuditEvent).where(AuditEvent.seq > end - 2))
