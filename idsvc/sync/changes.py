@@ -10,6 +10,9 @@ Hooked on SQLAlchemy sessions rather than called by each service, so a change ma
 - ``after_commit`` writes the deny entries to Redis and publishes one notice. A failure there is
   logged, not raised: the change is committed, and the version polls (verifier 1 s, bridges
   <= 60 s) still carry it.
+
+Only ORM changes are seen: a bulk ``update()``/``delete()`` statement bypasses the hooks. The one
+such statement today is the grant use counter (registry/access.py), which the feed does not carry.
 """
 
 from __future__ import annotations
