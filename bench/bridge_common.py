@@ -30,7 +30,7 @@ def service(env: dict[str, str]) -> tuple[Any, str]:
 
 
 def config(site: Site, workdir: Path, service_url: str, doors: list[dict[str, Any]] | None = None, prefix: str = "bench", **extra: Any) -> BridgeConfig:
-    flat = {"name": "flat-101", "door_id": site.ids["flat"], "site_id": site.ids["site"], "door_group_ids": [site.ids["flat_group"]]}
+    flat = {"name": "flat-101", "door_id": site.ids["flat"], "site_id": site.ids["site"]}
     return parse({
         "site": prefix,
         "service": {"url": service_url, "device_key": site.bridge_key, "timeout_s": 2.0},

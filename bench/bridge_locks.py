@@ -5,7 +5,7 @@
 The bridge runs as its own process (`python -m door_firmware_bridge run`), exactly as deployed, on
 the machine's Mosquitto; the locks run in this process. Each lock scans a valid static pass every
 ``interval`` seconds (random phase), so the offered load is locks / interval scans per second.
-Decisions are offline (verified cache): the service's own throughput is measured by
+Decisions are offline (the verified sync feed): the service's own throughput is measured by
 bench/pass_endpoint.py. Scan-to-unlock is timed at the lock, from publishing the scan to receiving
 the unlock command: broker both ways, decision, the fsynced journal entry, the expiring command.
 """
@@ -35,10 +35,11 @@ from door_firmware_bridge.simulators.lock import LockSim
 
 async def run(locks: int, interval: float, seconds: float, workdir: Path) -> None:
     site, _ = seeded(workdir)
+    door_ids = site.add_doors(locks)  # granted to the tenant, so the feed's grants open them
     site.write_feed(workdir / "feed")
     prefix = f"bench{secrets.token_hex(3)}"
-    doors = [{"name": f"lock-{i:03d}", "door_id": 100_000 + i, "site_id": site.ids["site"], "door_group_ids": [site.ids["flat_group"]],
-              "pulse_s": 1.0, "ack_timeout_s": 3.0, "command_ttl_s": 5.0} for i in range(locks)]
+    doors = [{"name": f"lock-{i:03d}", "door_id": door_id, "site_id": site.ids["site"], "pulse_s": 1.0, "ack_timeout_s": 3.0, "command_ttl_s": 5.0}
+             for i, door_id in enumerate(door_ids)]
     cfg = config(site, workdir, "http://127.0.0.1:9", doors=doors, prefix=prefix, broker={"client_id": f"bridge-{prefix}"})
     path = workdir / "site.toml"
     path.write_text(to_toml(cfg.model_dump(mode="json", exclude_none=True)))

@@ -46,7 +46,7 @@ class Bridge:
         self.cfg = cfg
         self.journal = Journal(cfg.journal.path)
         self.writer = JournalWriter(self.journal)
-        self.offline = OfflineCache(cfg.offline.root_public_key, cfg.offline.max_staleness_s, cfg.offline.cache_dir) if cfg.offline.enabled else None
+        self.offline = OfflineCache(cfg.offline.root_public_key, cfg.service_site_id, cfg.offline.max_staleness_s, cfg.offline.cache_dir) if cfg.offline.enabled else None
         if self.offline is not None:
             self.offline.load_persisted()  # a restart while the service is away still has the last verified feed
         self.online = OnlineDecider(cfg.service)
@@ -65,6 +65,7 @@ class Bridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.feed_error: str | None = None
         self._stale_reported = False
+        self._nudge = asyncio.Event()
 
     def _feed_source(self) -> FeedSource | None:
         offline = self.cfg.offline
@@ -73,7 +74,7 @@ class Bridge:
         if offline.feed is FeedKind.file:
             assert offline.feed_dir is not None
             return FileFeedSource(offline.feed_dir)
-        return HttpFeedSource(self.cfg.service.url, self.cfg.service.key(), self.cfg.service.timeout_s * 2)
+        return HttpFeedSource(self.cfg.service.url, self.cfg.service.key(), self.cfg.service_site_id, self.cfg.service.timeout_s * 2)
 
     # --- journal ------------------------------------------------------------------------------
 
@@ -132,45 +133,62 @@ class Bridge:
     # --- offline feed -------------------------------------------------------------------------
 
     async def refresh_feed(self) -> bool:
+        """Fetch and apply the next feed document; False (and the verified copy kept) on any failure."""
         if self.offline is None or self.feed is None:
             return False
+        since = self.offline.since
         try:
-            trust, status = await self.feed.fetch()
-            snap = await asyncio.to_thread(self.offline.load, trust, status)
+            document = await self.feed.fetch(since)
+            state = await asyncio.to_thread(self.offline.apply, document)
         except FeedError as exc:
             self.feed_error = exc.code
             self.record("feed_refused", None, code=exc.code, message=str(exc), alarm=True)
+            if exc.code == "feed_gap":
+                self.offline.want_snapshot()
             return False
-        except Exception as exc:  # unreachable service or missing files: keep the verified copy we have
-            self.feed_error = f"{type(exc).__name__}"
+        except Exception as exc:  # unreachable service or missing file: keep the verified copy we have
+            self.feed_error = type(exc).__name__
             return False
         if self.feed_error or self._stale_reported:
-            self.record("cache_fresh", None, versions=snap.versions)
+            self.record("cache_fresh", None, versions=self.offline.versions)
         self.feed_error, self._stale_reported = None, False
-        return True
+        return state.version != since
 
     async def _feed_loop(self) -> None:
         assert self.offline is not None
         while True:
+            self._nudge.clear()
             await self.refresh_feed()
             age = self.offline.staleness_s(utcnow())
             if (age is None or age > self.offline.max_staleness_s) and not self._stale_reported:
                 self._stale_reported = True
                 self.record("cache_stale", None, age_s=None if age is None else int(age), limit_s=self.offline.max_staleness_s, alarm=True,
                             note="offline QR passes are refused until the feed is refreshed")
-            await asyncio.sleep(self.cfg.offline.refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self.cfg.offline.refresh_s)
+
+    async def _announcements(self) -> None:
+        """Listen to the service's feed versions (SSE) and fetch at once when one is newer than ours."""
+        assert self.offline is not None and isinstance(self.feed, HttpFeedSource)
+        while True:
+            try:
+                async for version in self.feed.versions():
+                    if self.offline.state is None or version > self.offline.state.version:
+                        self._nudge.set()
+            except Exception as exc:  # the stream is only a hint: polling covers its absence
+                log.debug("feed version stream ended: %s", exc)
+            await asyncio.sleep(2.0)
 
     # --- status and running -------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        snap = self.offline.snapshot if self.offline else None
         age = self.offline.staleness_s(utcnow()) if self.offline else None
         return {
             "site": self.cfg.site,
             "at": utcnow().isoformat(),
             "adapters": {type(a).__name__ + (f":{a.doors[0].name}" if isinstance(a, CameraAdapter) else ""): a.health() for a in self.adapters},
             "doors": self.supervisor.door_status(),
-            "offline": {"versions": snap.versions if snap else None, "age_s": None if age is None else int(age), "max_staleness_s": self.cfg.offline.max_staleness_s, "feed_error": self.feed_error},
+            "offline": {"versions": self.offline.versions if self.offline else None, "age_s": None if age is None else int(age), "max_staleness_s": self.cfg.offline.max_staleness_s, "feed_error": self.feed_error},
             "journal": self.journal.counts(),
             "upload_error": self.uploader.last_error,
         }
@@ -193,6 +211,8 @@ class Bridge:
                 group.create_task(self._status_loop())
                 if self.offline is not None:
                     group.create_task(self._feed_loop())
+                    if isinstance(self.feed, HttpFeedSource):
+                        group.create_task(self._announcements())
                 for adapter in self.adapters:
                     group.create_task(adapter.run(self.handle))
         finally:
@@ -205,4 +225,6 @@ class Bridge:
         with contextlib.suppress(Exception):
             await self.online.aclose()
             await self.uploader.aclose()
+            if isinstance(self.feed, HttpFeedSource):
+                await self.feed.aclose()
         self.journal.close()

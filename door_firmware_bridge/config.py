@@ -63,8 +63,8 @@ class OfflineConfig(Strict):
     max_staleness_s: Annotated[int, Field(ge=10, le=HARD_STALENESS_CAP_S)] = 900
     root_public_key: str = Field("", description="Base64 DER (SPKI) of the service's trust-list root key, pinned here.")
     feed: FeedKind = FeedKind.http
-    feed_dir: Path | None = Field(None, description="For feed = 'file': where trust-list.cose and status-list.cose are dropped.")
-    refresh_s: Annotated[float, Field(ge=1, le=600)] = 30.0
+    feed_dir: Path | None = Field(None, description="For feed = 'file': where a sync agent drops the signed snapshot feed.cose.")
+    refresh_s: Annotated[float, Field(ge=1, le=60, description="Poll the feed at least this often (the version stream nudges sooner).")] = 30.0
     cache_dir: Path = Path("var/bridge-cache")
 
     @model_validator(mode="after")
@@ -126,8 +126,7 @@ class CameraConfig(Strict):
 class DoorConfig(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="The door's MQTT topic segment.")]
     door_id: Annotated[int, Field(ge=1, description="The door's id in the service.")]
-    site_id: Annotated[int, Field(ge=1)]
-    door_group_ids: list[int] = Field(default_factory=list, description="For offline QR: a pass whose scope names one of these opens the door.")
+    site_id: Annotated[int, Field(ge=1, description="The service's site of this door (the sync feed is per site).")]
     adapter: Adapter = Adapter.mqtt
     profile: Profile = Profile.acs
     device_topic: str = Field("", description="nuki/tasmota: the device's own topic (nuki/<id>, tasmota topic).")
@@ -176,7 +175,13 @@ class BridgeConfig(Strict):
         ids = [d.door_id for d in self.doors]
         if len(set(names)) != len(names) or len(set(ids)) != len(ids):
             raise ValueError("door names and door_ids must be unique")
+        if len({d.site_id for d in self.doors}) != 1:
+            raise ValueError("all doors of one bridge belong to one site (one config file per site)")
         return self
+
+    @property
+    def service_site_id(self) -> int:
+        return self.doors[0].site_id
 
     @property
     def client_id(self) -> str:

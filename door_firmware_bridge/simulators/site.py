@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from door_firmware_bridge.offline import STATUS_FILE, TRUST_FILE
+from door_firmware_bridge.offline import FEED_FILE
 from idsvc.auth import service as auth_keys
 from idsvc.auth.models import Role
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
-from idsvc.passes import issuing, keys, status
+from idsvc.passes import issuing, keys
 from idsvc.registry import doors, grants, people, schemas, scope, sites, units
 from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, Status
+from idsvc.sync import feed
 
 VAN_PLATE = "粤B12345"
 
@@ -44,12 +45,23 @@ class Site:
         with self.ctx.db.session() as s:
             issuing.change_status(s, OPERATOR, pass_row_id, Status(status_value), "simulated")
 
+    def add_doors(self, count: int, person: str = "tenant") -> list[int]:
+        """``count`` more doors in one new door group that ``person`` may open (the many-locks benchmark)."""
+        now = utcnow()
+        with self.ctx.db.session() as s:
+            created = [doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=self.ids["site"], building_id=self.ids["building"], code=f"lock-{i:04d}",
+                                                                      name=f"Lock {i}", kind=DoorKind.entrance)).id for i in range(count)]
+            group = doors.create_door_group(s, OPERATOR, schemas.DoorGroupIn(site_id=self.ids["site"], name=f"Many locks {len(created)}", door_ids=created))
+            grants.create_grant(s, OPERATOR, schemas.GrantIn(door_group_id=group.id, person_id=self.ids[person], valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)))
+        return created
+
     def write_feed(self, folder: Path) -> None:
-        """The signed trust and status lists, as a sync agent would drop them for a bridge."""
+        """The site's signed feed snapshot, as a sync agent would drop it for a bridge (write, then rename)."""
         folder.mkdir(parents=True, exist_ok=True)
         with self.ctx.db.session() as s:
-            (folder / TRUST_FILE).write_bytes(keys.trust_list(s, self.ctx.sealer))
-            (folder / STATUS_FILE).write_bytes(status.status_list(s, self.ctx.sealer))
+            _, document = feed.build(s, self.ctx.sealer, self.ids["site"])
+        (folder / ".feed.tmp").write_bytes(document)
+        (folder / ".feed.tmp").replace(folder / FEED_FILE)
 
 
 def seed(ctx: AppContext, code: str = "park-1") -> Site:
@@ -72,7 +84,7 @@ def seed(ctx: AppContext, code: str = "park-1") -> Site:
             grants.create_grant(s, OPERATOR, schemas.GrantIn(door_group_id=gate_group.id, **window, **subject))  # type: ignore[arg-type]
         bridge = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=st.id, code="bridge-1", name="Bridge", kind=DeviceKind.bridge, door_ids=[flat.id, gate.id]))
         out.bridge_key = auth_keys.issue_key(s, OPERATOR, Role.device, label="bridge", device_id=bridge.id).token
-        out.ids = {"site": st.id, "unit": unit.id, "flat": flat.id, "gate": gate.id, "tenant": tenant.id, "employee": employee.id, "van": van.id,
+        out.ids = {"site": st.id, "building": building.id, "unit": unit.id, "flat": flat.id, "gate": gate.id, "tenant": tenant.id, "employee": employee.id, "van": van.id,
                    "flat_group": scope.unit_door_group_id(s, unit.id) or 0, "gate_group": gate_group.id, "device": bridge.id}
         keys.active_issuer_key(s, ctx.sealer)
         root = keys.root_public_key(s)

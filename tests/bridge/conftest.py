@@ -151,12 +151,12 @@ def bridge_config(site: Site, tmp_path: Path, *, service_url: str, broker_port: 
                   gate_url: str | None = None, feed_dir: Path | None = None, **overrides: Any) -> BridgeConfig:
     """A config for this site: the flat door on MQTT, and the gate on ISAPI when ``gate_url`` is given."""
     name = prefix or f"t{secrets.token_hex(4)}"  # the site's topic segment: tests on the shared broker never collide
-    flat: dict[str, Any] = {"name": "flat-101", "door_id": site.ids["flat"], "site_id": site.ids["site"], "door_group_ids": [site.ids["flat_group"]],
+    flat: dict[str, Any] = {"name": "flat-101", "door_id": site.ids["flat"], "site_id": site.ids["site"],
                             "pulse_s": 1.5, "ack_timeout_s": 1.5, "command_ttl_s": 3, "relock_grace_s": 1.0, "held_open_s": 2.0}
     flat |= overrides.pop("flat", {})
     door_list: list[dict[str, Any]] = [flat]
     if gate_url is not None:
-        gate = {"name": "gate-in", "door_id": site.ids["gate"], "site_id": site.ids["site"], "door_group_ids": [site.ids["gate_group"]],
+        gate = {"name": "gate-in", "door_id": site.ids["gate"], "site_id": site.ids["site"],
                 "adapter": "isapi", "isapi": {"base_url": gate_url, "username": "admin", "password": "gate-pass-1"}, "ack_timeout_s": 2, "command_ttl_s": 4}
         gate_overrides = overrides.pop("gate", {})
         gate["isapi"] |= gate_overrides.pop("isapi", {})  # type: ignore[operator]

@@ -30,7 +30,6 @@ path = "{tmp}/journal.db"
 name = "flat-101"
 door_id = 3
 site_id = 1
-door_group_ids = [2]
 
 [[doors]]
 name = "gate-in"
@@ -64,6 +63,7 @@ def _minimal(**changes: object) -> dict[str, object]:
         ({"temperature": {"high_c": 36.0, "low_c": 36.2}}, "temperature: Value error, need plausible_min_c <= low_c < high_c"),
         ({"service": {"url": "http://svc"}}, "exactly one of device_key and device_key_file"),
         ({"doors": [{"name": "d1", "door_id": 1, "site_id": 1, "unlock_forever": True}]}, "doors[0].unlock_forever"),
+        ({"doors": [{"name": "d1", "door_id": 1, "site_id": 1}, {"name": "d2", "door_id": 2, "site_id": 2}]}, "one site"),
     ],
 )
 def test_bad_config_names_the_field(changes: dict[str, object], message: str) -> None:

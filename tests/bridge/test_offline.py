@@ -1,18 +1,23 @@
-"""Offline decisions: service down -> the verified cache decides; revocations arrive with the next feed;
-a stale, tampered or rolled-back feed is refused with a reason."""
+"""Offline decisions from the signed sync feed: service down -> the verified cache decides; revocations
+arrive with the next feed (pushed by the version stream); a stale, tampered, foreign or rolled-back
+feed is refused with a reason."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.model import utcnow
-from door_firmware_bridge.offline import STATUS_FILE, TRUST_FILE, FeedError, OfflineCache
+from door_firmware_bridge.offline import FEED_FILE, FeedError, OfflineCache
 from door_firmware_bridge.simulators.lock import LockSim
 from idsvc.audit.service import AuditFilter, query
+from idsvc.auth import service as auth_keys
+from idsvc.auth.models import Role
+from idsvc.auth.principal import OPERATOR
 from tests.bridge.conftest import BROKER_PORT, ServiceProcess, Site, bridge_config, running, until
 
 NO_SERVICE = "http://127.0.0.1:9"  # nothing listens there: every online call fails at once
@@ -33,7 +38,7 @@ def test_service_down_offline_decisions_then_everything_uploaded(site: Site, ser
         await asyncio.wait_for(lock.connected.wait(), 10)
         async with running(Bridge(cfg)) as bridge:
             assert bridge.offline is not None
-            await until(lambda: bridge.offline.snapshot is not None, 10, "the first feed")
+            await until(lambda: bridge.offline.state is not None, 10, "the first feed")
             await asyncio.to_thread(service.stop)
             await lock.scan(site.tenant_pass)
             await until(lambda: len(_decisions(bridge)) == 1, 10, "the offline decision")
@@ -42,7 +47,7 @@ def test_service_down_offline_decisions_then_everything_uploaded(site: Site, ser
             assert _decisions(bridge) == [("access_granted", "offline", []), ("access_denied", "offline", ["pass_revoked"])]
             await until(lambda: lock.unlock_count == 1, 5, "the offline unlock")
             granted = bridge.journal.entries("access_granted")[0]
-            assert granted.data["versions"]["status_list"] >= 1 and granted.data["versions"]["pass_id"]
+            assert granted.data["versions"]["feed"] >= 1 and granted.data["versions"]["pass_id"]
             assert bridge.journal.counts()["pending"] > 0  # nothing could be uploaded meanwhile
             await asyncio.to_thread(service.start)
             await until(lambda: bridge.journal.counts()["pending"] == 0, 20, "the backlog upload")
@@ -65,13 +70,13 @@ def test_pass_revoked_while_offline_is_denied_once_synced(site: Site, tmp_path: 
         bridge = Bridge(cfg)
         async with running(bridge):
             assert bridge.offline is not None
-            await until(lambda: bridge.offline.snapshot is not None, 10, "the first feed")
-            first = bridge.offline.snapshot.status_version
+            await until(lambda: bridge.offline.state is not None, 10, "the first feed")
+            first = bridge.offline.state.version
             door = cfg.doors[0]
             assert bridge.offline.decide_qr(door, site.tenant_pass, utcnow()).allow
             site.set_pass_status(site.tenant_pass_id, "revoked")
             site.write_feed(feed)  # the sync agent drops the new lists
-            await until(lambda: bridge.offline.snapshot.status_version > first, 10, "the new feed")
+            await until(lambda: bridge.offline.state.version > first, 10, "the new feed")
             denied = bridge.offline.decide_qr(door, site.tenant_pass, utcnow())
             assert not denied.allow and denied.reasons == ("pass_revoked",) and denied.source == "offline"
 
@@ -92,7 +97,7 @@ def test_stale_feed_refuses_offline_qr_with_reason(site: Site, tmp_path: Path) -
         # The lists were signed moments ago; a zero limit makes them stale without waiting 15 minutes.
         bridge.offline.max_staleness_s = 0
         async with running(bridge):
-            await until(lambda: bridge.offline.snapshot is not None, 10, "the feed")
+            await until(lambda: bridge.offline.state is not None, 10, "the feed")
             await lock.scan(site.tenant_pass)
             await until(lambda: len(_decisions(bridge)) == 1, 10, "the decision")
             assert _decisions(bridge) == [("access_denied", "offline", ["offline_cache_stale"])]
@@ -106,23 +111,66 @@ def test_stale_feed_refuses_offline_qr_with_reason(site: Site, tmp_path: Path) -
 def test_feed_is_verified_before_use(site: Site, tmp_path: Path) -> None:
     feed = tmp_path / "feed"
     site.write_feed(feed)
-    trust, status = (feed / TRUST_FILE).read_bytes(), (feed / STATUS_FILE).read_bytes()
-    cache = OfflineCache(site.root_spki, 900, tmp_path / "cache")
-    tampered = bytearray(status)
+    first = (feed / FEED_FILE).read_bytes()
+    cache = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache")
+    tampered = bytearray(first)
     tampered[-5] ^= 1
     with pytest.raises(FeedError) as bad_signature:
-        cache.load(trust, bytes(tampered))
+        cache.apply(bytes(tampered))
     assert bad_signature.value.code == "feed_signature_invalid"
-    with pytest.raises(FeedError) as swapped:
-        cache.load(status, trust)  # the status list is not signed by the root key
-    assert swapped.value.code == "feed_untrusted"
-    cache.load(trust, status)
+    foreign = OfflineCache(site.root_spki, site.ids["site"] + 100, 900, tmp_path / "other")
+    with pytest.raises(FeedError) as wrong_site:
+        foreign.apply(first)  # a feed for another site is not ours, however well signed
+    assert wrong_site.value.code == "feed_wrong_site"
+    cache.apply(first)
     site.set_pass_status(site.tenant_pass_id, "suspended")
     site.write_feed(feed)
-    cache.load((feed / TRUST_FILE).read_bytes(), (feed / STATUS_FILE).read_bytes())
+    cache.apply((feed / FEED_FILE).read_bytes())
+    assert cache.decide_qr(site_door(site), site.tenant_pass, utcnow()).reasons == ("pass_suspended",)
     with pytest.raises(FeedError) as rollback:
-        cache.load(trust, status)  # replaying the old lists must not lift the suspension
+        cache.apply(first)  # replaying the old snapshot must not lift the suspension
     assert rollback.value.code == "feed_rollback"
-    # A restart reads the last verified feed back from disk.
-    again = OfflineCache(site.root_spki, 900, tmp_path / "cache")
-    assert again.load_persisted() is not None and again.snapshot is not None and again.snapshot.status_version == cache.snapshot.status_version  # type: ignore[union-attr]
+    # A restart applies the kept documents again.
+    again = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache")
+    assert again.load_persisted() is not None and again.state is not None and cache.state is not None
+    assert again.state.version == cache.state.version
+
+
+def test_offline_checks_the_grant_for_this_door_now(site: Site, tmp_path: Path) -> None:
+    """The feed carries grants with their door ids: the employee's pass opens the gate, not the flat."""
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+    cache = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache")
+    cache.apply((feed / FEED_FILE).read_bytes())
+    cfg = bridge_config(site, tmp_path, service_url=NO_SERVICE, gate_url="http://127.0.0.1:9")
+    flat, gate = cfg.doors
+    assert cache.decide_qr(gate, site.employee_pass, utcnow()).allow
+    assert cache.decide_qr(flat, site.employee_pass, utcnow()).reasons == ("no_grant_for_door",)
+    assert cache.decide_qr(flat, site.tenant_pass, utcnow()).allow
+
+
+def site_door(site: Site):  # noqa: ANN201
+    return bridge_config(site, Path("/nonexistent"), service_url=NO_SERVICE).doors[0]
+
+
+def test_revocation_is_pushed_to_the_bridge_by_the_version_stream(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    revoked_id, revoked_text = site.issue_pass("tenant")
+    with site.ctx.db.session() as s:
+        admin = auth_keys.issue_key(s, OPERATOR, Role.district_admin, label="admin").token
+    # Polling alone would take a minute: only the pushed version can make this quick.
+    cfg = bridge_config(site, tmp_path, service_url=service.url, offline={"refresh_s": 60})
+
+    async def scenario() -> None:
+        async with running(Bridge(cfg)) as bridge:
+            assert bridge.offline is not None
+            await until(lambda: bridge.offline.state is not None, 10, "the first feed")
+            first = bridge.offline.state.version
+            assert bridge.offline.decide_qr(cfg.doors[0], revoked_text, utcnow()).allow
+            async with httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+                answer = await client.post(f"/v1/passes/{revoked_id}/status", json={"status": "revoked", "reason": "lost phone"})
+                assert answer.status_code == 200, answer.text
+            await until(lambda: bridge.offline.state.version > first, 15, "the pushed feed version")
+            denied = bridge.offline.decide_qr(cfg.doors[0], revoked_text, utcnow())
+            assert denied.reasons == ("pass_revoked",) and denied.versions["feed"] > first
+
+    asyncio.run(scenario())
