@@ -17,6 +17,7 @@ from door_firmware_bridge.journal import REJECTED, UPLOADED, Journal
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+BACKOFF_FACTOR = 32  # after failures, wait up to 32x the interval (never more than MAX_BACKOFF_S)
 
 
 class Uploader:
@@ -52,6 +53,6 @@ class Uploader:
                 self.last_error, backoff = None, self.cfg.upload_interval_s
             except (httpx.HTTPError, ValueError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                settled, backoff = 0, min(backoff * 2, MAX_BACKOFF_S)
+                settled, backoff = 0, min(backoff * 2, self.cfg.upload_interval_s * BACKOFF_FACTOR, MAX_BACKOFF_S)
             if settled < self.cfg.upload_batch:
                 await asyncio.sleep(backoff)

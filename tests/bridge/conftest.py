@@ -72,7 +72,8 @@ class ServiceProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "idsvc.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", "idsvc.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+             "--timeout-graceful-shutdown", "1"],  # bridges hold the feed's event stream open
             env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

@@ -45,6 +45,7 @@ def test_broker_restart_drops_commands_instead_of_queueing_them(site: Site, tmp_
                 await bridge.mqtt.send(door, Command.pulse(door.pulse_s, door.command_ttl_s, None))
             await asyncio.to_thread(private_broker.start)
             await until(lambda: bridge.mqtt.health()["connects"] == 2 and lock.connected.is_set(), 15, "both to reconnect")
+            await until(lambda: bridge.supervisor.door_status()["flat-101"]["online"], 10, "the lock's retained 'online' to reach the bridge")
             after = await bridge.supervisor.pulse(door, ALLOW)
             assert after.status == "executed"
             # Had the refused command been queued, it would have reached the lock before this one.
