@@ -9,6 +9,7 @@ from idsvc.config import Settings
 from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
+from idsvc.registry.index import AccessIndex
 from idsvc.revocation.bus import Bus, Notice, make_bus
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
@@ -24,12 +25,15 @@ class AppContext:
     # Revocation notices between nodes (Redis pub/sub, or in-process) and the instant deny set.
     bus: Bus = field(default_factory=Bus)
     deny: DenySet = field(init=False)
+    # What the authorisation step reads, copied in process and dropped per site on change notices.
+    access: AccessIndex = field(init=False)
 
     def __post_init__(self) -> None:
         client = self.kv.client if isinstance(self.kv, RedisStore) else None
         self.deny = DenySet(client, self.settings.redis_prefix, self.bus)
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
+        self.access = AccessIndex(self.db, self.bus)
 
     def _forget_principals(self, notice: Notice) -> None:
         """A device or key changed somewhere: drop the one-second key memory now, not in a second."""

@@ -96,6 +96,7 @@ def _reset(ctx: AppContext) -> None:
                 connection.execute(table.delete())
     ctx.kv.clear()
     ctx.principals.clear()
+    ctx.access.forget()
 
 
 @pytest.fixture

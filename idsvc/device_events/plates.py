@@ -15,8 +15,6 @@ from idsvc.auth.principal import Principal
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden
-from idsvc.registry.access import check_access
-from idsvc.registry.models import Door
 
 
 @dataclass(frozen=True)
@@ -32,10 +30,10 @@ def decide(ctx: AppContext, caller: Principal, door_id: int, plate: str) -> Plat
     if door_id not in caller.door_ids:
         raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
     at = utcnow()
+    result = ctx.access.authorise(door_id, at, plate=plate)
+    decision = PlateDecision(uuid.uuid4().hex, result.allowed, list(result.reasons), result.grant_id)
+    door = ctx.access.door(door_id)
     with ctx.db.session() as session:
-        result = check_access(session, door_id, at, plate=plate)
-        decision = PlateDecision(uuid.uuid4().hex, result.allowed, list(result.reasons), result.grant_id)
-        door = session.get(Door, door_id)
         audit.append(
             session,
             audit.NewEvent(

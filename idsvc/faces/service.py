@@ -34,8 +34,7 @@ from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
-from idsvc.registry.access import check_access, consume_use
-from idsvc.registry.models import Door, Grant, Person, Site, Status
+from idsvc.registry.models import Grant, Person, Site, Status
 
 log = logging.getLogger(__name__)
 
@@ -431,24 +430,21 @@ def verify_at_door(
     principal.require_role(Role.device)
     if door_id not in principal.door_ids:
         raise Forbidden("This device does not serve that door.", code="door_not_assigned")
-    with ctx.db.session() as session:
-        door = session.get(Door, door_id)
-        if door is None:
-            raise scope.not_visible("door", door_id)
+    door = ctx.access.door(door_id)
+    if door is None:
+        raise scope.not_visible("door", door_id)
     match = match_face(ctx, door.site_id, image, person_id)
     at = at or utcnow()
     decision = FaceDecision(False, match.reasons, match.person_id, match.score, match.threshold, match.warnings, match.quality)
+    if match.person_id is not None:
+        # As for passes: count a use (limited grants only) only when the face itself is fine.
+        check = ctx.access.check if decision.reasons else ctx.access.authorise
+        access = check(door.id, at, person_id=match.person_id)
+        decision.grant_id = access.grant_id
+        decision.reasons.extend(access.reasons)
+        decision.allow = access.allowed and not decision.reasons
+    decision.reasons = sorted(set(decision.reasons))
     with ctx.db.session() as session:
-        if match.person_id is not None:
-            access = check_access(session, door.id, at, person_id=match.person_id)
-            decision.grant_id = access.grant_id
-            decision.reasons.extend(access.reasons)
-            grant = session.get(Grant, access.grant_id) if access.allowed and access.grant_id is not None else None
-            # As for passes: count a use only where the grant limits them, and only when all else allows.
-            if grant is not None and grant.max_uses is not None and not consume_use(session, grant.id):
-                decision.reasons.append("uses_exhausted")
-            decision.allow = access.allowed and not decision.reasons
-        decision.reasons = sorted(set(decision.reasons))
         audit.append(
             session,
             audit.NewEvent(

@@ -29,8 +29,7 @@ from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.decision_log import DecisionLog
 from idsvc.passes.models import Pass
-from idsvc.registry.access import check_access, consume_use
-from idsvc.registry.models import Door, Grant, Status
+from idsvc.registry.models import Status
 
 _STATUS_REASON = {Status.revoked: "pass_revoked", Status.suspended: "pass_suspended"}
 
@@ -214,53 +213,51 @@ class PassVerifier:
         ident = self.identify(text, door_id, at, challenge)
         reasons = list(ident.reasons)
         grant_id = None
-        with self.ctx.db.session() as session:
-            if ident.person_id is not None:
-                access = check_access(session, door_id, at, person_id=ident.person_id)
-                reasons += access.reasons
-                grant_id = access.grant_id
-                grant = session.get(Grant, grant_id) if access.allowed and grant_id is not None else None
-                # Count a use only where the grant limits them, and only when everything else allows.
-                if grant is not None and grant.max_uses is not None and not reasons and not consume_use(session, grant.id):
-                    reasons.append("uses_exhausted")
-            elif session.get(Door, door_id) is None:
-                reasons.append("door_unknown")
-            reasons = sorted(set(reasons))
-            decision = Decision(
-                decision_id=uuid.uuid4().hex,
-                at=at,
-                door_id=door_id,
-                allow=not reasons,
-                reasons=reasons,
-                person_id=ident.person_id,
-                pass_row_id=ident.pass_row_id,
-                versions={"trust_list": ident.trust_version, "status_list": ident.status_version, "grant_id": grant_id},
-                presentation=("dynamic" if ident.dynamic else "static") if ident.claims else None,
-            )
-            door = session.get(Door, door_id)
-            event = audit.NewEvent(
-                kind="decision",
-                actor=actor,
-                at=at,
-                site_id=door.site_id if door else None,
-                unit_id=door.unit_id if door else None,
-                door_id=door_id,
-                person_id=ident.person_id,
-                entity_type="pass" if ident.pass_row_id else None,
-                entity_id=ident.pass_row_id,
-                data={
-                    "decision_id": decision.decision_id,
-                    "method": "qr",
-                    "allow": decision.allow,
-                    "reasons": reasons,
-                    "kid": ident.kid.hex() if ident.kid else None,
-                    "pass_id": ident.claims.pass_id.hex() if ident.claims else None,
-                    "presentation": decision.presentation,
-                    "versions": decision.versions,
-                },
-            )
-            if self.decision_log is None:
+        if ident.person_id is not None:
+            # Count a use (limited grants only) only when the pass itself is fine.
+            check = self.ctx.access.check if reasons else self.ctx.access.authorise
+            access = check(door_id, at, person_id=ident.person_id)
+            reasons += access.reasons
+            grant_id = access.grant_id
+        door = self.ctx.access.door(door_id)
+        if door is None:
+            reasons.append("door_unknown")
+        reasons = sorted(set(reasons))
+        decision = Decision(
+            decision_id=uuid.uuid4().hex,
+            at=at,
+            door_id=door_id,
+            allow=not reasons,
+            reasons=reasons,
+            person_id=ident.person_id,
+            pass_row_id=ident.pass_row_id,
+            versions={"trust_list": ident.trust_version, "status_list": ident.status_version, "grant_id": grant_id},
+            presentation=("dynamic" if ident.dynamic else "static") if ident.claims else None,
+        )
+        event = audit.NewEvent(
+            kind="decision",
+            actor=actor,
+            at=at,
+            site_id=door.site_id if door else None,
+            unit_id=door.unit_id if door else None,
+            door_id=door_id,
+            person_id=ident.person_id,
+            entity_type="pass" if ident.pass_row_id else None,
+            entity_id=ident.pass_row_id,
+            data={
+                "decision_id": decision.decision_id,
+                "method": "qr",
+                "allow": decision.allow,
+                "reasons": reasons,
+                "kid": ident.kid.hex() if ident.kid else None,
+                "pass_id": ident.claims.pass_id.hex() if ident.claims else None,
+                "presentation": decision.presentation,
+                "versions": decision.versions,
+            },
+        )
+        if self.decision_log is None:
+            with self.ctx.db.session() as session:
                 audit.append(session, event)
-        if self.decision_log is not None:
+        else:
             self.decision_log.submit(event)  # journalled now, in the trail within milliseconds
         return decision

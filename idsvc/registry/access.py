@@ -7,8 +7,10 @@ than a bare "no".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -40,13 +42,26 @@ class AccessResult:
     allowed: bool
     reasons: tuple[str, ...]
     grant_id: int | None = None
+    counts_uses: bool = False  # the allowing grant has a use limit: the caller must consume_use()
 
     @classmethod
     def deny(cls, *reasons: str) -> AccessResult:
         return cls(False, tuple(sorted(set(reasons))))
 
 
-def grant_problems(grant: Grant, at: datetime, timezone: str) -> list[str]:
+class GrantLike(Protocol):
+    """What the check reads of a grant: a database row or the in-process index's copy."""
+
+    id: int
+    status: Status
+    valid_from: datetime
+    valid_until: datetime
+    schedule: list[dict[str, Any]] | None
+    max_uses: int | None
+    uses: int
+
+
+def grant_problems(grant: GrantLike, at: datetime, timezone: str) -> list[str]:
     problems = []
     if grant.status is Status.revoked:
         problems.append(Reason.GRANT_REVOKED)
@@ -63,6 +78,30 @@ def grant_problems(grant: Grant, at: datetime, timezone: str) -> list[str]:
     return problems
 
 
+def status_reasons(*statuses: Status) -> list[str]:
+    """Door-independent refusals of the subject (and, for a vehicle, of its owner)."""
+    reasons = []
+    for status in statuses:
+        if status is Status.suspended:
+            reasons.append(Reason.SUBJECT_SUSPENDED)
+        elif status is Status.revoked:
+            reasons.append(Reason.SUBJECT_REVOKED)
+    return reasons
+
+
+def evaluate(reasons: list[str], grants: Sequence[GrantLike], at: datetime, timezone: str) -> AccessResult:
+    """The decision once door and subject are known: ``reasons`` so far, the subject's grants on the door."""
+    if not grants:
+        return AccessResult.deny(Reason.NO_GRANT, *reasons)
+    problems_by_grant = [(grant, grant_problems(grant, at, timezone)) for grant in grants]
+    usable = [grant for grant, problems in problems_by_grant if not problems]
+    if usable and not reasons:
+        return AccessResult(True, (), usable[0].id, counts_uses=usable[0].max_uses is not None)
+    if usable:
+        return AccessResult.deny(*reasons)
+    return AccessResult.deny(*reasons, *(p for _, problems in problems_by_grant for p in problems))
+
+
 def check_access(
     session: Session,
     door_id: int,
@@ -72,7 +111,10 @@ def check_access(
     vehicle_id: int | None = None,
     plate: str | None = None,
 ) -> AccessResult:
-    """``plate`` (normalised, see ``core.validation.normalise_plate``) is looked up in the door's site;
+    """The check straight from the database (admin dry runs). Doors use ``registry.index``, which
+    evaluates the same way from an in-process copy.
+
+    ``plate`` (normalised, see ``core.validation.normalise_plate``) is looked up in the door's site;
     a plate nobody registered there is an unknown subject, like an unknown person."""
     if sum(x is not None for x in (person_id, vehicle_id, plate)) != 1:
         raise ValueError("give exactly one of person_id, vehicle_id and plate")
@@ -94,11 +136,7 @@ def check_access(
         return AccessResult.deny(Reason.SUBJECT_OTHER_SITE, *reasons)
     # A vehicle stands in for its owner: a suspended or revoked owner's car stays out as well.
     owner = session.get(Person, subject.owner_person_id) if isinstance(subject, Vehicle) and subject.owner_person_id else None
-    for status in (subject.status, owner.status if owner is not None else Status.active):
-        if status is Status.suspended:
-            reasons.append(Reason.SUBJECT_SUSPENDED)
-        elif status is Status.revoked:
-            reasons.append(Reason.SUBJECT_REVOKED)
+    reasons += status_reasons(subject.status, owner.status if owner is not None else Status.active)
 
     subject_column = Grant.person_id if person_id is not None else Grant.vehicle_id
     grants = session.scalars(
@@ -107,17 +145,8 @@ def check_access(
         .where(door_group_doors.c.door_id == door_id, subject_column == (person_id if person_id is not None else vehicle_id))
         .order_by(Grant.id)
     ).all()
-    if not grants:
-        return AccessResult.deny(Reason.NO_GRANT, *reasons)
-
     timezone = session.get(Site, door.site_id).timezone  # type: ignore[union-attr]
-    problems_by_grant = [(grant, grant_problems(grant, at, timezone)) for grant in grants]
-    usable = [grant for grant, problems in problems_by_grant if not problems]
-    if usable and not reasons:
-        return AccessResult(True, (), usable[0].id)
-    if usable:
-        return AccessResult.deny(*reasons)
-    return AccessResult.deny(*reasons, *(p for _, problems in problems_by_grant for p in problems))
+    return evaluate(reasons, grants, at, timezone)
 
 
 def consume_use(session: Session, grant_id: int) -> bool:

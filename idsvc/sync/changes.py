@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from idsvc.auth.models import ApiKey
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
-from idsvc.registry.models import Device, DoorGroup, Grant, Person, Status
+from idsvc.registry.models import Device, Door, DoorGroup, Grant, Person, Site, Status, Vehicle
 from idsvc.revocation import denyset
 from idsvc.revocation.bus import Bus
 from idsvc.sync.models import SyncChange, SyncVersion
@@ -70,6 +70,16 @@ def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[denyset.En
     return [(row.site_id, "template", str(row.person_id))], []
 
 
+def _registry_only(section: str) -> Callable[[Any, bool], tuple[list[Logged], list[denyset.Entry]]]:
+    """Rows the feed does not carry but the in-process access index (registry/index.py) copies:
+    logged under a section the feed builder ignores, so the change is versioned and announced."""
+
+    def describe(row: Any, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+        return [(row.site_id if section != "site" else row.id, section, str(row.id))], []
+
+    return describe
+
+
 _TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[denyset.Entry]]]] = {
     Grant: _grant,
     Pass: _pass,
@@ -77,6 +87,9 @@ _TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[denyset.Entr
     DoorGroup: _door_group,
     IssuerKey: _issuer_key,
     FaceTemplate: _template,
+    Door: _registry_only("door"),
+    Vehicle: _registry_only("vehicle"),
+    Site: _registry_only("site"),
 }
 # Not feed data, but a change must drop every node's one-second memory of API keys at once.
 _AUTH = (Device, ApiKey)

@@ -1,0 +1,195 @@
+"""An in-process copy of what the authorisation step reads, so a door's question costs no database read.
+
+performance.md: a database or Redis round trip costs more than the signature check of a pass, so the
+verify paths read doors, door groups, people, vehicles and grants from memory. The copy is kept per
+site and dropped when a change to that site is announced (sync/changes.py publishes a notice after
+every commit, on this node at once and on the others through Redis in milliseconds); the next
+question for the site reloads it. A one-second poll of the change version is the backstop for a lost
+notice. ``registry.access.evaluate`` makes the decision, the same function the database path uses.
+
+What the copy does not follow: the grant use counter (a bulk update). A grant with a use limit is
+therefore confirmed in the database by ``consume_use`` when it allows (``AccessResult.counts_uses``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc.core.db import Database
+from idsvc.registry.access import AccessResult, Reason, consume_use, evaluate, status_reasons
+from idsvc.registry.models import Door, Grant, Person, Site, Status, Vehicle, door_group_doors
+from idsvc.revocation.bus import Bus, Notice
+from idsvc.sync.changes import current_version
+
+
+@dataclass(frozen=True)
+class GrantCopy:
+    id: int
+    door_group_id: int
+    status: Status
+    valid_from: datetime
+    valid_until: datetime
+    schedule: list[dict[str, Any]] | None
+    max_uses: int | None
+    uses: int
+
+
+@dataclass(frozen=True)
+class DoorCopy:
+    id: int
+    site_id: int
+    unit_id: int | None
+    status: Status
+    group_ids: frozenset[int]
+
+
+@dataclass
+class SiteCopy:
+    timezone: str
+    doors: dict[int, DoorCopy] = field(default_factory=dict)
+    people: dict[int, Status] = field(default_factory=dict)
+    vehicles: dict[int, tuple[Status, int | None]] = field(default_factory=dict)  # status, owner person
+    plates: dict[str, int] = field(default_factory=dict)
+    grants: dict[tuple[str, int], list[GrantCopy]] = field(default_factory=dict)  # ("p"|"v", id) -> grants
+
+
+def load_site(session: Session, site_id: int) -> SiteCopy | None:
+    site = session.get(Site, site_id)
+    if site is None:
+        return None
+    copy = SiteCopy(timezone=site.timezone)
+    groups: dict[int, set[int]] = {}
+    for door_id, group_id in session.execute(
+        select(door_group_doors.c.door_id, door_group_doors.c.door_group_id).join(Door, Door.id == door_group_doors.c.door_id).where(Door.site_id == site_id)
+    ):
+        groups.setdefault(door_id, set()).add(group_id)
+    for door_id, unit_id, status in session.execute(select(Door.id, Door.unit_id, Door.status).where(Door.site_id == site_id)):
+        copy.doors[door_id] = DoorCopy(door_id, site_id, unit_id, status, frozenset(groups.get(door_id, ())))
+    copy.people = {person_id: status for person_id, status in session.execute(select(Person.id, Person.status).where(Person.site_id == site_id))}
+    for vehicle_id, plate, status, owner in session.execute(
+        select(Vehicle.id, Vehicle.plate, Vehicle.status, Vehicle.owner_person_id).where(Vehicle.site_id == site_id)
+    ):
+        copy.vehicles[vehicle_id] = (status, owner)
+        copy.plates[plate] = vehicle_id
+    for row in session.execute(
+        select(
+            Grant.id, Grant.person_id, Grant.vehicle_id, Grant.door_group_id, Grant.status, Grant.valid_from, Grant.valid_until,
+            Grant.schedule, Grant.max_uses, Grant.uses,
+        ).where(Grant.site_id == site_id).order_by(Grant.id)
+    ):
+        key = ("p", row.person_id) if row.person_id is not None else ("v", row.vehicle_id)
+        copy.grants.setdefault(key, []).append(
+            GrantCopy(row.id, row.door_group_id, row.status, row.valid_from, row.valid_until, row.schedule, row.max_uses, row.uses)
+        )
+    return copy
+
+
+class AccessIndex:
+    def __init__(self, db: Database, bus: Bus, poll_seconds: float = 1.0) -> None:
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self._sites: dict[int, SiteCopy] = {}
+        self._door_sites: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._version = -1  # the change version the copies are known to include
+        self._polled_at = float("-inf")
+        bus.subscribe(self._on_notice)
+
+    def _on_notice(self, notice: Notice) -> None:
+        if notice.get("kind") == "resync":
+            self.forget()
+            return
+        with self._lock:
+            for site_id in notice.get("sites", ()):
+                self._sites.pop(site_id, None)
+            if notice.get("version") is not None:
+                self._version = notice["version"]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._sites.clear()
+            self._version = -1
+
+    def _poll(self, session: Session) -> None:
+        """Backstop for a lost notice: a version we have not heard of (or a restored, older database)
+        drops every copy."""
+        now = time.monotonic()
+        if now - self._polled_at < self.poll_seconds:
+            return
+        version, _ = current_version(session)
+        with self._lock:
+            if version != self._version:
+                self._sites.clear()
+                self._version = version
+            self._polled_at = now
+
+    def _site(self, session: Session, site_id: int) -> SiteCopy | None:
+        found = self._sites.get(site_id)
+        if found is None:
+            found = load_site(session, site_id)
+            if found is not None:
+                with self._lock:
+                    self._sites[site_id] = found
+                    self._door_sites.update(dict.fromkeys(found.doors, site_id))
+        return found
+
+    def door(self, door_id: int) -> DoorCopy | None:
+        with self.db.session() as session:
+            return self._door(session, door_id)
+
+    def _door(self, session: Session, door_id: int) -> DoorCopy | None:
+        self._poll(session)
+        site_id = self._door_sites.get(door_id)
+        if site_id is None:
+            site_id = session.scalar(select(Door.site_id).where(Door.id == door_id))
+            if site_id is None:
+                return None
+        site = self._site(session, site_id)
+        return site.doors.get(door_id) if site is not None else None
+
+    def check(self, door_id: int, at: datetime, *, person_id: int | None = None, plate: str | None = None) -> AccessResult:
+        """``check_access`` from memory; a session is opened only to poll the version once a second
+        and to load a site's copy after a change."""
+        if (person_id is None) == (plate is None):
+            raise ValueError("give exactly one of person_id and plate")
+        with self.db.session() as session:
+            door = self._door(session, door_id)
+            if door is None:
+                return AccessResult.deny(Reason.DOOR_UNKNOWN)
+            site = self._site(session, door.site_id)
+            reasons = [] if door.status is Status.active else [Reason.DOOR_INACTIVE]
+            if site is None:
+                return AccessResult.deny(Reason.DOOR_UNKNOWN)
+            if person_id is not None:
+                status = site.people.get(person_id)
+                if status is None:
+                    elsewhere = session.scalar(select(Person.site_id).where(Person.id == person_id))
+                    return AccessResult.deny(Reason.SUBJECT_UNKNOWN if elsewhere is None else Reason.SUBJECT_OTHER_SITE, *reasons)
+                reasons += status_reasons(status)
+                key = ("p", person_id)
+            else:
+                vehicle_id = site.plates.get(plate)  # type: ignore[arg-type]
+                if vehicle_id is None:
+                    return AccessResult.deny(Reason.SUBJECT_UNKNOWN, *reasons)
+                status, owner = site.vehicles[vehicle_id]
+                # A vehicle stands in for its owner: a suspended or revoked owner's car stays out as well.
+                reasons += status_reasons(status, site.people.get(owner, Status.active) if owner is not None else Status.active)
+                key = ("v", vehicle_id)
+        grants = [g for g in site.grants.get(key, ()) if g.door_group_id in door.group_ids]
+        return evaluate(reasons, grants, at, site.timezone)
+
+    def authorise(self, door_id: int, at: datetime, *, person_id: int | None = None, plate: str | None = None) -> AccessResult:
+        """``check`` and, when an allowing grant has a use limit, take one use in the database."""
+        result = self.check(door_id, at, person_id=person_id, plate=plate)
+        if result.allowed and result.counts_uses and result.grant_id is not None:
+            with self.db.session() as session:
+                if not consume_use(session, result.grant_id):
+                    return AccessResult.deny(Reason.USES_EXHAUSTED)
+        return result

@@ -1,0 +1,83 @@
+"""The in-process access index answers exactly as the database check does, and follows every change."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from idsvc.context import AppContext
+from idsvc.core.db import Database, utcnow
+from idsvc.registry.access import check_access
+from idsvc.registry.models import Door, Grant, Person, Status
+from tests.world import World
+
+
+def _both(ctx: AppContext, door_id: int, person_id: int, at=None) -> tuple[tuple[bool, tuple[str, ...]], tuple[bool, tuple[str, ...]]]:  # type: ignore[no-untyped-def]
+    at = at or utcnow()
+    with ctx.db.session() as s:
+        db = check_access(s, door_id, at, person_id=person_id)
+    mem = ctx.access.check(door_id, at, person_id=person_id)
+    return (db.allowed, db.reasons), (mem.allowed, mem.reasons)
+
+
+def test_index_agrees_with_the_database_everywhere(ctx: AppContext, world: World) -> None:
+    doors = [world.ids[k] for k in ("door1", "door2", "entrance_a", "entrance_b")] + [999_999]
+    people = [world.ids[k] for k in ("tenant1", "tenant2", "owner1")] + [999_999]
+    times = [utcnow(), utcnow() + timedelta(days=60), utcnow() - timedelta(days=5)]
+    for door_id, person_id, at in itertools.product(doors, people, times):
+        db, mem = _both(ctx, door_id, person_id, at)
+        assert db == mem, (door_id, person_id, at)
+    assert _both(ctx, world.ids["door1"], world.ids["tenant1"])[1] == (True, ())
+
+
+def test_index_follows_changes_made_through_the_api_at_once(ctx: AppContext, client: TestClient, world: World) -> None:
+    door, tenant, admin = world.ids["door1"], world.ids["tenant1"], world.auth("admin_a")
+    assert ctx.access.check(door, utcnow(), person_id=tenant).allowed
+
+    assert client.post(f"/v1/grants/{world.ids['grant1']}/suspend", headers=admin, json={"reason": "unpaid"}).status_code == 200
+    assert ctx.access.check(door, utcnow(), person_id=tenant).reasons == ("grant_suspended",)
+    assert client.post(f"/v1/grants/{world.ids['grant1']}/reinstate", headers=admin, json={"reason": "paid"}).status_code == 200
+    assert ctx.access.check(door, utcnow(), person_id=tenant).allowed
+
+    assert client.patch(f"/v1/doors/{door}", headers=admin, json={"status": "suspended"}).status_code == 200
+    assert ctx.access.check(door, utcnow(), person_id=tenant).reasons == ("door_inactive",)
+    assert client.patch(f"/v1/doors/{door}", headers=admin, json={"status": "active"}).status_code == 200
+
+    # Taking the flat door out of the unit's group takes it out of the tenant's reach.
+    group = client.get(f"/v1/units/{world.ids['unit1']}", headers=admin).json()["door_group_id"]
+    assert client.put(f"/v1/door-groups/{group}/doors", headers=admin, json={"door_ids": [world.ids["entrance_a"]]}).status_code == 200
+    assert ctx.access.check(door, utcnow(), person_id=tenant).reasons == ("no_grant_for_door",)
+    assert ctx.access.check(world.ids["entrance_a"], utcnow(), person_id=tenant).allowed
+
+
+def test_a_change_whose_notice_was_lost_is_picked_up_by_the_version_poll(ctx: AppContext, world: World) -> None:
+    door, tenant = world.ids["door1"], world.ids["tenant1"]
+    assert ctx.access.check(door, utcnow(), person_id=tenant).allowed
+    # Another engine on the same database is not attached to this process's notices: as if the
+    # notice from another node never arrived.
+    other = Database(ctx.db.url)
+    try:
+        with other.session() as s:
+            s.get(Person, tenant).status = Status.suspended  # type: ignore[union-attr]
+    finally:
+        other.dispose()
+    deadline = time.monotonic() + 5
+    while ctx.access.check(door, utcnow(), person_id=tenant).allowed:
+        assert time.monotonic() < deadline, "the poll never noticed the change"
+        time.sleep(0.1)
+    assert ctx.access.check(door, utcnow(), person_id=tenant).reasons == ("subject_suspended",)
+
+
+def test_use_limits_are_counted_in_the_database(ctx: AppContext, world: World) -> None:
+    door, tenant = world.ids["door1"], world.ids["tenant1"]
+    with ctx.db.session() as s:
+        s.get(Grant, world.ids["grant1"]).max_uses = 2  # type: ignore[union-attr]
+    results = [ctx.access.authorise(door, utcnow(), person_id=tenant) for _ in range(3)]
+    assert [r.allowed for r in results] == [True, True, False]
+    assert results[2].reasons == ("uses_exhausted",)
+    with ctx.db.session() as s:
+        assert s.get(Grant, world.ids["grant1"]).uses == 2  # type: ignore[union-attr]
+        assert s.get(Door, door) is not None
