@@ -51,6 +51,7 @@ class JournalConfig(Strict):
     path: Path = Path("var/bridge-journal.db")
     upload_batch: Annotated[int, Field(ge=1, le=500)] = 200
     upload_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
+    keep_uploaded_days: Annotated[float, Field(ge=1, le=3650, description="Uploaded events older than this are pruned; pending ones never.")] = 30
 
 
 class FeedKind(str, enum.Enum):

@@ -99,6 +99,15 @@ class Journal:
         with self._transaction():
             self._db.executemany("UPDATE events SET upload = ?, note = ? WHERE event_id = ?", [(state, note, i) for i in event_ids])
 
+    def prune_uploaded(self, before: datetime) -> int:
+        """Forget events the service has stored (or rejected) that happened before ``before``.
+
+        The only deletion: a gateway's disk is finite, and the service holds these now. Pending
+        events are never pruned, however old.
+        """
+        with self._transaction():
+            return self._db.execute("DELETE FROM events WHERE upload != ? AND at < ?", (PENDING, before.isoformat())).rowcount
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = dict(self._db.execute("SELECT upload, COUNT(*) FROM events GROUP BY upload").fetchall())

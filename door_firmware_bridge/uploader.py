@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import timedelta
 
 import httpx
 
 from door_firmware_bridge.config import JournalConfig, ServiceConfig
 from door_firmware_bridge.journal import REJECTED, UPLOADED, Journal
+from door_firmware_bridge.model import utcnow
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+PRUNE_EVERY_S = 3600.0
 BACKOFF_FACTOR = 32  # after failures, wait up to 32x the interval (never more than MAX_BACKOFF_S)
 
 
@@ -47,7 +51,11 @@ class Uploader:
 
     async def run(self) -> None:
         backoff = self.cfg.upload_interval_s
+        pruned_at = float("-inf")
         while True:
+            if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                pruned_at = time.monotonic()
+                await asyncio.to_thread(self.journal.prune_uploaded, utcnow() - timedelta(days=self.cfg.keep_uploaded_days))
             try:
                 settled = await self.upload_once()
                 self.last_error, backoff = None, self.cfg.upload_interval_s

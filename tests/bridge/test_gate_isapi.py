@@ -11,8 +11,7 @@ from typing import Any
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.model import utcnow
 from door_firmware_bridge.simulators.gate import GateSim
-from door_firmware_bridge.simulators.lock import LockSim
-from tests.bridge.conftest import BROKER_PORT, ServiceProcess, Site, bridge_config, running, until
+from tests.bridge.conftest import ServiceProcess, Site, bridge_config, running, until
 
 
 async def _gate_bridge(site: Site, tmp_path: Path, service_url: str, **overrides: Any) -> tuple[GateSim, Bridge]:
