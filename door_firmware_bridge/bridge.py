@@ -104,7 +104,9 @@ class Bridge:
         if door is None:
             return None
         kind = presented_kind(presented)
-        verdict = temperature.check(self.cfg.temperature, presented, door.require_temperature) if door.require_temperature or presented.temperature else None
+        # People are measured, vehicles are not: a plate read alone is never held to the temperature gate.
+        person = presented.qr is not None or presented.face_jpeg is not None
+        verdict = temperature.check(self.cfg.temperature, presented, door.require_temperature) if person and (door.require_temperature or presented.temperature) else None
         if (utcnow() - presented.at).total_seconds() > door.command_ttl_s:
             decision: Decision | None = Decision.deny("bridge", kind, "presentation_late")  # e.g. a terminal re-posting old events
         elif verdict is not None and verdict.reasons:
