@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,11 +44,13 @@ class Actuator(Protocol):
 class Outcome:
     status: str  # executed, rejected_*, device_error, timeout_unknown, not_sent
     cmd_id: str | None
-    lock_state: str | None = None
+    lock_state: str | None = None  # as the device reported it with its result
+    detail: str | None = None  # why not sent: broker_disconnected, device_offline, ...
 
     @property
-    def opened(self) -> bool:
-        return self.status == "executed"
+    def may_have_opened(self) -> bool:
+        """Executed, or unconfirmed (the device may have run it): the door may open for the pulse."""
+        return self.status in ("executed", "timeout_unknown")
 
 
 @dataclass
@@ -69,7 +72,7 @@ class Supervisor:
         self._doors = {d.name: _Door(d) for d in doors}
         self._actuators = actuators
         self._record = record
-        self._timed_out: set[str] = set()
+        self._timed_out: deque[str] = deque(maxlen=1024)  # to tell a late answer from a stray one
 
     def door_status(self) -> dict[str, dict[str, Any]]:
         return {
@@ -84,7 +87,7 @@ class Supervisor:
         if door.inflight is not None:
             return await self._finish(door, Outcome("rejected_busy", None), decision)
         if not door.online:
-            return await self._finish(door, Outcome("not_sent", None, "device_offline"), decision)
+            return await self._finish(door, Outcome("not_sent", None, detail="device_offline"), decision)
         cmd = Command.pulse(cfg.pulse_s, cfg.command_ttl_s, decision.decision_id)
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         door.inflight = (cmd, future)
@@ -94,12 +97,12 @@ class Supervisor:
             try:
                 await self._actuators[cfg.name].send(cfg, cmd)
             except DeviceUnavailable as exc:
-                return await self._finish(door, Outcome("not_sent", cmd.cmd_id, exc.code), decision)
+                return await self._finish(door, Outcome("not_sent", cmd.cmd_id, detail=exc.code), decision)
             try:
                 # asyncio's clock is monotonic: a wall-clock jump cannot stretch or cut the deadline.
                 result = await asyncio.wait_for(asyncio.shield(future), timeout=cfg.ack_timeout_s)
             except TimeoutError:
-                self._timed_out.add(cmd.cmd_id)
+                self._timed_out.append(cmd.cmd_id)
                 await self._record("command_timeout", cfg, cmd_id=cmd.cmd_id, decision_id=decision.decision_id, alarm=True,
                                    note="no confirmation from the device; the door state is unknown and the command is not retried")
                 return await self._finish(door, Outcome("timeout_unknown", cmd.cmd_id), decision)
@@ -108,11 +111,13 @@ class Supervisor:
             door.inflight = None
 
     async def _finish(self, door: _Door, outcome: Outcome, decision: Decision) -> Outcome:
-        if outcome.opened:
+        # An unconfirmed command may still have run: opening in its window is not reported as forced.
+        if outcome.may_have_opened:
             now = time.monotonic()
             door.authorised_until = max(door.authorised_until, now + door.cfg.pulse_s + door.cfg.relock_grace_s)
             self._later(door, door.cfg.pulse_s + door.cfg.relock_grace_s, self._check_relocked, now)
-        await self._record("command_result", door.cfg, cmd_id=outcome.cmd_id, status=outcome.status, lock_state=outcome.lock_state, decision_id=decision.decision_id)
+        await self._record("command_result", door.cfg, cmd_id=outcome.cmd_id, status=outcome.status, lock_state=outcome.lock_state,
+                           detail=outcome.detail, decision_id=decision.decision_id)
         return outcome
 
     def _later(self, door: _Door, delay: float, check: Callable[[_Door, float], Awaitable[None]], since: float) -> None:

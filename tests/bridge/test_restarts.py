@@ -40,7 +40,7 @@ def test_broker_restart_drops_commands_instead_of_queueing_them(site: Site, tmp_
             await until(lambda: not bridge.mqtt.health()["connected"], 10, "the bridge to notice the broker is gone")
             while_down = await bridge.supervisor.pulse(door, ALLOW)
             # The broker delivered the lock's last will as it went down, or the adapter refuses: either way not sent.
-            assert while_down.status == "not_sent" and while_down.lock_state in ("device_offline", "broker_disconnected")
+            assert while_down.status == "not_sent" and while_down.detail in ("device_offline", "broker_disconnected")
             with pytest.raises(DeviceUnavailable, match="broker_disconnected"):
                 await bridge.mqtt.send(door, Command.pulse(door.pulse_s, door.command_ttl_s, None))
             await asyncio.to_thread(private_broker.start)
