@@ -9,6 +9,7 @@ are driven by the test or demo (:meth:`LockSim.open_door`, :meth:`LockSim.set_ba
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from dataclasses import dataclass
@@ -162,3 +163,7 @@ class LockSim:
     async def scan(self, qr: str) -> None:
         self.scans.append(time.monotonic())
         await self._publish("scan", {"v": 1, "qr": qr, "at": datetime.now(UTC).isoformat()})
+
+    async def show_face(self, jpeg: bytes) -> None:
+        """The lock's camera saw a face: the frame goes to the bridge, which asks the service."""
+        await self._publish("scan", {"v": 1, "face_jpeg_b64": base64.b64encode(jpeg).decode(), "at": datetime.now(UTC).isoformat()})

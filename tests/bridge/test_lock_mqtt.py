@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import aiomqtt
+import cv2
+import numpy as np
 
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.model import Command, Decision
@@ -74,6 +76,29 @@ def test_expired_and_duplicate_commands_are_not_run_again(site: Site, tmp_path: 
                 await until(lambda: len(lock.received) == 3, 5, "the lock to get both")
             assert lock.unlock_count == 1
             assert lock.results[expired["cmd_id"]] == "rejected_expired"
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_face_frame_goes_to_the_service_and_never_offline(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url=service.url)
+    nobody = cv2.imencode(".jpg", np.full((480, 640, 3), 200, np.uint8))[1].tobytes()  # an empty hallway
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            await lock.show_face(nobody)
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 1, 20, "the face decision")
+            await asyncio.to_thread(service.stop)
+            await lock.show_face(nobody)
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 2, 20, "the offline face decision")
+            online, offline = (e.data for e in bridge.journal.entries("access_denied"))
+            assert (online["source"], online["credential"]) == ("online", "face") and online["reasons"]
+            assert (offline["source"], offline["reasons"]) == ("offline", ["offline_face_not_allowed", "service_unreachable"])
+            assert lock.received == []
         lock_task.cancel()
 
     asyncio.run(scenario())
