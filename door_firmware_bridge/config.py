@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, model_validator
 
 HARD_STALENESS_CAP_S = 24 * 3600  # design/passes.md: default 15 min, never more than 24 h
 
@@ -114,6 +114,7 @@ class IsapiTerminal(Strict):
     password: str
     door_no: Annotated[int, Field(ge=1, le=64)] = 1
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.0
+    allowed_sources: list[IPvAnyAddress] = Field(default_factory=list, description="Addresses allowed to post this door's events (the terminal and its cameras).")
 
 
 class CameraConfig(Strict):
@@ -148,6 +149,9 @@ class DoorConfig(Strict):
     def _adapter_fields(self) -> Self:
         if self.adapter is Adapter.isapi and self.isapi is None:
             raise ValueError("adapter 'isapi' needs an [doors.isapi] table")
+        if self.lane is not Lane.pass_only and (self.isapi is None or not self.isapi.allowed_sources):
+            # A plate is the camera's word, unsigned: only the camera itself may say it.
+            raise ValueError(f"lane '{self.lane.value}' needs isapi.allowed_sources (the addresses of the terminal and plate camera)")
         if self.adapter is Adapter.mqtt and self.profile is not Profile.acs and not self.device_topic:
             raise ValueError(f"profile '{self.profile.value}' needs device_topic")
         if self.command_ttl_s < self.ack_timeout_s:

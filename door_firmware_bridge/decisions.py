@@ -97,7 +97,7 @@ class Decider:
         try:
             return await self.online.plate(door, plate)
         except ServiceUnreachable:
-            # Plates and vehicle grants are not in the offline lists yet (they come with the sync feed).
+            # The sync feed carries people's grants only: vehicles are decided by the service.
             return Decision.deny("offline", "plate", "service_unreachable", "offline_plate_data_missing")
 
     async def decide(self, door: DoorConfig, presented: Presented) -> Decision | None:

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from door_firmware_bridge.adapters.base import Sink
 from door_firmware_bridge.config import DoorConfig, IsapiTerminal, ListenerConfig
 from door_firmware_bridge.journal import Journal
-from door_firmware_bridge.model import Command, CommandResult, DeviceEvent, Presented, Reading, Recorded, utcnow
+from door_firmware_bridge.model import Availability, Command, CommandResult, DeviceEvent, Presented, Reading, Recorded, utcnow
 from door_firmware_bridge.supervisor import DeviceUnavailable
 
 log = logging.getLogger(__name__)
@@ -175,18 +175,21 @@ class IsapiAdapter:
                     with contextlib.suppress(httpx.HTTPError, ValueError):
                         await terminal.recover(sink)
                 if up != terminal.reachable:
-                    if terminal.reachable is not None or not up:
-                        await sink(Recorded(terminal.door.name, "device_online" if up else "device_offline", {"alarm": not up}))
                     terminal.reachable = up
+                    await sink(Availability(terminal.door.name, up))  # the supervisor journals the change
             await asyncio.sleep(POLL_S)
 
     async def _receive(self, request: Request) -> JSONResponse:
         terminal = self.terminals.get(request.path_params["door"])
         if terminal is None or self._sink is None:
             return JSONResponse({"statusCode": 4, "statusString": "Invalid Operation"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_EVENT_BYTES:
+        source = request.client.host if request.client else ""
+        if terminal.cfg.allowed_sources and source not in {str(a) for a in terminal.cfg.allowed_sources}:
+            await self._sink(Recorded(terminal.door.name, "device_message_refused", {"source": source, "alarm": True}))
+            return JSONResponse({"statusCode": 4, "statusString": "Invalid Operation"}, status_code=403)
+        if int(request.headers.get("content-length") or 0) > MAX_EVENT_BYTES:
             return JSONResponse({"statusCode": 4, "statusString": "Too Large"}, status_code=413)
+        body = await request.body()
         event = _event_json(body, request.headers.get("content-type", ""))
         if event is None:
             await self._sink(Recorded(terminal.door.name, "device_message_invalid", {"bytes": len(body)}))

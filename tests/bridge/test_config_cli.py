@@ -42,6 +42,7 @@ require_temperature = true
 base_url = "http://10.0.0.20"
 username = "admin"
 password = "secret"
+allowed_sources = ["10.0.0.20", "10.0.0.21"]
 """
 
 
@@ -64,6 +65,8 @@ def _minimal(**changes: object) -> dict[str, object]:
         ({"service": {"url": "http://svc"}}, "exactly one of device_key and device_key_file"),
         ({"doors": [{"name": "d1", "door_id": 1, "site_id": 1, "unlock_forever": True}]}, "doors[0].unlock_forever"),
         ({"doors": [{"name": "d1", "door_id": 1, "site_id": 1}, {"name": "d2", "door_id": 2, "site_id": 2}]}, "one site"),
+        ({"doors": [{"name": "d1", "door_id": 1, "site_id": 1, "adapter": "isapi", "lane": "plate_only",
+                     "isapi": {"base_url": "http://t", "username": "u", "password": "p"}}]}, "needs isapi.allowed_sources"),
     ],
 )
 def test_bad_config_names_the_field(changes: dict[str, object], message: str) -> None:

@@ -78,7 +78,7 @@ def test_temperature_gate(site: Site, tmp_path: Path) -> None:
 
 def test_plate_only_and_plate_and_pass_lanes(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
     async def scenario() -> None:
-        gate, bridge = await _gate_bridge(site, tmp_path, service.url, gate={"lane": "plate_only"})
+        gate, bridge = await _gate_bridge(site, tmp_path, service.url, gate={"lane": "plate_only", "isapi": {"allowed_sources": ["127.0.0.1"]}})
         async with running(bridge):
             assert bridge.isapi is not None
             gate.bridge_url = f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-in"
@@ -90,7 +90,7 @@ def test_plate_only_and_plate_and_pass_lanes(site: Site, service: ServiceProcess
             await until(lambda: len(gate.opens) == 1, 10, "the plate opening")
         await gate.stop()
 
-        gate, bridge = await _gate_bridge(site, tmp_path / "lane2", service.url, gate={"lane": "plate_and_pass", "require_temperature": True})
+        gate, bridge = await _gate_bridge(site, tmp_path / "lane2", service.url, gate={"lane": "plate_and_pass", "require_temperature": True, "isapi": {"allowed_sources": ["127.0.0.1"]}})
         async with running(bridge):
             assert bridge.isapi is not None
             gate.bridge_url = f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-in"
@@ -141,6 +141,22 @@ def test_missed_events_are_recovered_by_serial_and_never_acted_on(site: Site, tm
             assert terminal.last_serial == 106 and bridge.journal.get_cursor("isapi:gate-in:serial") == "106"
             assert gate.opens == []  # a recovered QR scan is late by definition: never opens the gate
             assert [e.kind for e in bridge.journal.entries() if e.kind in ("device_offline", "device_online")] == ["device_offline", "device_online"]
+        await gate.stop()
+
+    asyncio.run(scenario())
+
+
+def test_events_from_other_addresses_are_refused(site: Site, tmp_path: Path) -> None:
+    """A plate is the camera's unsigned word: on a plate lane only the listed addresses may post."""
+
+    async def scenario() -> None:
+        gate, bridge = await _gate_bridge(site, tmp_path, "http://127.0.0.1:9", gate={"lane": "plate_only", "isapi": {"allowed_sources": ["10.0.0.20"]}})
+        async with running(bridge):
+            assert bridge.isapi is not None
+            gate.bridge_url = f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-in"
+            await gate.plate("粤B12345")
+            await until(lambda: bool(bridge.journal.entries("device_message_refused")), 10, "the refusal")
+            assert _gate_decisions(bridge) == [] and gate.opens == []
         await gate.stop()
 
     asyncio.run(scenario())
