@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, model_validator
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, IPvAnyAddress, ValidationError, model_validator
 
 HARD_STALENESS_CAP_S = 24 * 3600  # design/passes.md: default 15 min, never more than 24 h
 
@@ -132,6 +132,7 @@ class DoorConfig(Strict):
     adapter: Adapter = Adapter.mqtt
     profile: Profile = Profile.acs
     device_topic: str = Field("", description="nuki/tasmota: the device's own topic (nuki/<id>, tasmota topic).")
+    command_key: Base64Bytes | None = Field(None, description="acs locks: base64 secret shared with the lock; commands then carry an hmac it checks.")
     isapi: IsapiTerminal | None = None
     camera: CameraConfig | None = None
     pulse_s: Annotated[float, Field(ge=1, le=30, description="Unlock for this long; the device relocks by itself.")] = 5.0
@@ -154,6 +155,8 @@ class DoorConfig(Strict):
             raise ValueError(f"lane '{self.lane.value}' needs isapi.allowed_sources (the addresses of the terminal and plate camera)")
         if self.adapter is Adapter.mqtt and self.profile is not Profile.acs and not self.device_topic:
             raise ValueError(f"profile '{self.profile.value}' needs device_topic")
+        if self.command_key is not None and len(self.command_key) < 16:
+            raise ValueError("command_key must be at least 16 random bytes (base64)")
         if self.command_ttl_s < self.ack_timeout_s:
             raise ValueError("command_ttl_s must be at least ack_timeout_s (an ack may not outlive its command)")
         return self

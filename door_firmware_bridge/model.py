@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -101,8 +104,9 @@ class Command:
         """Whole seconds left, for MQTT v5 message expiry (at least 1: 0 would mean 'never expires')."""
         return max(1, int((self.expires_at - utcnow()).total_seconds()))
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
+    def to_wire(self, key: bytes | None = None) -> dict[str, Any]:
+        """The acs command; with the door's key, an ``hmac`` the lock checks (a broker login alone cannot open it)."""
+        body: dict[str, Any] = {
             "v": 1,
             "cmd_id": self.cmd_id,
             "action": "pulse_unlock",
@@ -111,6 +115,15 @@ class Command:
             "expires_at": self.expires_at.isoformat(),
             "decision_id": self.decision_id,
         }
+        if key is not None:
+            body["hmac"] = command_mac(key, body)
+        return body
+
+
+def command_mac(key: bytes, body: dict[str, Any]) -> str:
+    """HMAC-SHA256 over the command's canonical JSON (sorted keys, no spaces, without ``hmac``), hex."""
+    fields = {k: v for k, v in body.items() if k != "hmac"}
+    return hmac.new(key, json.dumps(fields, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class MqttAdapter:
 
     def _command(self, door: DoorConfig, cmd: Command) -> tuple[str, str]:
         if door.profile is Profile.acs:
-            return f"{base_topic(self.site, door.name)}/cmd", json.dumps(cmd.to_wire())
+            return f"{base_topic(self.site, door.name)}/cmd", json.dumps(cmd.to_wire(door.command_key))
         if door.profile is Profile.nuki:
             return f"{door.device_topic}/lockAction", "3"  # unlatch: the lock pulls the latch and relocks itself
         return f"cmnd/{door.device_topic}/Backlog", f"PulseTime1 {tasmota_pulse_time(door.pulse_s)};Power1 ON"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import aiomqtt
 
 from door_firmware_bridge.adapters.mqtt import base_topic
+from door_firmware_bridge.model import command_mac
 
 
 @dataclass
@@ -39,7 +41,8 @@ class Received:
 
 
 class LockSim:
-    def __init__(self, site: str, door: str, host: str = "127.0.0.1", port: int = 1883, faults: Faults | None = None) -> None:
+    def __init__(self, site: str, door: str, host: str = "127.0.0.1", port: int = 1883, faults: Faults | None = None, key: bytes | None = None) -> None:
+        self.key = key  # with a key, only commands with a valid hmac are run
         self.base = base_topic(site, door)
         self.host, self.port = host, port
         self.faults = faults or Faults()
@@ -134,6 +137,8 @@ class LockSim:
             await self._ack(cmd_id, status, duplicate=True)
 
     def _check(self, cmd: dict[str, Any]) -> str:
+        if self.key is not None and not hmac.compare_digest(str(cmd.get("hmac", "")), command_mac(self.key, cmd)):
+            return "rejected_signature"
         try:
             expires = datetime.fromisoformat(cmd["expires_at"])
         except (KeyError, TypeError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -99,6 +100,30 @@ def test_face_frame_goes_to_the_service_and_never_offline(site: Site, service: S
             assert (online["source"], online["credential"]) == ("online", "face") and online["reasons"]
             assert (offline["source"], offline["reasons"]) == ("offline", ["offline_face_not_allowed", "service_unreachable"])
             assert lock.received == []
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_signed_commands_broker_access_alone_cannot_unlock(site: Site, tmp_path: Path) -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9", flat={"command_key": base64.b64encode(key).decode()})
+    door = cfg.doors[0]
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, door.name, port=BROKER_PORT, key=key)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            assert (await bridge.supervisor.pulse(door, Decision(True, (), "online", "qr"))).status == "executed"
+            forged = Command.pulse(1, 5, None).to_wire(b"not the door's key at all, no....")
+            unsigned = Command.pulse(1, 5, None).to_wire()
+            async with aiomqtt.Client("127.0.0.1", BROKER_PORT, protocol=aiomqtt.ProtocolVersion.V5) as intruder:
+                for command in (forged, unsigned):
+                    await intruder.publish(f"acs/v1/{cfg.site}/{door.name}/cmd", json.dumps(command), qos=1)
+                await until(lambda: len(lock.received) == 3, 5, "the lock to get both")
+            assert lock.unlock_count == 1
+            assert [lock.results[c["cmd_id"]] for c in (forged, unsigned)] == ["rejected_signature", "rejected_signature"]
         lock_task.cancel()
 
     asyncio.run(scenario())
