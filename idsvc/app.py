@@ -51,6 +51,7 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for router in (auth_router, registry_router, audit_router, faces_router, device_events_router, passes_router, revocation_router, sync_router):
+    # The device endpoints first: routes are matched in order and locks ask the most often.
+    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router):
         app.include_router(router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from idsvc.auth import service
 from idsvc.auth.principal import Principal
@@ -19,6 +20,11 @@ def get_context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
+def _resolve(ctx: AppContext, token: str) -> Principal:
+    with ctx.db.session() as session:
+        return service.resolve(session, token)
+
+
 def _presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
@@ -26,7 +32,8 @@ def _presented_token(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def get_principal(request: Request, ctx: Ctx) -> Principal:
+async def get_principal(request: Request, ctx: Ctx) -> Principal:
+    """Async so that a remembered key costs no thread hop; a database read goes to the threadpool."""
     client = request.client.host if request.client else "unknown"
     limit_key = f"authfail:{client}"
     token = _presented_token(request)
@@ -37,8 +44,7 @@ def get_principal(request: Request, ctx: Ctx) -> Principal:
     if cached is not None:
         return cached
     try:
-        with ctx.db.session() as session:
-            principal = service.resolve(session, token)
+        principal = await run_in_threadpool(_resolve, ctx, token)
     except Unauthenticated:
         # Count failures per client so keys cannot be guessed at speed.
         if ctx.kv.incr(limit_key, 60) > ctx.settings.auth_failures_per_minute:

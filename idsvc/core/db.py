@@ -67,6 +67,10 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def new_session(self) -> Session:
+        """A bare session for read-only callers that manage its life themselves."""
+        return self._sessions()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception."""

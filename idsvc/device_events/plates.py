@@ -6,13 +6,13 @@ faces); it uses the same authorisation core and audits a ``decision`` event like
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.context import AppContext
+from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden
 
@@ -31,7 +31,7 @@ def decide(ctx: AppContext, caller: Principal, door_id: int, plate: str) -> Plat
         raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
     at = utcnow()
     result = ctx.access.authorise(door_id, at, plate=plate)
-    decision = PlateDecision(uuid.uuid4().hex, result.allowed, list(result.reasons), result.grant_id)
+    decision = PlateDecision(ids.decision_id(), result.allowed, list(result.reasons), result.grant_id)
     door = ctx.access.door(door_id)
     with ctx.db.session() as session:
         audit.append(

@@ -9,7 +9,6 @@ consent deletes the template. Door decisions search only the door's own site and
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,10 +24,18 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.config import Settings
 from idsvc.context import AppContext
+from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
 from idsvc.core.sealing import Sealer
-from idsvc.faces.engine import Extraction, FaceEngine, QualityPolicy, Reason, cosine, get_engine
+from idsvc.faces.engine import (
+    Extraction,
+    FaceEngine,
+    QualityPolicy,
+    Reason,
+    cosine,
+    get_engine,
+)
 from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
 from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import FaceConsent, FaceTemplate
@@ -363,7 +370,7 @@ class FaceDecision:
     warnings: list[str]
     quality: dict[str, Any]
     grant_id: int | None = None
-    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    decision_id: str = field(default_factory=ids.decision_id)
 
 
 def match_face(ctx: AppContext, site_id: int, image: bytes, person_id: int | None = None) -> FaceMatch:

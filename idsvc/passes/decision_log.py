@@ -4,12 +4,14 @@ Measured here, one audit append with its commit costs 2-8 ms (SQLite / PostgreSQ
 the rest of a QR decision costs well under a millisecond, so a synchronous write per decision would
 set the door's speed. Instead each decision is
 
-1. appended as one JSON line to this process's journal file (a write to the OS, no fsync: it
+1. appended as one JSON line to this process's current journal segment (a write to the OS, no fsync: it
    survives a crash of the process, not of the machine) before the door gets its answer, then
 2. written to the audit trail by a background thread, many per transaction (every ``interval``
-   seconds or ``batch`` events), after which the journal is emptied. A quarter of a second keeps
+   seconds or ``batch`` events), after which their journal segment is deleted. A quarter of a second keeps
    the console's view live while each transaction's fixed cost (chain head, commit) is shared by
-   many decisions; with 20 ms batches the writer's own work slowed the requests it served.
+   many decisions; with 20 ms batches the writer's own work slowed the requests it served. Each
+   batch starts a new segment and its old one is deleted once written, so deciding threads never
+   wait while a journal is rewritten.
 
 At start, journals left by processes that died (their file lock is free) are replayed; events that
 reached the trail before the crash are recognised by their decision id and not written twice.
@@ -25,7 +27,7 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
@@ -57,9 +59,11 @@ class DecisionLog:
         self.batch = batch
         journal_dir.mkdir(parents=True, exist_ok=True)
         self._dir = journal_dir
-        self._path = journal_dir / f"decisions-{os.getpid()}-{id(self):x}.journal"
-        self._journal = open(self._path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the log
-        fcntl.flock(self._journal, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "alive" marker for other processes
+        self._name = f"decisions-{os.getpid()}-{id(self):x}"
+        self._segments = 0
+        self._journal = self._open_segment()
+        # Segments whose events are queued again after a failed write: deleted once they are written.
+        self._unwritten: list[BinaryIO] = []
         self._pending: list[audit.NewEvent] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -67,6 +71,13 @@ class DecisionLog:
         self.replay_orphans()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
+
+    def _open_segment(self) -> BinaryIO:
+        """A new journal file, locked while this process lives (other processes replay unlocked ones)."""
+        self._segments += 1
+        handle = open(self._dir / f"{self._name}-{self._segments}.journal", "ab", buffering=0)  # noqa: SIM115 - closed when written
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return handle  # type: ignore[return-value]
 
     def submit(self, event: audit.NewEvent) -> None:
         """Record a decision durably (journal) and queue it for the audit trail."""
@@ -79,19 +90,38 @@ class DecisionLog:
             if len(self._pending) >= self.batch:
                 self._wake.notify()
 
+    def _take(self) -> tuple[list[audit.NewEvent], BinaryIO]:
+        """Under the lock: the queued events and the segment holding them; new decisions go to a fresh one.
+
+        Swapping segments keeps the lock short: submitters never wait for a journal rewrite."""
+        events, self._pending = self._pending, []
+        segment, self._journal = self._journal, self._open_segment()
+        return events, segment
+
+    def _write(self, events: list[audit.NewEvent], segment: BinaryIO) -> None:
+        try:
+            if events:
+                with self.db.session() as session:
+                    audit.append(session, *events)
+        except Exception:
+            with self._lock:
+                self._pending[:0] = events  # keep order; their segment stays on disk until they are written
+                self._unwritten.append(segment)
+            raise
+        with self._lock:
+            done, self._unwritten = [*self._unwritten, segment], []
+        for handle in done:
+            Path(handle.name).unlink(missing_ok=True)
+            handle.close()
+
     def flush(self) -> None:
         """Write everything queued so far (tests, shutdown); on failure the events stay queued."""
         with self._lock:
-            events, self._pending = self._pending, []
-        try:
-            self._write(events)
-        except Exception:
-            with self._lock:
-                self._pending[:0] = events
-            raise
+            events, segment = self._take()
+        self._write(events, segment)
 
     def close(self) -> None:
-        """Stop the writer and flush; if the trail cannot be reached, the journal stays for the next start."""
+        """Stop the writer and flush; if the trail cannot be reached, the journals stay for the next start."""
         with self._lock:
             self._closed = True
             self._wake.notify()
@@ -99,11 +129,15 @@ class DecisionLog:
         try:
             self.flush()
         except Exception:
-            log.exception("could not write %d decisions at shutdown; they stay in %s for the next start", len(self._pending), self._path)
+            log.exception("could not write %d decisions at shutdown; they stay in %s for the next start", len(self._pending), self._dir)
         finally:
-            self._journal.close()  # releases the lock: the next process replays what is left
-        if self._path.exists() and self._path.stat().st_size == 0:
-            self._path.unlink()
+            with self._lock:
+                left = [self._journal, *self._unwritten]
+            for handle in left:  # closing releases the lock: the next process replays what is left
+                handle.close()
+                path = Path(handle.name)
+                if path.exists() and path.stat().st_size == 0:
+                    path.unlink()
 
     def _run(self) -> None:
         while True:
@@ -112,31 +146,22 @@ class DecisionLog:
                     self._wake.wait(self.interval)
                 if self._closed:
                     return
-                events, self._pending = self._pending, []
+                if not self._pending:
+                    continue
+                events, segment = self._take()
             try:
-                self._write(events)
+                self._write(events, segment)
             except Exception:
                 log.exception("writing %d decisions to the audit trail failed; will retry", len(events))
                 with self._lock:
-                    self._pending[:0] = events  # keep order; the journal still holds them
                     self._wake.wait(1.0)
-
-    def _write(self, events: list[audit.NewEvent]) -> None:
-        if events:
-            with self.db.session() as session:
-                audit.append(session, *events)
-        with self._lock:
-            # The journal holds exactly what is still pending: rewrite it with those (usually none).
-            self._journal.truncate(0)
-            for event in self._pending:
-                self._journal.write(_to_line(event))
 
     def replay_orphans(self) -> int:
         """Write the journals of dead processes to the trail, skipping events already there."""
         replayed = 0
         for path in sorted(self._dir.glob("decisions-*.journal")):
-            if path == self._path:
-                continue
+            if path.name.startswith(self._name + "-"):
+                continue  # our own segments
             try:
                 handle = open(path, "rb+")  # noqa: SIM115 - closed below
             except FileNotFoundError:

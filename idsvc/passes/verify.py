@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy import select
 
 from idsvc.audit import service as audit
 from idsvc.context import AppContext
+from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
@@ -224,7 +224,7 @@ class PassVerifier:
             reasons.append("door_unknown")
         reasons = sorted(set(reasons))
         decision = Decision(
-            decision_id=uuid.uuid4().hex,
+            decision_id=ids.decision_id(),
             at=at,
             door_id=door_id,
             allow=not reasons,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,8 +25,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.core.db import Database
-from idsvc.registry.access import AccessResult, Reason, consume_use, evaluate, status_reasons
-from idsvc.registry.models import Door, Grant, Person, Site, Status, Vehicle, door_group_doors
+from idsvc.registry.access import (
+    AccessResult,
+    Reason,
+    consume_use,
+    evaluate,
+    status_reasons,
+)
+from idsvc.registry.models import (
+    Door,
+    Grant,
+    Person,
+    Site,
+    Status,
+    Vehicle,
+    door_group_doors,
+)
 from idsvc.revocation.bus import Bus, Notice
 from idsvc.sync.changes import current_version
 
@@ -117,23 +133,39 @@ class AccessIndex:
             self._sites.clear()
             self._version = -1
 
-    def _poll(self, session: Session) -> None:
+    @contextmanager
+    def _reading(self) -> Iterator[Callable[[], Session]]:
+        """A session opened only if something is not in memory (most questions need none)."""
+        opened: list[Session] = []
+
+        def session() -> Session:
+            if not opened:
+                opened.append(self.db.new_session())
+            return opened[0]
+
+        try:
+            yield session
+        finally:
+            for one in opened:
+                one.close()
+
+    def _poll(self, session: Callable[[], Session]) -> None:
         """Backstop for a lost notice: a version we have not heard of (or a restored, older database)
         drops every copy."""
         now = time.monotonic()
         if now - self._polled_at < self.poll_seconds:
             return
-        version, _ = current_version(session)
+        version, _ = current_version(session())
         with self._lock:
             if version != self._version:
                 self._sites.clear()
                 self._version = version
             self._polled_at = now
 
-    def _site(self, session: Session, site_id: int) -> SiteCopy | None:
+    def _site(self, session: Callable[[], Session], site_id: int) -> SiteCopy | None:
         found = self._sites.get(site_id)
         if found is None:
-            found = load_site(session, site_id)
+            found = load_site(session(), site_id)
             if found is not None:
                 with self._lock:
                     self._sites[site_id] = found
@@ -141,14 +173,14 @@ class AccessIndex:
         return found
 
     def door(self, door_id: int) -> DoorCopy | None:
-        with self.db.session() as session:
+        with self._reading() as session:
             return self._door(session, door_id)
 
-    def _door(self, session: Session, door_id: int) -> DoorCopy | None:
+    def _door(self, session: Callable[[], Session], door_id: int) -> DoorCopy | None:
         self._poll(session)
         site_id = self._door_sites.get(door_id)
         if site_id is None:
-            site_id = session.scalar(select(Door.site_id).where(Door.id == door_id))
+            site_id = session().scalar(select(Door.site_id).where(Door.id == door_id))
             if site_id is None:
                 return None
         site = self._site(session, site_id)
@@ -159,7 +191,7 @@ class AccessIndex:
         and to load a site's copy after a change."""
         if (person_id is None) == (plate is None):
             raise ValueError("give exactly one of person_id and plate")
-        with self.db.session() as session:
+        with self._reading() as session:
             door = self._door(session, door_id)
             if door is None:
                 return AccessResult.deny(Reason.DOOR_UNKNOWN)
@@ -170,7 +202,7 @@ class AccessIndex:
             if person_id is not None:
                 status = site.people.get(person_id)
                 if status is None:
-                    elsewhere = session.scalar(select(Person.site_id).where(Person.id == person_id))
+                    elsewhere = session().scalar(select(Person.site_id).where(Person.id == person_id))
                     return AccessResult.deny(Reason.SUBJECT_UNKNOWN if elsewhere is None else Reason.SUBJECT_OTHER_SITE, *reasons)
                 reasons += status_reasons(status)
                 key = ("p", person_id)

@@ -36,9 +36,10 @@ def test_events_reach_the_trail_on_flush_and_the_journal_empties(ctx: AppContext
     assert len(journal.read_bytes().splitlines()) == 3
     log.flush()
     assert _decision_ids(ctx) == [e.data["decision_id"] for e in events]
-    assert journal.read_bytes() == b""
+    assert not journal.exists()  # written: its segment is gone, new decisions go to a fresh one
+    assert b"".join(p.read_bytes() for p in tmp_path.glob("decisions-*.journal")) == b""
     log.close()
-    assert not journal.exists()
+    assert list(tmp_path.glob("decisions-*.journal")) == []
 
 
 def test_journal_of_a_dead_process_is_replayed_once(ctx: AppContext, tmp_path: Path) -> None:
