@@ -6,11 +6,14 @@ window for rate limits) so that both backends behave the same and are tested the
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
 
 import redis
+
+log = logging.getLogger(__name__)
 
 
 class KeyValueStore(Protocol):
@@ -25,22 +28,21 @@ class KeyValueStore(Protocol):
 
 
 class MemoryStore:
-    """Thread-safe TTL store for single-node deployments; expired keys are swept as it grows."""
+    """Thread-safe TTL store for single-node deployments; expired keys are swept when it is full, and a
+    store full of live keys refuses rather than forgets (bounded memory, fail closed)."""
 
     def __init__(self, max_keys: int = 1_000_000) -> None:
         self._values: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
-    def _sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> bool:
+        """Drop expired keys when full; False when it is still full of live ones."""
         if len(self._values) < self._max_keys:
-            return
+            return True
         for key in [k for k, (exp, _) in self._values.items() if exp <= now]:
             del self._values[key]
-        if len(self._values) >= self._max_keys:
-            # Still full of live keys: drop the ones closest to expiry rather than grow without bound.
-            for key, _ in sorted(self._values.items(), key=lambda kv: kv[1][0])[: self._max_keys // 10]:
-                del self._values[key]
+        return len(self._values) < self._max_keys
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         now = time.monotonic()
@@ -48,7 +50,10 @@ class MemoryStore:
             current = self._values.get(key)
             if current is not None and current[0] > now:
                 return False
-            self._sweep(now)
+            if not self._sweep(now):
+                # Forgetting a live marker would let a replay through: refuse (the door denies) instead.
+                log.warning("replay store full of live markers (%d); refusing new presentations", self._max_keys)
+                return False
             self._values[key] = (now + ttl_seconds, 1)
             return True
 
@@ -57,7 +62,8 @@ class MemoryStore:
         with self._lock:
             current = self._values.get(key)
             if current is None or current[0] <= now:
-                self._sweep(now)
+                if not self._sweep(now):
+                    return self._max_keys  # counters are rate limits: full means "too many"
                 self._values[key] = (now + ttl_seconds, 1)
                 return 1
             self._values[key] = (current[0], current[1] + 1)

@@ -29,12 +29,22 @@ def test_counters_expire_with_their_window(ctx: AppContext) -> None:
     assert ctx.kv.incr("window", 1) == 1
 
 
-def test_memory_store_stays_bounded_when_full_of_live_keys() -> None:
+def test_memory_store_stays_bounded_and_fails_closed_when_full_of_live_keys() -> None:
     store = MemoryStore(max_keys=100)
-    for n in range(1000):
-        store.add_once(f"k{n}", 3600)
-    assert len(store._values) <= 100
-    assert store.add_once("k999", 3600) is False  # the newest keys survive
+    accepted = [store.add_once(f"k{n}", 3600) for n in range(150)]
+    assert accepted == [True] * 100 + [False] * 50  # refusing is safe; forgetting a marker is a replay
+    assert len(store._values) == 100
+    assert store.add_once("k0", 3600) is False  # the markers it holds are never dropped early
+    assert store.incr("counter", 60) >= 100  # a full store reads as "too many" for rate limits
+
+
+def test_memory_store_makes_room_from_expired_keys() -> None:
+    store = MemoryStore(max_keys=10)
+    for n in range(10):
+        store.add_once(f"short{n}", 1)
+    time.sleep(1.05)
+    assert store.add_once("fresh", 60) is True
+    assert len(store._values) == 1
 
 
 def _key() -> str:
