@@ -4,9 +4,12 @@ and recovery of missed events by serialNo."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.model import utcnow
@@ -157,6 +160,32 @@ def test_events_from_other_addresses_are_refused(site: Site, tmp_path: Path) -> 
             await gate.plate("粤B12345")
             await until(lambda: bool(bridge.journal.entries("device_message_refused")), 10, "the refusal")
             assert _gate_decisions(bridge) == [] and gate.opens == []
+        await gate.stop()
+
+    asyncio.run(scenario())
+
+
+def test_multipart_event_with_picture_is_read(site: Site, tmp_path: Path) -> None:
+    """Terminals in listening mode often post the event JSON and the snapshot picture as multipart."""
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+
+    async def scenario() -> None:
+        gate, bridge = await _gate_bridge(site, tmp_path, "http://127.0.0.1:9", feed_dir=feed)
+        await bridge.refresh_feed()
+        async with running(bridge):
+            assert bridge.isapi is not None
+            event = {"eventType": "AccessControllerEvent", "dateTime": utcnow().isoformat(),
+                     "AccessControllerEvent": {"majorEventType": 5, "subEventType": 75, "serialNo": 7, "QRCodeInfo": site.employee_pass}}
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-in", files={
+                    "AccessControllerEvent": (None, json.dumps(event), "application/json"),
+                    "Picture": ("face.jpg", b"\xff\xd8\xff\xe0 not really a jpeg", "image/jpeg"),
+                })
+                assert answer.status_code == 200 and answer.json()["statusCode"] == 1
+            await until(lambda: len(_gate_decisions(bridge)) == 1, 10, "the decision")
+            assert _gate_decisions(bridge) == [("access_granted", [])]
+            await until(lambda: len(gate.opens) == 1, 10, "the opening")
         await gate.stop()
 
     asyncio.run(scenario())
