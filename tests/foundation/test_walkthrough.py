@@ -93,6 +93,19 @@ def test_readme_walkthrough(server: tuple[str, dict[str, str], Path]) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
     assert httpx.get(f"{api}/units/99", headers=owner).json()["error"]["code"] == "unit_not_found"
 
+    issued = httpx.post(f"{api}/people/{demo['people']['tenant']}/passes", headers=owner, json={})
+    assert issued.status_code == 201, issued.text
+    qr_text, pass_id = issued.json()["qr_text"], issued.json()["id"]
+    picture = httpx.get(f"{api}/passes/{pass_id}/qr.png", headers=owner)
+    assert picture.headers["content-type"] == "image/png" and picture.content.startswith(b"\x89PNG")
+    lock = {"Authorization": f"Bearer {demo['keys']['lock']}"}
+    opened = httpx.post(f"{api}/device/verify", headers=lock, json={"door_id": flat_door, "qr_text": qr_text}).json()
+    assert opened["decision"] == "allow" and opened["reasons"] == [], opened
+    revoked = httpx.post(f"{api}/passes/{pass_id}/status", headers=owner, json={"status": "revoked", "reason": "lost phone"})
+    assert revoked.status_code == 200, revoked.text
+    refused = httpx.post(f"{api}/device/verify", headers=lock, json={"door_id": flat_door, "qr_text": qr_text}).json()
+    assert refused["decision"] == "deny" and "pass_revoked" in refused["reasons"], refused
+
     kinds = [e["kind"] for e in httpx.get(f"{api}/audit/events", headers=owner, params={"kind": "tenancy."}).json()["events"]]
     assert kinds == ["tenancy.started", "tenancy.started", "tenancy.ended"]
     csv_text = httpx.get(f"{api}/audit/events.csv", headers=admin).text
