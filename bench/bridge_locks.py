@@ -5,7 +5,8 @@
 The bridge runs as its own process (`python -m door_firmware_bridge run`), exactly as deployed, on
 the machine's Mosquitto; the locks run in this process. Each lock scans a valid static pass every
 ``interval`` seconds (random phase), so the offered load is locks / interval scans per second.
-Decisions are offline (the verified sync feed): the service's own throughput is measured by
+Decisions are offline (the verified sync feed), or with ``--online`` by a service process (one
+uvicorn worker, SQLite) through POST /v1/device/verify; the service's own ceiling is measured by
 bench/pass_endpoint.py. Scan-to-unlock is timed at the lock, from publishing the scan to receiving
 the unlock command: broker both ways, decision, the fsynced journal entry, the expiring command.
 """
@@ -26,21 +27,22 @@ import time
 from pathlib import Path
 
 import aiomqtt
-from bridge_common import REPO, config, percentiles, seeded
+from bridge_common import REPO, config, percentiles, seeded, service
 
 from door_firmware_bridge.config import to_toml
 from door_firmware_bridge.journal import Journal
 from door_firmware_bridge.simulators.lock import LockSim
 
 
-async def run(locks: int, interval: float, seconds: float, workdir: Path) -> None:
-    site, _ = seeded(workdir)
+async def run(locks: int, interval: float, seconds: float, workdir: Path, online: bool) -> None:
+    site, env = seeded(workdir)
     door_ids = site.add_doors(locks)  # granted to the tenant, so the feed's grants open them
     site.write_feed(workdir / "feed")
     prefix = f"bench{secrets.token_hex(3)}"
     doors = [{"name": f"lock-{i:03d}", "door_id": door_id, "site_id": site.ids["site"], "pulse_s": 1.0, "ack_timeout_s": 3.0, "command_ttl_s": 5.0}
              for i, door_id in enumerate(door_ids)]
-    cfg = config(site, workdir, "http://127.0.0.1:9", doors=doors, prefix=prefix, broker={"client_id": f"bridge-{prefix}"})
+    service_process, url = service(env) if online else (None, "http://127.0.0.1:9")
+    cfg = config(site, workdir, url, doors=doors, prefix=prefix, broker={"client_id": f"bridge-{prefix}"})
     path = workdir / "site.toml"
     path.write_text(to_toml(cfg.model_dump(mode="json", exclude_none=True)))
     sims = [LockSim(prefix, d["name"]) for d in doors]
@@ -71,6 +73,9 @@ async def run(locks: int, interval: float, seconds: float, workdir: Path) -> Non
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if service_process is not None:
+            service_process.terminate()
+            service_process.wait()
     latencies, unanswered = [], 0
     for sim in sims:
         commands = [r.at for r in sim.received]
@@ -85,12 +90,13 @@ async def run(locks: int, interval: float, seconds: float, workdir: Path) -> Non
     journal.close()
     granted = sum(e.kind == "access_granted" for e in decided)
     scans = sum(len(s.scans) for s in sims)
-    print(f"{locks} locks, one scan each every {interval:g} s for {seconds:g} s: offered {locks / interval:.0f} scans/s, {scans} scans")
+    sources = sorted({e.data["source"] for e in decided})
+    print(f"{locks} locks, one scan each every {interval:g} s for {seconds:g} s: offered {locks / interval:.0f} scans/s, {scans} scans, decided {'/'.join(sources)}")
     print(f"decisions        {len(decided) / seconds:7.1f} /s   ({granted} allowed, {len(decided) - granted} denied, {unanswered} scans without unlock)")
     print(f"scan-to-unlock   {percentiles(latencies)}")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the bridge is this process's only child
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the bridge (and with --online the service)
     cpu = usage.ru_utime + usage.ru_stime
-    print(f"bridge CPU       {cpu:.1f} s in all, {cpu / max(1, len(decided)) * 1000:.2f} ms per decision (start-up included)")
+    print(f"child CPU        {cpu:.1f} s in all, {cpu / max(1, len(decided)) * 1000:.2f} ms per decision (start-up included)")
 
 
 def main() -> None:
@@ -98,9 +104,10 @@ def main() -> None:
     parser.add_argument("--locks", type=int, default=200)
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between two scans at one lock")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--online", action="store_true", help="decide through a service process instead of the offline feed")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args.locks, args.interval, args.seconds, Path(tmp)))
+        asyncio.run(run(args.locks, args.interval, args.seconds, Path(tmp), args.online))
 
 
 if __name__ == "__main__":

@@ -46,13 +46,15 @@ class Site:
             issuing.change_status(s, OPERATOR, pass_row_id, Status(status_value), "simulated")
 
     def add_doors(self, count: int, person: str = "tenant") -> list[int]:
-        """``count`` more doors in one new door group that ``person`` may open (the many-locks benchmark)."""
+        """``count`` (at most 200) more doors in one new door group that ``person`` may open, served by
+        the bridge device instead of the flat and the gate (the many-locks benchmark)."""
         now = utcnow()
         with self.ctx.db.session() as s:
             created = [doors.create_door(s, OPERATOR, schemas.DoorIn(site_id=self.ids["site"], building_id=self.ids["building"], code=f"lock-{i:04d}",
                                                                       name=f"Lock {i}", kind=DoorKind.entrance)).id for i in range(count)]
             group = doors.create_door_group(s, OPERATOR, schemas.DoorGroupIn(site_id=self.ids["site"], name=f"Many locks {len(created)}", door_ids=created))
             grants.create_grant(s, OPERATOR, schemas.GrantIn(door_group_id=group.id, person_id=self.ids[person], valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=30)))
+            doors.update_device(s, OPERATOR, self.ids["device"], schemas.DevicePatch(door_ids=created))
         return created
 
     def write_feed(self, folder: Path) -> None:
