@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
 from idsvc.audit.api import router as audit_router
+from idsvc.audit.decision_log import DecisionLog
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
 from idsvc.context import AppContext
@@ -33,9 +35,14 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            context.close()
+        context.decision_log = DecisionLog(context.db, context.settings.data_dir / "decision-journal")
+        try:
+            yield
+        finally:
+            log, context.decision_log = context.decision_log, None
+            await run_in_threadpool(log.close)  # flushes what is queued
+            if owned:
+                context.close()
 
     app = FastAPI(
         title="idsvc",

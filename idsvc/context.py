@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from idsvc.audit.decision_log import DecisionLog
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
 from idsvc.core.db import Database
@@ -27,6 +28,8 @@ class AppContext:
     deny: DenySet = field(init=False)
     # What the authorisation step reads, copied in process and dropped per site on change notices.
     access: AccessIndex = field(init=False)
+    # Door decisions are audited in batches while an app runs (set by create_app's lifespan).
+    decision_log: DecisionLog | None = None
 
     def __post_init__(self) -> None:
         client = self.kv.client if isinstance(self.kv, RedisStore) else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
@@ -33,16 +34,17 @@ def decide(ctx: AppContext, caller: Principal, door_id: int, plate: str) -> Plat
     result = ctx.access.authorise(door_id, at, plate=plate)
     decision = PlateDecision(ids.decision_id(), result.allowed, list(result.reasons), result.grant_id)
     door = ctx.access.door(door_id)
-    with ctx.db.session() as session:
-        audit.append(
-            session,
-            audit.NewEvent(
-                kind="decision",
-                actor=caller.actor,
-                at=at,
-                site_id=door.site_id if door else None,
-                door_id=door_id,
-                data={"decision_id": decision.decision_id, "method": "plate", "plate": plate, "allow": decision.allow, "reasons": decision.reasons, "versions": {"grant_id": result.grant_id}},
-            ),
-        )
+    decision_log.record(
+        ctx.db,
+        ctx.decision_log,
+        audit.NewEvent(
+            kind="decision",
+            actor=caller.actor,
+            at=at,
+            site_id=door.site_id if door else None,
+            unit_id=door.unit_id if door else None,
+            door_id=door_id,
+            data={"decision_id": decision.decision_id, "method": "plate", "plate": plate, "allow": decision.allow, "reasons": decision.reasons, "versions": {"grant_id": result.grant_id}},
+        ),
+    )
     return decision

@@ -19,6 +19,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
@@ -451,29 +452,29 @@ def verify_at_door(
         decision.reasons.extend(access.reasons)
         decision.allow = access.allowed and not decision.reasons
     decision.reasons = sorted(set(decision.reasons))
-    with ctx.db.session() as session:
-        audit.append(
-            session,
-            audit.NewEvent(
-                kind="decision",
-                actor=principal.actor,
-                site_id=door.site_id,
-                unit_id=door.unit_id,
-                door_id=door.id,
-                person_id=decision.person_id,
-                at=at,
-                data={
-                    "decision_id": decision.decision_id,
-                    "method": "face" if person_id is None else "face_1to1",
-                    "allow": decision.allow,
-                    "reasons": decision.reasons,
-                    "warnings": decision.warnings,
-                    "score": decision.score,
-                    "threshold": decision.threshold,
-                    "pack": ctx.settings.face_pack,
-                    "grant_id": decision.grant_id,
-                    "quality": decision.quality,
-                },
-            ),
-        )
+    decision_log.record(
+        ctx.db,
+        ctx.decision_log,
+        audit.NewEvent(
+            kind="decision",
+            actor=principal.actor,
+            site_id=door.site_id,
+            unit_id=door.unit_id,
+            door_id=door.id,
+            person_id=decision.person_id,
+            at=at,
+            data={
+                "decision_id": decision.decision_id,
+                "method": "face" if person_id is None else "face_1to1",
+                "allow": decision.allow,
+                "reasons": decision.reasons,
+                "warnings": decision.warnings,
+                "score": decision.score,
+                "threshold": decision.threshold,
+                "pack": ctx.settings.face_pack,
+                "grant_id": decision.grant_id,
+                "quality": decision.quality,
+            },
+        ),
+    )
     return decision

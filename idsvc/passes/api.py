@@ -9,47 +9,39 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal, NoReturn
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from idsvc.core.errors import (
+    ApiError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from idsvc.core.validation import Reason, RowId
-from idsvc.passes import codec, issuing, keys, qr, status as pass_status
+from idsvc.passes import codec, issuing, keys, qr
+from idsvc.passes import status as pass_status
 from idsvc.passes.claims import PassType
-from idsvc.passes.decision_log import DecisionLog
 from idsvc.passes.verify import PassVerifier
 from idsvc.registry import units
 from idsvc.registry.models import Door, Status
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Per application: one verifier with its in-process caches, and the batched decision log."""
-    ctx = app.state.ctx
-    decision_log = DecisionLog(ctx.db, ctx.settings.data_dir / "decision-journal")
-    app.state.pass_verifier = PassVerifier(ctx, decision_log=decision_log)
-    try:
-        yield
-    finally:
-        await run_in_threadpool(decision_log.close)
-
-
-router = APIRouter(prefix="/v1", tags=["passes"], lifespan=_lifespan)
+router = APIRouter(prefix="/v1", tags=["passes"])
 MAX_UPLOAD = 4 * 1024 * 1024  # a camera frame; anything larger is not a frame
 CBOR = "application/cbor"
 _PICTURES = {"png": ("image/png", qr.render_png), "svg": ("image/svg+xml", qr.render_svg)}
 
 
 def get_verifier(request: Request) -> PassVerifier:
-    """The application's verifier; an app run without its lifespan gets one that audits inline."""
+    """The application's verifier, with its in-process caches (made on first use)."""
     state = request.app.state
     verifier = getattr(state, "pass_verifier", None)
     if verifier is None:

@@ -21,13 +21,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
-from idsvc.passes.decision_log import DecisionLog
 from idsvc.passes.models import Pass
 from idsvc.registry.models import Status
 
@@ -80,11 +80,8 @@ class PassVerifier:
         refresh_seconds: float = 1.0,
         max_cached_passes: int = 200_000,
         remember_tokens: bool = True,
-        decision_log: DecisionLog | None = None,
     ) -> None:
-        """Without a ``decision_log`` each decision's audit event is written in its own transaction."""
         self.ctx = ctx
-        self.decision_log = decision_log
         self.refresh_seconds = refresh_seconds
         self._max_cached = max_cached_passes
         self._remember_tokens = remember_tokens  # off only to measure the first sight of a pass
@@ -255,9 +252,5 @@ class PassVerifier:
                 "versions": decision.versions,
             },
         )
-        if self.decision_log is None:
-            with self.ctx.db.session() as session:
-                audit.append(session, event)
-        else:
-            self.decision_log.submit(event)  # journalled now, in the trail within milliseconds
+        decision_log.record(self.ctx.db, self.ctx.decision_log, event)
         return decision

@@ -124,6 +124,8 @@ def test_door_verification(client, world, ctx: AppContext, photo) -> None:  # no
     assert verify(client, world, photo("img4.jpg"), door="door2").json()["error"]["code"] == "door_not_assigned"
     assert verify(client, world, photo("img4.jpg"), who="admin_a").status_code == 403
 
+    assert ctx.decision_log is not None
+    ctx.decision_log.flush()  # decisions reach the trail in batches (audit/decision_log.py)
     with ctx.db.session() as s:
         decisions = s.scalars(select(AuditEvent).where(AuditEvent.kind == "decision").order_by(AuditEvent.seq)).all()
         assert len(decisions) == 7

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from idsvc.audit import service as audit
+from idsvc.audit.decision_log import DecisionLog, _to_line
 from idsvc.audit.models import AuditEvent
 from idsvc.context import AppContext
 from idsvc.core.db import Database, utcnow
-from idsvc.passes.decision_log import DecisionLog, _to_line
 from tests.world import World
 
 

@@ -195,3 +195,13 @@ class DecisionLog:
                 )
             )
         return [e for e, decision_id in zip(events, ids, strict=True) if decision_id not in stored]
+
+
+def record(db: Database, log: DecisionLog | None, event: audit.NewEvent) -> None:
+    """Audit one door decision: through the batched log when the app runs one, else in its own
+    transaction (CLI tools, an app used without its lifespan)."""
+    if log is not None:
+        log.submit(event)  # journalled now, in the trail within a quarter of a second
+        return
+    with db.session() as session:
+        audit.append(session, event)
