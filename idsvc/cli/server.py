@@ -63,4 +63,6 @@ def register(app: typer.Typer) -> None:
             port=port or settings.port,
             workers=workers,
             log_level=settings.log_level,
+            # Bridges hold event streams open; do not wait for them forever on shutdown.
+            timeout_graceful_shutdown=5,
         )

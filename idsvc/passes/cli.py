@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -113,6 +114,15 @@ def register(app: typer.Typer) -> None:
         with cli_context() as ctx, ctx.db.session() as session:
             row = keys.rotate(session, ctx.sealer, OPERATOR, codec.ALG_ES256 if es256 else codec.ALG_EDDSA)
             print_json({"kid": row.kid, "status": row.status.value})
+
+    @passes.command("root-key")
+    def root_key_command() -> None:
+        """Print the trust-list root public key (base64 DER) that bridges pin as offline.root_public_key."""
+        with cli_context() as ctx, ctx.db.session() as session:
+            keys.active_issuer_key(session, ctx.sealer)  # a fresh install makes its root key here
+            root = keys.root_public_key(session)
+            assert root is not None
+            print_json({"kid": root.kid, "root_public_key": base64.b64encode(root.public_der).decode()})
 
     @passes.command("withdraw-key")
     def withdraw_command(kid: str, reason: str = typer.Option(...)) -> None:

@@ -96,3 +96,13 @@ def test_inspect_dynamic_code_checks_the_phone_part_without_using_it_up(ctx: App
     stale = json.loads(runner.invoke(app, ["pass", "inspect", shown, "--at", "2099-01-01T00:00:00Z"]).output)["header"]
     assert stale["presentation_check"] == ["presentation_stale"]
     assert PassVerifier(ctx).decide(world.ids["door1"], shown, actor="t").allow  # inspecting did not burn it
+
+
+def test_root_key_prints_what_a_bridge_pins(cli_env: None) -> None:
+    from door_firmware_bridge.offline import root_key
+
+    first = runner.invoke(app, ["pass", "root-key"])
+    assert first.exit_code == 0, first.output
+    printed = json.loads(first.stdout)
+    assert root_key(printed["root_public_key"]).kid.hex() == printed["kid"]
+    assert json.loads(runner.invoke(app, ["pass", "root-key"]).stdout) == printed  # stable: the pinned key
