@@ -44,6 +44,15 @@ def check_config(config: Path = CONFIG) -> None:
     for door in cfg.doors:
         extra = f" lane={door.lane.value}" if door.lane.value != "pass_only" else ""
         typer.echo(f"  door {door.name} (id {door.door_id}): {door.adapter.value}/{door.profile.value if door.adapter.value == 'mqtt' else 'isapi'}, pulse {door.pulse_s:g} s{extra}")
+    if any(d.camera is not None and d.camera.face_frames for d in cfg.doors):
+        from door_firmware_bridge.adapters.camera import face_detector
+
+        try:
+            face_detector()
+        except ConfigError as exc:
+            typer.echo(f"config error:\n{exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo("cameras: face frames on (face model pack found)")
     typer.echo("config ok")
 
 
@@ -67,7 +76,11 @@ def run(config: Path = CONFIG, log_level: str = typer.Option("info", help="debug
         except asyncio.CancelledError:
             pass
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:  # e.g. a camera that needs a face pack this host does not have
+        typer.echo(f"config error:\n{exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -123,6 +123,10 @@ class CameraConfig(Strict):
     read_timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     watchdog_s: Annotated[float, Field(gt=0, le=120)] = 5.0
     repeat_s: Annotated[float, Field(ge=0, le=60, description="The same QR text again within this time is one scan.")] = 3.0
+    face_frames: bool = Field(False, description="Also send frames showing one face (and no QR) to the service's face verify; needs `idsvc models install` on the bridge host.")
+    face_every_s: Annotated[float, Field(gt=0, le=10, description="How often a frame is checked for a face (detection costs ~6 ms).")] = 0.5
+    face_min_px: Annotated[int, Field(ge=32, le=2000, description="Smallest face worth sending, in pixels: passers-by in the background are not.")] = 80
+    face_repeat_s: Annotated[float, Field(ge=0, le=60, description="After a face frame was sent, the next one waits this long (one person, one request).")] = 5.0
 
 
 class DoorConfig(Strict):

@@ -1,5 +1,9 @@
 """A camera at a door (RTSP URL or video file) read with OpenCV; QR codes are decoded here (zxing-cpp).
 
+With ``face_frames`` the adapter also looks for a face a few times a second (the service's model
+pack, detector only, ~6 ms) and sends a frame showing exactly one face big enough to be the person
+at the door, at most once per ``face_repeat_s``; recognition and the decision stay with the service.
+
 The capture runs in a thread because OpenCV blocks. Open and read timeouts bound each call (TCP
 transport for RTSP, so lost UDP packets do not turn into grey frames), a one-frame buffer keeps
 frames fresh, and a watchdog reopens the stream when no frame arrived for ``watchdog_s``. A camera
@@ -19,11 +23,23 @@ import numpy as np
 import zxingcpp
 
 from door_firmware_bridge.adapters.base import Sink
-from door_firmware_bridge.config import CameraConfig, DoorConfig
+from door_firmware_bridge.config import CameraConfig, ConfigError, DoorConfig
 from door_firmware_bridge.model import Command, Presented
 from door_firmware_bridge.supervisor import DeviceUnavailable
+from idsvc.config import Settings
+from idsvc.faces.engine import FaceEngine, get_engine
+from idsvc.faces.packs import PackError
 
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+
+
+def face_detector() -> FaceEngine:
+    """The installed face pack named by the idsvc settings (IDSVC_MODELS_DIR, IDSVC_FACE_PACK)."""
+    settings = Settings()
+    try:
+        return get_engine(settings.models_dir, settings.face_pack, 1)
+    except PackError as exc:
+        raise ConfigError(f"camera.face_frames needs the face model pack on this host: {exc}") from exc
 
 
 def decode_qr(frame: np.ndarray) -> list[str]:
@@ -41,6 +57,8 @@ class CameraAdapter:
         self._last_frame = time.monotonic()
         self._stop = threading.Event()
         self._reopen = threading.Event()
+        # Loaded now so a missing model pack stops the bridge at start, not at the first visitor.
+        self._faces = face_detector() if cfg.face_frames else None
 
     def health(self) -> dict[str, Any]:
         return {"source": self.cfg.source, "frames": self.frames, "reopens": self.reopens, "seconds_since_frame": round(time.monotonic() - self._last_frame, 1)}
@@ -76,9 +94,14 @@ class CameraAdapter:
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return capture
 
+    def _one_face(self, frame: np.ndarray) -> bool:
+        assert self._faces is not None
+        return len([f for f in self._faces.detect(frame) if f.size >= self.cfg.face_min_px]) == 1
+
     def _read_loop(self, report: Any) -> None:
         is_file = os.path.exists(self.cfg.source)
         seen: dict[str, float] = {}
+        face_checked = face_sent = float("-inf")
         while not self._stop.is_set():
             capture = self._open()
             self._reopen.clear()
@@ -92,6 +115,13 @@ class CameraAdapter:
                 for text in texts:
                     seen[text] = now
                     report(Presented(self.door.name, f"camera:{self.door.name}", qr=text))
+                if self._faces is not None and not texts and now - face_checked >= self.cfg.face_every_s:
+                    face_checked = now
+                    if now - face_sent >= self.cfg.face_repeat_s and self._one_face(frame):
+                        encoded, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                        if encoded:
+                            face_sent = now
+                            report(Presented(self.door.name, f"camera:{self.door.name}", face_jpeg=jpeg.tobytes()))
                 if len(seen) > 1000:
                     seen = {t: at for t, at in seen.items() if now - at <= self.cfg.repeat_s}
             capture.release()

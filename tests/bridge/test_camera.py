@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import segno
 
 from door_firmware_bridge.adapters.camera import CameraAdapter
@@ -74,3 +76,69 @@ def test_dead_stream_is_retried_not_fatal(site: Site, tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert seen == [] and camera.frames == 0 and not camera.finished
+
+
+def _face_clip(path: Path, photo: bytes, frames: int = 10) -> Path:
+    """A 640x480 clip: empty frames around a person standing in front of the camera."""
+    face = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    scale = min(440 / face.shape[0], 600 / face.shape[1])
+    face = cv2.resize(face, (int(face.shape[1] * scale), int(face.shape[0] * scale)))
+    blank = np.full((480, 640, 3), 235, np.uint8)
+    shown = blank.copy()
+    shown[20 : 20 + face.shape[0], 20 : 20 + face.shape[1]] = face
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame in [blank] * 3 + [shown] * frames + [blank] * 3:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _face_frames(clip: Path, **camera: object) -> list[bytes]:
+    from door_firmware_bridge.config import ConfigError, DoorConfig
+
+    door = DoorConfig(name="gate-cam", door_id=1, site_id=1, camera=CameraConfig(source=str(clip), face_frames=True, face_every_s=0.001, **camera))
+    try:
+        adapter = CameraAdapter(door, door.camera)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        pytest.skip(f"{exc} (run `idsvc models install`)")
+    seen: list[Presented] = []
+
+    async def sink(item: Presented) -> None:
+        seen.append(item)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(adapter.run(sink))
+        await until(lambda: adapter.finished, 20, "the clip to be read")
+        await asyncio.sleep(0.2)  # let the last reports through
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert all(p.qr is None for p in seen)
+    return [p.face_jpeg for p in seen if p.face_jpeg is not None]
+
+
+def test_camera_sends_a_face_frame_once_per_presence(shared_dir: Path, tmp_path: Path) -> None:
+    from idsvc.config import Settings
+    from idsvc.faces.engine import get_engine
+
+    clip = _face_clip(tmp_path / "face.avi", (shared_dir / "data" / "faces" / "img1.jpg").read_bytes())
+    once = _face_frames(clip, face_repeat_s=60)
+    assert len(once) == 1
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    sent = cv2.imdecode(np.frombuffer(once[0], np.uint8), cv2.IMREAD_COLOR)
+    assert len(get_engine(settings.models_dir, settings.face_pack, 1).detect(sent)) == 1  # what the service will see
+    assert len(_face_frames(clip, face_repeat_s=0)) == 10  # every frame showing the face, when asked to
+
+    empty = _recording(tmp_path / "empty.avi", "NH1:NOTAPASS", frames=0)
+    assert _face_frames(empty, face_repeat_s=0) == []
+
+
+def test_a_camera_with_face_frames_refuses_to_start_without_a_face_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from door_firmware_bridge.config import ConfigError, DoorConfig
+
+    monkeypatch.setenv("IDSVC_MODELS_DIR", str(tmp_path / "no-models"))
+    door = DoorConfig(name="gate-cam", door_id=1, site_id=1, camera=CameraConfig(source="rtsp://127.0.0.1:9/none", face_frames=True))
+    with pytest.raises(ConfigError, match="idsvc models install"):
+        CameraAdapter(door, door.camera)  # type: ignore[arg-type]
