@@ -20,19 +20,23 @@ from door_firmware_bridge.simulators.lock import LockSim
 from tests.bridge.conftest import BROKER_PORT, Site, bridge_config, running, until
 
 
-def _recording(path: Path, text: str, frames: int = 15) -> Path:
-    """A 640x480 MJPG clip: a few empty frames, then a phone showing the QR for ``frames`` frames."""
-    png = io.BytesIO()
-    segno.make(text, error="q").save(png, kind="png", scale=5, border=4)
-    code = cv2.imdecode(np.frombuffer(png.getvalue(), np.uint8), cv2.IMREAD_COLOR)
+def _clip(path: Path, picture: np.ndarray, frames: int) -> Path:
+    """A 640x480 MJPG clip: a few empty frames, then ``picture`` held up for ``frames`` frames."""
     blank = np.full((480, 640, 3), 235, np.uint8)
     shown = blank.copy()
-    shown[40 : 40 + code.shape[0], 60 : 60 + code.shape[1]] = code
+    shown[20 : 20 + picture.shape[0], 20 : 20 + picture.shape[1]] = picture
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
     for frame in [blank] * 3 + [shown] * frames + [blank] * 3:
         writer.write(frame)
     writer.release()
     return path
+
+
+def _recording(path: Path, text: str, frames: int = 15) -> Path:
+    """A phone showing the QR for ``frames`` frames."""
+    png = io.BytesIO()
+    segno.make(text, error="q").save(png, kind="png", scale=5, border=4)
+    return _clip(path, cv2.imdecode(np.frombuffer(png.getvalue(), np.uint8), cv2.IMREAD_COLOR), frames)
 
 
 def test_camera_qr_opens_the_door_once(site: Site, tmp_path: Path) -> None:
@@ -79,18 +83,10 @@ def test_dead_stream_is_retried_not_fatal(site: Site, tmp_path: Path) -> None:
 
 
 def _face_clip(path: Path, photo: bytes, frames: int = 10) -> Path:
-    """A 640x480 clip: empty frames around a person standing in front of the camera."""
+    """A person standing in front of the camera."""
     face = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
     scale = min(440 / face.shape[0], 600 / face.shape[1])
-    face = cv2.resize(face, (int(face.shape[1] * scale), int(face.shape[0] * scale)))
-    blank = np.full((480, 640, 3), 235, np.uint8)
-    shown = blank.copy()
-    shown[20 : 20 + face.shape[0], 20 : 20 + face.shape[1]] = face
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for frame in [blank] * 3 + [shown] * frames + [blank] * 3:
-        writer.write(frame)
-    writer.release()
-    return path
+    return _clip(path, cv2.resize(face, (int(face.shape[1] * scale), int(face.shape[0] * scale))), frames)
 
 
 def _face_frames(clip: Path, **camera: object) -> list[bytes]:
