@@ -14,7 +14,7 @@ from idsvc.audit import service as audit
 from idsvc.auth.models import ApiKey, Role
 from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
-from idsvc.core.errors import InvalidInput, NotFound, Unauthenticated
+from idsvc.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from idsvc.registry.models import Device, Person, Site, Status
 
 TOKEN_PREFIX = "idsvc_"
@@ -40,11 +40,15 @@ def _subject_site(session: Session, role: Role, site_id: int | None, person_id: 
         device = session.get(Device, device_id) if device_id is not None else None
         if device is None:
             raise InvalidInput("A device key needs an existing device_id.", code="device_required")
+        if device.status is Status.revoked:
+            raise Conflict("This device is revoked; register the replacement device instead.", code="device_revoked")
         return device.site_id
     if role in (Role.owner, Role.tenant):
         person = session.get(Person, person_id) if person_id is not None else None
         if person is None:
             raise InvalidInput(f"An {role.value} key needs an existing person_id.", code="person_required")
+        if person.status is Status.revoked:
+            raise Conflict("This person is revoked; reinstate them first.", code="person_revoked")
         return person.site_id
     # site_admin
     if site_id is None or session.get(Site, site_id) is None:

@@ -150,10 +150,12 @@ def check_access(
 
 
 def consume_use(session: Session, grant_id: int) -> bool:
-    """Count one use of a grant with a use limit; False when another door took the last use first."""
+    """Count one use of a grant with a use limit; False when another door took the last use first
+    (or the grant stopped being active meanwhile)."""
     result = session.execute(
         update(Grant)
-        .where(Grant.id == grant_id, (Grant.max_uses.is_(None)) | (Grant.uses < Grant.max_uses))
+        # Re-checks the status too: a grant revoked between the check and this update keeps its uses.
+        .where(Grant.id == grant_id, Grant.status == Status.active, (Grant.max_uses.is_(None)) | (Grant.uses < Grant.max_uses))
         .values(uses=Grant.uses + 1)
     )
     return result.rowcount == 1

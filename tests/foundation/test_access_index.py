@@ -81,3 +81,14 @@ def test_use_limits_are_counted_in_the_database(ctx: AppContext, world: World) -
     with ctx.db.session() as s:
         assert s.get(Grant, world.ids["grant1"]).uses == 2  # type: ignore[union-attr]
         assert s.get(Door, door) is not None
+
+
+def test_a_use_is_not_taken_from_a_grant_revoked_after_the_check(ctx: AppContext, world: World) -> None:
+    from idsvc.registry.access import consume_use
+
+    with ctx.db.session() as s:
+        grant = s.get(Grant, world.ids["grant1"])
+        grant.max_uses, grant.status = 5, Status.revoked  # type: ignore[union-attr]
+    with ctx.db.session() as s:
+        assert consume_use(s, world.ids["grant1"]) is False
+        assert s.get(Grant, world.ids["grant1"]).uses == 0  # type: ignore[union-attr]

@@ -74,3 +74,16 @@ def test_missing_and_malformed_credentials(client: TestClient) -> None:
     assert missing.headers["www-authenticate"] == "Bearer"
     assert client.get("/v1/me", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
     assert client.get("/v1/me", headers={"X-API-Key": "x" * 5000}).status_code == 401
+
+
+def test_no_key_for_a_revoked_person_or_device(ctx: AppContext, client: TestClient, world: World) -> None:
+    from idsvc.registry.models import Device, Person, Status
+
+    with ctx.db.session() as s:
+        s.get(Person, world.ids["tenant2"]).status = Status.revoked  # type: ignore[union-attr]
+        s.get(Device, world.ids["device2"]).status = Status.revoked  # type: ignore[union-attr]
+    admin = world.auth("admin_a")
+    person = client.post("/v1/api-keys", headers=admin, json={"role": "tenant", "person_id": world.ids["tenant2"]})
+    assert person.status_code == 409 and person.json()["error"]["code"] == "person_revoked"
+    device = client.post("/v1/api-keys", headers=admin, json={"role": "device", "device_id": world.ids["device2"]})
+    assert device.status_code == 409 and device.json()["error"]["code"] == "device_revoked"
