@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic import Field as PydanticField
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,7 @@ from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
 from idsvc.registry.models import Grant, Person, Site, Status
+from idsvc.registry.site_settings import SiteFaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ def engine_for(settings: Settings) -> FaceEngine:
         return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
     except PackError as exc:
         raise FaceEngineUnavailable(str(exc)) from exc
-
-
-class SiteFaceSettings(BaseModel):
-    """What a site may override under Site.settings["faces"]; unset = the service setting."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    threshold: float | None = PydanticField(None, ge=-1.0, le=1.0, description="calibrated with `idsvc faces evaluate`")
-    liveness_mode: Literal["off", "advisory", "enforce"] | None = None
-    liveness_threshold: float | None = PydanticField(None, ge=0.0, le=1.0)
 
 
 def site_face_settings(site_settings: dict[str, Any] | None) -> SiteFaceSettings:

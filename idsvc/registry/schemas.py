@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
+from idsvc.registry import site_settings
 from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
 from idsvc.registry.scope import unit_door_group_id
@@ -26,13 +27,13 @@ class SiteIn(In):
     code: Code
     name: Name
     timezone: TimeZoneName = "Asia/Shanghai"
-    settings: JsonObject = Field(default_factory=dict)
+    settings: Annotated[JsonObject, AfterValidator(site_settings.check)] = Field(default_factory=dict)
 
 
 class SitePatch(In):
     name: Name | None = None
     timezone: TimeZoneName | None = None
-    settings: JsonObject | None = None
+    settings: Annotated[JsonObject, AfterValidator(site_settings.check)] | None = None
 
 
 class SiteOut(Out):

@@ -377,3 +377,24 @@ def test_garbage_on_every_write_endpoint_is_a_4xx(raw: TestClient, world: World,
                     check_error_shape(response.json())
     assert seen > 100
     assert bad == {}
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"faces": {"threshold": 3}}, "threshold"),
+        ({"faces": {"liveness_mode": "sometimes"}}, "liveness_mode"),
+        ({"face": {"threshold": 0.5}}, "face"),  # a typo of a section is refused, not ignored
+        ({"sync": {"faces": "yes please"}}, "faces"),
+    ],
+)
+def test_site_settings_are_checked_when_changed(client: TestClient, world: World, settings: dict, field: str) -> None:  # type: ignore[type-arg]
+    answer = client.patch(f"/v1/sites/{world.ids['site_a']}", headers=world.auth("admin_a"), json={"settings": settings})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_input"
+    assert field in str(answer.json()["error"]["details"])
+
+
+def test_valid_site_settings_are_stored(client: TestClient, world: World) -> None:
+    settings = {"faces": {"threshold": 0.45, "liveness_mode": "enforce"}, "sync": {"faces": True}}
+    answer = client.patch(f"/v1/sites/{world.ids['site_a']}", headers=world.auth("admin_a"), json={"settings": settings})
+    assert answer.status_code == 200 and answer.json()["settings"] == settings
