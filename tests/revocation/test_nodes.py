@@ -66,3 +66,24 @@ def test_revoked_on_node_a_denied_on_node_b(ctx: AppContext, world: World, two_n
             return answer.status_code == 401
 
         assert _until(refused)
+
+
+def test_a_grant_suspended_on_node_a_closes_the_door_on_node_b(ctx: AppContext, world: World, two_nodes: list[str]) -> None:
+    """Node B answers from its in-process access index; node A's change notice must drop that copy."""
+    node_a, node_b = two_nodes
+    with ctx.db.session() as s:
+        issued = issuing.issue(s, ctx.sealer, OPERATOR, world.ids["tenant1"])
+    with httpx.Client(timeout=5) as http:
+
+        def reasons() -> list[str]:
+            answer = http.post(f"{node_b}/v1/device/verify", json={"door_id": world.ids["door1"], "qr_text": issued.text}, headers=world.auth("device1"))
+            assert answer.status_code == 200, answer.text
+            return answer.json()["reasons"]  # type: ignore[no-any-return]
+
+        assert reasons() == []  # node B has loaded the site's grants
+        suspended = http.post(f"{node_a}/v1/grants/{world.ids['grant1']}/suspend", json={"reason": "rent unpaid"}, headers=world.auth("admin_a"))
+        assert suspended.status_code == 200
+        assert _until(lambda: reasons() == ["grant_suspended"])
+        reinstated = http.post(f"{node_a}/v1/grants/{world.ids['grant1']}/reinstate", json={"reason": "paid"}, headers=world.auth("admin_a"))
+        assert reinstated.status_code == 200
+        assert _until(lambda: reasons() == [])
