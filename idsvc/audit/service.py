@@ -39,8 +39,9 @@ class NewEvent:
     at: datetime | None = None
 
 
-def _canonical(event: AuditEvent) -> bytes:
-    fields = {
+def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    """What the chain hash covers: everything but the hashes themselves."""
+    return {
         "seq": event.seq,
         "at": event.at.isoformat(),
         "kind": event.kind,
@@ -53,7 +54,10 @@ def _canonical(event: AuditEvent) -> bytes:
         "entity_id": event.entity_id,
         "data": event.data,
     }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _canonical(event: AuditEvent) -> bytes:
+    return json.dumps(_hashed_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def chain_hash(prev_hash: str, event: AuditEvent) -> str:
@@ -153,21 +157,7 @@ CSV_COLUMNS = ["seq", "at", "kind", "actor", "site_id", "unit_id", "door_id", "p
 
 
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "at": event.at.isoformat(),
-        "kind": event.kind,
-        "actor": event.actor,
-        "site_id": event.site_id,
-        "unit_id": event.unit_id,
-        "door_id": event.door_id,
-        "person_id": event.person_id,
-        "entity_type": event.entity_type,
-        "entity_id": event.entity_id,
-        "data": event.data,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+    return {**_hashed_fields(event), "prev_hash": event.prev_hash, "hash": event.hash}
 
 
 def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
