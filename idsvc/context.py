@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from idsvc.audit.decision_log import DecisionLog
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
+from idsvc.core.bus import Bus, Notice, make_bus
 from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
 from idsvc.registry.index import AccessIndex
-from idsvc.revocation.bus import Bus, Notice, make_bus
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
 

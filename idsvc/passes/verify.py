@@ -92,7 +92,7 @@ class PassVerifier:
         self._non_valid: dict[bytes, Status] = {}
         self._passes: dict[bytes, tuple[int, int]] = {}  # pass id -> (row id, person id); never changes
         self._known_tokens: dict[bytes, tuple[keys.TrustedKey, PassClaims]] = {}
-        # A change committed on any node reloads keys and statuses here at once (revocation/bus.py).
+        # A change committed on any node reloads keys and statuses here at once (core/bus.py).
         ctx.bus.subscribe(self._on_notice)
 
     def _on_notice(self, notice: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.core.bus import Bus, Notice
 from idsvc.core.db import Database
 from idsvc.registry.access import (
     AccessResult,
@@ -41,7 +42,6 @@ from idsvc.registry.models import (
     Vehicle,
     door_group_doors,
 )
-from idsvc.revocation.bus import Bus, Notice
 from idsvc.sync.changes import current_version
 
 

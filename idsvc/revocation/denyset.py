@@ -18,10 +18,10 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.core.bus import Bus, Notice
 from idsvc.core.db import Database, utcnow
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Person, Status
-from idsvc.revocation.bus import Bus, Notice
 from idsvc.sync.models import SyncVersion
 
 log = logging.getLogger(__name__)

@@ -27,11 +27,11 @@ from sqlalchemy import Engine, event, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from idsvc.auth.models import ApiKey
+from idsvc.core.bus import Bus
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Device, Door, DoorGroup, Grant, Person, Site, Status, Vehicle
 from idsvc.revocation import denyset
-from idsvc.revocation.bus import Bus
 from idsvc.sync.models import SyncChange, SyncVersion
 
 log = logging.getLogger(__name__)
