@@ -36,7 +36,7 @@ class AppContext:
         self.deny = DenySet(client, self.settings.redis_prefix, self.bus)
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
-        self.access = AccessIndex(self.db, self.bus)
+        self.access = AccessIndex(self.db, self.bus, lambda session: changes.current_version(session)[0])
 
     def _forget_principals(self, notice: Notice) -> None:
         """A device or key changed somewhere: drop the one-second key memory now, not in a second."""

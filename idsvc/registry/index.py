@@ -42,7 +42,6 @@ from idsvc.registry.models import (
     Vehicle,
     door_group_doors,
 )
-from idsvc.sync.changes import current_version
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,11 @@ def load_site(session: Session, site_id: int) -> SiteCopy | None:
 
 
 class AccessIndex:
-    def __init__(self, db: Database, bus: Bus, poll_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, bus: Bus, data_version: Callable[[Session], int], poll_seconds: float = 1.0) -> None:
+        """``data_version`` reads the version every committed change raises (sync's feed version,
+        passed in because change capture sits above the registry)."""
         self.db = db
+        self._data_version = data_version
         self.poll_seconds = poll_seconds
         self._sites: dict[int, SiteCopy] = {}
         self._door_sites: dict[int, int] = {}
@@ -155,7 +157,7 @@ class AccessIndex:
         now = time.monotonic()
         if now - self._polled_at < self.poll_seconds:
             return
-        version, _ = current_version(session())
+        version = self._data_version(session())
         with self._lock:
             if version != self._version:
                 self._sites.clear()
