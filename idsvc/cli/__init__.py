@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from idsvc.audit.cli import register as register_audit_commands
+from idsvc.audit_views.cli import register as register_audit_commands
 from idsvc.auth.cli import register as register_key_commands
 from idsvc.cli.common import fail
 from idsvc.cli.server import register as register_server_commands
