@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.auth import subjects
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
 from idsvc.core.bus import Bus, Notice, make_bus
@@ -12,8 +13,12 @@ from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
 from idsvc.registry.index import AccessIndex
+from idsvc.registry.subjects import RegistrySubjects
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
+
+# auth reads the subjects of API keys through this (auth sits below the registry).
+subjects.install(RegistrySubjects())
 
 
 @dataclass
