@@ -17,18 +17,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from idsvc.audit import decision_log
 from idsvc.audit import service as audit
-from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.models import Pass
+from idsvc.registry.index import DoorContext
 from idsvc.registry.models import Status
 
 _STATUS_REASON = {Status.revoked: "pass_revoked", Status.suspended: "pass_suspended"}
@@ -73,10 +73,20 @@ class Decision:
         }
 
 
+class DenyList(Protocol):
+    """The instant deny set (revocation.denyset.DenySet, above passes): reasons for what a pass names."""
+
+    def reasons(self, *, pass_id: bytes | None = None, sub: bytes | None = None, kid: bytes | None = None) -> list[str]: ...
+
+
+class PassContext(DoorContext, Protocol):
+    deny: DenyList
+
+
 class PassVerifier:
     def __init__(
         self,
-        ctx: AppContext,
+        ctx: PassContext,
         refresh_seconds: float = 1.0,
         max_cached_passes: int = 200_000,
         remember_tokens: bool = True,

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.audit.decision_log import DecisionLog
 from idsvc.core.bus import Bus, Notice
+from idsvc.core.context import ServiceContext
 from idsvc.core.db import Database
 from idsvc.registry.access import (
     AccessResult,
@@ -227,3 +229,11 @@ class AccessIndex:
                 if not consume_use(session, result.grant_id):
                     return AccessResult.deny(Reason.USES_EXHAUSTED)
         return result
+
+
+class DoorContext(ServiceContext, Protocol):
+    """The app context as a door decision (pass, face, plate) uses it: this index, and the decision
+    log that batches decisions into the audit trail while an app runs."""
+
+    access: AccessIndex
+    decision_log: DecisionLog | None
