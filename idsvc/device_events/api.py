@@ -1,4 +1,5 @@
-"""Bridge calls: ``POST /v1/device/events`` (journal upload, stored exactly once) and ``POST /v1/device/plate-verify``."""
+"""Bridge calls: ``GET /v1/device/self`` (who the key is), ``POST /v1/device/events`` (journal upload,
+stored exactly once) and ``POST /v1/device/plate-verify``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
+from idsvc.auth.models import Role
 from idsvc.core.validation import Plate, RowId, Timestamp
 from idsvc.device_events import plates, service
 
@@ -37,6 +39,20 @@ class EventsOut(BaseModel):
     stored: list[str]
     duplicates: list[str]
     rejected: dict[str, str]
+
+
+class DeviceSelf(BaseModel):
+    device_id: int
+    site_id: int | None
+    door_ids: list[int]
+
+
+@router.get("/self")
+def device_self(caller: Caller) -> DeviceSelf:
+    """The device this key belongs to and the doors it is bound to: what a bridge checks at commissioning."""
+    caller.require_role(Role.device)
+    assert caller.device_id is not None
+    return DeviceSelf(device_id=caller.device_id, site_id=caller.site_id, door_ids=sorted(caller.door_ids))
 
 
 @router.post("/events")

@@ -3,7 +3,10 @@
 Bridges upload at least once (they retry until they see an answer), so the unique ``event_id`` is
 what makes the trail exactly-once: ids already stored are reported as duplicates and skipped. Two
 uploads of the same batch racing each other end in a unique-constraint error for the loser, which
-retries and then finds them stored.
+retries and then finds them stored. A re-sent event is the same event: an id already stored with
+other content is refused (``event_id_reused``), never counted as a duplicate, so a device fault that
+reuses ids cannot hide an event behind another. Events without a door (``bridge_started``,
+``cache_stale``) belong to the device's site, so the site's admins see them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.context import ServiceContext
 from idsvc.device_events.models import DeviceEvent
-from idsvc.registry.models import Door
+from idsvc.registry.models import Device, Door
 
 _ATTEMPTS = 3
 
@@ -33,6 +36,11 @@ class Incoming:
     door_id: int | None
     person_id: int | None
     data: dict[str, Any]
+
+
+def _same_event(row: DeviceEvent, event: Incoming) -> bool:
+    """Whether a stored row is this upload again (times compared as instants, data as JSON values)."""
+    return (row.kind, row.door_id, row.at, row.data) == (event.kind, event.door_id, event.at, event.data)
 
 
 @dataclass
@@ -57,20 +65,25 @@ def ingest(ctx: ServiceContext, caller: Principal, events: list[Incoming]) -> In
 def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming]) -> IngestResult:
     result = IngestResult()
     with ctx.db.session() as session:
-        ids = [e.event_id for e in events]
-        known = set(session.scalars(select(DeviceEvent.event_id).where(DeviceEvent.event_id.in_(ids))))
-        doors = {d.id: d for d in session.scalars(select(Door).where(Door.id.in_({e.door_id for e in events if e.door_id is not None})))}
-        fresh: list[Incoming] = []
+        batch: dict[str, list[Incoming]] = {}
         for event in events:
-            if event.event_id in known:
-                result.duplicates.append(event.event_id)
+            batch.setdefault(event.event_id, []).append(event)
+        known = {row.event_id: row for row in session.scalars(select(DeviceEvent).where(DeviceEvent.event_id.in_(batch)))}
+        doors = {d.id: d for d in session.scalars(select(Door).where(Door.id.in_({e.door_id for e in events if e.door_id is not None})))}
+        device = session.get(Device, caller.device_id)
+        fresh: list[Incoming] = []
+        for event_id, occurrences in batch.items():  # one answer per id
+            event, stored = occurrences[0], known.get(event_id)
+            if any(other != event for other in occurrences[1:]) or (stored is not None and not _same_event(stored, event)):
+                result.rejected[event_id] = "event_id_reused"
+            elif stored is not None:
+                result.duplicates.append(event_id)
             elif event.door_id is not None and event.door_id not in caller.door_ids:
                 # A device reports only for its own doors, like every other device call.
-                result.rejected[event.event_id] = "door_not_of_device"
-            elif event.event_id in {e.event_id for e in fresh}:
-                result.duplicates.append(event.event_id)  # the same id twice in one batch
+                result.rejected[event_id] = "door_not_of_device"
             else:
                 fresh.append(event)
+        site_of_device = device.site_id if device is not None else None
         rows = audit.append(
             session,
             *(
@@ -78,7 +91,7 @@ def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming])
                     kind=f"device.{e.kind}",
                     actor=caller.actor,
                     at=e.at,
-                    site_id=doors[e.door_id].site_id if e.door_id in doors else None,
+                    site_id=doors[e.door_id].site_id if e.door_id in doors else site_of_device,
                     unit_id=doors[e.door_id].unit_id if e.door_id in doors else None,
                     door_id=e.door_id,
                     person_id=e.person_id,

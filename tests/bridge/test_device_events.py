@@ -39,3 +39,41 @@ def test_upload_is_device_only_and_door_scoped(client: TestClient, world: World)
     assert refused.status_code == 403
     naive = _event("ev-0000005", world.ids["door1"]) | {"at": "2026-11-29T04:00:00"}
     assert client.post("/v1/device/events", json={"events": [naive]}, headers=world.auth("device1")).status_code == 422
+
+
+def test_reused_event_id_with_other_content_is_refused_not_a_duplicate(ctx: AppContext, client: TestClient, world: World) -> None:
+    """At-least-once upload re-sends an event unchanged; the same id with different content is a device fault."""
+    door = world.ids["door1"]
+    assert client.post("/v1/device/events", json={"events": [_event("ev-0000010", door)]}, headers=world.auth("device1")).json()["stored"] == ["ev-0000010"]
+    changed = _event("ev-0000010", door, "door_forced")
+    later = _event("ev-0000010", door) | {"at": "2026-11-29T05:00:00+00:00"}
+    same_instant = _event("ev-0000010", door) | {"at": "2026-11-29T12:00:00+08:00"}  # the same moment, another offset
+    answer = client.post("/v1/device/events", json={"events": [changed, later, same_instant]}, headers=world.auth("device1")).json()
+    # One id per batch answer: the first occurrence decides; the conflicting ones are rejected.
+    assert answer["rejected"] == {"ev-0000010": "event_id_reused"}
+    again = client.post("/v1/device/events", json={"events": [same_instant]}, headers=world.auth("device1")).json()
+    assert again == {"stored": [], "duplicates": ["ev-0000010"], "rejected": {}}
+    with ctx.db.session() as s:
+        trail = [e for e in query(s, AuditFilter(kind="device."), 50) if e.entity_type == "device_event"]
+    assert [e.kind for e in trail] == ["device.access_granted"]
+
+
+def test_events_without_a_door_belong_to_the_device_site(ctx: AppContext, client: TestClient, world: World) -> None:
+    """bridge_started, feed_refused, cache_stale: a site admin must see them, not only a district admin."""
+    started = {"event_id": "ev-0000020", "kind": "bridge_started", "at": "2026-11-29T04:00:00+00:00", "door_id": None, "data": {}}
+    assert client.post("/v1/device/events", json={"events": [started]}, headers=world.auth("device1")).json()["stored"] == ["ev-0000020"]
+    with ctx.db.session() as s:
+        trail = [e for e in query(s, AuditFilter(kind="device.bridge_started"), 5)]
+    assert [(e.site_id, e.door_id) for e in trail] == [(world.ids["site_a"], None)]
+    seen_by_site_admin = client.get("/v1/audit/events", params={"kind": "device.bridge_started"}, headers=world.auth("admin_a"))
+    assert seen_by_site_admin.status_code == 200, seen_by_site_admin.text
+    assert [e["data"]["event_id"] for e in seen_by_site_admin.json()["events"]] == ["ev-0000020"]
+
+
+def test_device_learns_its_own_doors(client: TestClient, world: World) -> None:
+    """What `door-bridge check-config` asks: is the key good, and which doors is this device bound to."""
+    answer = client.get("/v1/device/self", headers=world.auth("device1"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"device_id": world.ids["device1"], "site_id": world.ids["site_a"], "door_ids": [world.ids["door1"]]}
+    assert client.get("/v1/device/self", headers={"Authorization": "Bearer idsvc_wrong"}).status_code == 401
+    assert client.get("/v1/device/self", headers=world.auth("admin_a")).json()["error"]["code"] == "forbidden_role"
