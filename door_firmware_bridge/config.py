@@ -98,8 +98,16 @@ class Adapter(str, enum.Enum):
 
 class Profile(str, enum.Enum):
     acs = "acs"  # the schema of docs/bridge.md
-    nuki = "nuki"
-    tasmota = "tasmota"
+    nuki = "nuki"  # Nuki MQTT API v1.5 (Smart Lock 3.0 Pro, 4th generation)
+    tasmota = "tasmota"  # a Tasmota relay driving a strike or a magnetic lock
+    zigbee2mqtt = "zigbee2mqtt"  # a Zigbee lock through Zigbee2MQTT
+
+
+class Wiring(str, enum.Enum):
+    """How the lock fails when it loses power: a hardware property of the door, recorded for the installer."""
+
+    fail_secure = "fail_secure"  # electric strike: locked without power, the relay powers it to open
+    fail_safe = "fail_safe"  # magnetic lock: open without power, the relay cuts its power to open
 
 
 class Lane(str, enum.Enum):
@@ -135,7 +143,11 @@ class DoorConfig(Strict):
     site_id: Annotated[int, Field(ge=1, description="The service's site of this door (the sync feed is per site).")]
     adapter: Adapter = Adapter.mqtt
     profile: Profile = Profile.acs
-    device_topic: str = Field("", description="nuki/tasmota: the device's own topic (nuki/<id>, tasmota topic).")
+    device_topic: str = Field("", description="nuki: nuki/<id in hex>; tasmota: the device's Topic; zigbee2mqtt: zigbee2mqtt/<friendly name>.")
+    relay: Annotated[int, Field(ge=1, le=32, description="tasmota: the relay (Power<n>) wired to the lock.")] = 1
+    wiring: Wiring = Field(Wiring.fail_secure, description="fail_secure (strike) or fail_safe (magnetic lock): how the lock is wired; see docs/bridge.md.")
+    contact_sensor: str = Field("", description="zigbee2mqtt: the door sensor's topic (zigbee2mqtt/<friendly name>), contact true = closed.")
+    device_relock_s: Annotated[float | None, Field(ge=1, le=3600, description="nuki/zigbee2mqtt: the lock relocks itself this long after an unlock (Nuki Auto Lock, Zigbee auto_relock_time); unset = the bridge locks it after the pulse.")] = None
     command_key: Base64Bytes | None = Field(None, description="acs locks: base64 secret shared with the lock; commands then carry an hmac it checks.")
     isapi: IsapiTerminal | None = None
     camera: CameraConfig | None = None
@@ -159,6 +171,8 @@ class DoorConfig(Strict):
             raise ValueError(f"lane '{self.lane.value}' needs isapi.allowed_sources (the addresses of the terminal and plate camera)")
         if self.adapter is Adapter.mqtt and self.profile is not Profile.acs and not self.device_topic:
             raise ValueError(f"profile '{self.profile.value}' needs device_topic")
+        if self.device_relock_s is not None and self.profile not in (Profile.nuki, Profile.zigbee2mqtt):
+            raise ValueError("device_relock_s is for locks that do not end a pulse by themselves (nuki, zigbee2mqtt)")
         if self.command_key is not None and len(self.command_key) < 16:
             raise ValueError("command_key must be at least 16 random bytes (base64)")
         if self.command_ttl_s < self.ack_timeout_s:

@@ -23,12 +23,23 @@ def new_id() -> str:
 
 @dataclass(frozen=True)
 class Reading:
-    """A skin-temperature reading; ``source``/``at`` tie it to one transaction at one device."""
+    """A skin-temperature reading; ``source``/``at`` tie it to one transaction at one device, and
+    ``reading_id`` names it so that one reading lets at most one person pass."""
 
     celsius: float
     source: str
     at: datetime
     abnormal_flag: bool | None = None  # what the terminal itself said (Hikvision isAbnomalTemperature)
+    reading_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class RemoteCheck:
+    """The terminal asked for the verdict and waits for it (Hikvision remote verification): the
+    answer goes back to the terminal, which shows it and opens the door itself."""
+
+    serial: int
+    identified_as: str | None = None  # the terminal's own identification (employeeNo), when it verified a face or card
 
 
 @dataclass(frozen=True)
@@ -44,18 +55,35 @@ class Presented:
     face_jpeg: bytes | None = None
     temperature: Reading | None = None
     device_serial: int | None = None
+    remote_check: RemoteCheck | None = None
+    received_at: datetime = field(default_factory=utcnow)  # the bridge's clock when the device reported it
     mono: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
 class CommandResult:
-    """The device's own answer to a command (``cmd_id`` None: a profile without ids, one in flight)."""
+    """The device's own answer to a command (``cmd_id`` None: a profile without ids, one in flight).
+
+    ``action`` says which kind of command it confirms when the device's answer is its new state
+    (Zigbee ``lock_state``, Tasmota ``POWER``): such an ``implicit`` result confirms only a command of
+    that action in flight, and is no news when none is (the state itself goes to the supervisor too).
+    """
 
     door: str
     cmd_id: str | None
     status: str  # executed, rejected_expired, rejected_duplicate, rejected_busy, device_error
     lock_state: str | None = None
     duplicate: bool = False
+    action: str | None = None
+    implicit: bool = False
+
+
+@dataclass(frozen=True)
+class LocalUnlock:
+    """The device unlocked by its own means (keypad, fob, app, button): an opening now is not forced."""
+
+    door: str
+    how: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,7 @@ class Recorded:
     at: datetime = field(default_factory=utcnow)
 
 
-DeviceEvent = Presented | CommandResult | DoorState | Availability | Recorded
+DeviceEvent = Presented | CommandResult | DoorState | Availability | Recorded | LocalUnlock
 
 
 @dataclass(frozen=True)
@@ -93,11 +121,18 @@ class Command:
     issued_at: datetime
     expires_at: datetime
     decision_id: str | None
+    action: str = "pulse_unlock"  # or "lock": the bridge's own relock of a lock that does not relock itself
+    remote_check: RemoteCheck | None = None  # a verdict the terminal waits for, instead of a door command
 
     @classmethod
-    def pulse(cls, duration_s: float, ttl_s: float, decision_id: str | None) -> Command:
+    def pulse(cls, duration_s: float, ttl_s: float, decision_id: str | None, remote_check: RemoteCheck | None = None) -> Command:
         now = utcnow()
-        return cls(new_id(), duration_s, now, now + timedelta(seconds=ttl_s), decision_id)
+        return cls(new_id(), duration_s, now, now + timedelta(seconds=ttl_s), decision_id, remote_check=remote_check)
+
+    @classmethod
+    def lock(cls, ttl_s: float, decision_id: str | None) -> Command:
+        now = utcnow()
+        return cls(new_id(), 0.0, now, now + timedelta(seconds=ttl_s), decision_id, action="lock")
 
     @property
     def ttl_s(self) -> int:
@@ -109,7 +144,7 @@ class Command:
         body: dict[str, Any] = {
             "v": 1,
             "cmd_id": self.cmd_id,
-            "action": "pulse_unlock",
+            "action": self.action,
             "duration_s": self.duration_s,
             "issued_at": self.issued_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),

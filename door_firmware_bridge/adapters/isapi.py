@@ -242,6 +242,9 @@ class IsapiAdapter:
         out.append(Presented(name, terminal.source, at=at, qr=qr, temperature=reading or terminal.last_reading, device_serial=serial if isinstance(serial, int) else None))
         return out
 
+    def relocks_itself(self, door: DoorConfig) -> bool:
+        return True  # the terminal's own door-open time ends the pulse
+
     async def send(self, door: DoorConfig, cmd: Command) -> None:
         terminal = self.terminals[door.name]
         if terminal.reachable is False:

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiomqtt
 
-from door_firmware_bridge.adapters.mqtt import base_topic
+from door_firmware_bridge.adapters.profiles.acs import base_topic
 from door_firmware_bridge.model import command_mac
 
 
