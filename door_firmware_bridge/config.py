@@ -7,6 +7,7 @@ the field at fault (``doors[2].pulse_s: ...``) so an integrator can fix it witho
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import tomllib
@@ -67,6 +68,15 @@ class OfflineConfig(Strict):
     feed_dir: Path | None = Field(None, description="For feed = 'file': where a sync agent drops the signed snapshot feed.cose.")
     refresh_s: Annotated[float, Field(ge=1, le=60, description="Poll the feed at least this often (the version stream nudges sooner).")] = 30.0
     cache_dir: Path = Path("var/bridge-cache")
+    site_key_file: Path | None = Field(None, description="The site's feed key (`idsvc sync face-key --site S`, base64, mode 0600): plates and faces offline.")
+
+    def site_key(self) -> bytes | None:
+        if self.site_key_file is None:
+            return None
+        key = base64.b64decode(self.site_key_file.read_text().strip(), validate=True)
+        if len(key) != 32:
+            raise ValueError("the site key is 32 bytes (base64)")
+        return key
 
     @model_validator(mode="after")
     def _feed(self) -> Self:
@@ -116,6 +126,16 @@ class Lane(str, enum.Enum):
     plate_and_pass = "plate_and_pass"
 
 
+class IsapiMode(str, enum.Enum):
+    remote_check = "remote_check"  # the terminal asks (remoteCheck events), the bridge answers, the terminal shows it and opens
+    bridge_opens = "bridge_opens"  # a reader that only reports scans: the bridge decides and opens (RemoteControl/door)
+
+
+class IsapiEvents(str, enum.Enum):
+    listen = "listen"  # the terminal posts to the bridge's listener (its HTTP listening host)
+    alert_stream = "alert_stream"  # the bridge holds GET /ISAPI/Event/notification/alertStream open (terminal cannot reach the bridge)
+
+
 class IsapiTerminal(Strict):
     base_url: Annotated[str, Field(pattern=r"^https?://")]
     username: str
@@ -123,6 +143,11 @@ class IsapiTerminal(Strict):
     door_no: Annotated[int, Field(ge=1, le=64)] = 1
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.0
     allowed_sources: list[IPvAnyAddress] = Field(default_factory=list, description="Addresses allowed to post this door's events (the terminal and its cameras).")
+    mode: IsapiMode = Field(IsapiMode.remote_check, description="remote_check: the terminal asks and the bridge answers; bridge_opens: a reader the bridge drives.")
+    events: IsapiEvents = Field(IsapiEvents.listen, description="listen: the terminal posts to the listener; alert_stream: the bridge reads the terminal's event stream.")
+    heartbeat_s: Annotated[float, Field(ge=1, le=180, description="alert_stream: the terminal's heartbeat interval; silence for twice this reconnects.")] = 30.0
+    sync_people: bool = Field(False, description="Keep the terminal's own person list equal to the people granted at this door (terminals that recognise faces or cards themselves).")
+    face_library: str = Field("1", description="sync_people: the terminal's face picture library (FDID) whose faces follow the list.")
 
 
 class CameraConfig(Strict):

@@ -93,12 +93,20 @@ class Decider:
                 return Decision.deny("offline", "qr", "service_unreachable", "offline_disabled")
             return self.offline.decide_qr(door, text, presented.at)
 
-    async def _plate(self, door: DoorConfig, plate: str) -> Decision:
+    async def _plate(self, door: DoorConfig, plate: str, presented: Presented) -> Decision:
         try:
             return await self.online.plate(door, plate)
         except ServiceUnreachable:
-            # The sync feed carries people's grants only: vehicles are decided by the service.
-            return Decision.deny("offline", "plate", "service_unreachable", "offline_plate_data_missing")
+            if self.offline is None:
+                return Decision.deny("offline", "plate", "service_unreachable", "offline_disabled")
+            return self.offline.decide_plate(door, plate, presented.at)
+
+    def _identified(self, door: DoorConfig, employee_no: str, presented: Presented) -> Decision:
+        """A person the terminal identified itself (remote verification): decided from the verified feed,
+        as there is no service call that takes a terminal's identification."""
+        if self.offline is None:
+            return Decision.deny("offline", "terminal", "offline_disabled")
+        return self.offline.decide_subject(door, employee_no, presented.at)
 
     async def decide(self, door: DoorConfig, presented: Presented) -> Decision | None:
         """The decision for this presentation, or None when it only prepares one (a plate on a plate+pass lane)."""
@@ -106,7 +114,7 @@ class Decider:
         if door.lane is Lane.plate_only:
             if presented.plate is None:
                 return Decision.deny("bridge", presented_kind(presented), "lane_needs_plate")
-            return await self._plate(door, plate) if plate else Decision.deny("bridge", "plate", str(refusal))
+            return await self._plate(door, plate, presented) if plate else Decision.deny("bridge", "plate", str(refusal))
         if door.lane is Lane.plate_and_pass:
             if presented.plate is not None and presented.qr is None:
                 if plate:
@@ -118,13 +126,15 @@ class Decider:
             if seen is None or presented.mono - seen.mono > door.plate_window_s:
                 return Decision.deny("bridge", "plate+qr", "plate_missing")
             by_pass = await self._qr(door, presented.qr, presented)
-            by_plate = await self._plate(door, seen.plate)
+            by_plate = await self._plate(door, seen.plate, presented)
             reasons = tuple(sorted(set(by_pass.reasons) | {f"plate:{r}" for r in by_plate.reasons}))
             allow = by_pass.allow and by_plate.allow
             versions = by_pass.versions | {"plate_decision_id": by_plate.decision_id, "plate": seen.plate}
             return Decision(allow, reasons, by_pass.source, "plate+qr", by_pass.decision_id, by_pass.person_id, versions)
         if presented.qr is not None:
             return await self._qr(door, presented.qr, presented)
+        if presented.remote_check is not None and presented.remote_check.identified_as:
+            return self._identified(door, presented.remote_check.identified_as, presented)
         if presented.face_jpeg is not None:
             try:
                 return await self.online.face(door, presented.face_jpeg)
@@ -134,7 +144,13 @@ class Decider:
 
 
 def presented_kind(presented: Presented) -> str:
-    return "qr" if presented.qr is not None else "plate" if presented.plate is not None else "face" if presented.face_jpeg else "none"
+    if presented.qr is not None:
+        return "qr"
+    if presented.plate is not None:
+        return "plate"
+    if presented.face_jpeg:
+        return "face"
+    return "terminal" if presented.remote_check is not None and presented.remote_check.identified_as else "none"
 
 
 def _usable_plate(door: DoorConfig, presented: Presented) -> tuple[str | None, str | None]:

@@ -4,6 +4,10 @@ WAL with ``synchronous=FULL``: an append has reached the disk when :meth:`Journa
 so a SIGKILL (or a power cut) right after loses nothing. The bridge journals a decision *before*
 it sends the unlock. Rows are never updated except for the upload marker; uploads use the event id,
 which the service stores once.
+
+Beside the events, in the same transactions, the journal keeps the unlocks that have not ended yet
+(an allow or a command without its ``command_result``), so a start after a crash finds them at once
+(door_firmware_bridge.recovery) instead of searching the whole journal.
 """
 
 from __future__ import annotations
@@ -37,7 +41,29 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS ix_events_pending ON events (upload, seq);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS offline_uses (
+    event_id TEXT PRIMARY KEY,     -- an offline allow on a grant with a use limit
+    grant_id INTEGER NOT NULL,
+    acked_at REAL                  -- when the service stored it (and counted the use); NULL = not yet
+);
+CREATE TABLE IF NOT EXISTS unfinished (
+    key TEXT PRIMARY KEY,          -- the decision id, or the command id of a command without a decision (a relock)
+    door_id INTEGER,
+    decision_id TEXT,
+    cmd_id TEXT,
+    action TEXT,
+    expires_at TEXT
+);
 """
+
+
+@dataclass(frozen=True)
+class UnfinishedRow:
+    door_id: int | None
+    decision_id: str | None
+    cmd_id: str | None
+    action: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -76,7 +102,53 @@ class Journal:
         rows = [(e.event_id, e.kind, e.at.isoformat(), e.door_id, e.person_id, json.dumps(e.data, default=str)) for e in entries]
         with self._transaction():
             self._db.executemany("INSERT INTO events (event_id, kind, at, door_id, person_id, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            for entry in entries:
+                self._track_unlock(entry)
         return entries
+
+    def _track_unlock(self, entry: Entry) -> None:
+        """Keep ``unfinished`` and ``offline_uses`` in step with the unlock events (inside the append's transaction)."""
+        data = entry.data
+        versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+        if entry.kind == "access_granted" and data.get("source") == "offline" and versions.get("counts_uses") and isinstance(versions.get("grant_id"), int):
+            self._db.execute("INSERT OR IGNORE INTO offline_uses (event_id, grant_id) VALUES (?, ?)", (entry.event_id, versions["grant_id"]))
+        if entry.kind == "access_granted" and data.get("decision_id"):
+            self._db.execute("INSERT OR IGNORE INTO unfinished (key, door_id, decision_id, action) VALUES (?, ?, ?, 'pulse_unlock')",
+                             (data["decision_id"], entry.door_id, data["decision_id"]))
+        elif entry.kind == "command_sent":
+            key = data.get("decision_id") or data["cmd_id"]
+            self._db.execute(
+                "INSERT INTO unfinished (key, door_id, decision_id, cmd_id, action, expires_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET cmd_id = excluded.cmd_id, action = excluded.action, expires_at = excluded.expires_at",
+                (key, entry.door_id, data.get("decision_id"), data["cmd_id"], data.get("action", "pulse_unlock"), data.get("expires_at")))
+        elif entry.kind == "command_result":
+            self._db.execute("DELETE FROM unfinished WHERE key IN (?, ?)", (data.get("decision_id") or "", data.get("cmd_id") or ""))
+
+    # --- uses taken offline, until the feed counts them ---------------------------------------
+
+    def offline_uses(self) -> dict[int, int]:
+        """grant id -> offline uses the held feed does not count yet."""
+        with self._lock:
+            return dict(self._db.execute("SELECT grant_id, COUNT(*) FROM offline_uses GROUP BY grant_id").fetchall())
+
+    def uses_settled(self, event_ids: list[str], at: float | None) -> None:
+        """The service stored these events (``at``: when; it counted their uses), or refused them (``None``: never counted)."""
+        with self._transaction():
+            if at is None:
+                self._db.executemany("DELETE FROM offline_uses WHERE event_id = ?", [(i,) for i in event_ids])
+            else:
+                self._db.executemany("UPDATE offline_uses SET acked_at = ? WHERE event_id = ? AND acked_at IS NULL", [(at, i) for i in event_ids])
+
+    def uses_in_feed(self, fetched_after: float) -> None:
+        """A feed fetched after ``fetched_after`` (wall clock) counts the uses the service had stored by then."""
+        with self._transaction():
+            self._db.execute("DELETE FROM offline_uses WHERE acked_at IS NOT NULL AND acked_at < ?", (fetched_after,))
+
+    def unfinished_commands(self) -> list[UnfinishedRow]:
+        """Allows and commands without a ``command_result`` yet, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT door_id, decision_id, cmd_id, action, expires_at FROM unfinished ORDER BY rowid").fetchall()
+        return [UnfinishedRow(r[0], r[1], r[2], r[3] or "pulse_unlock", datetime.fromisoformat(r[4]) if r[4] else None) for r in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

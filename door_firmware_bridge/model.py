@@ -111,7 +111,19 @@ class Recorded:
     at: datetime = field(default_factory=utcnow)
 
 
-DeviceEvent = Presented | CommandResult | DoorState | Availability | Recorded | LocalUnlock
+@dataclass(frozen=True)
+class LocalDecision:
+    """A terminal decided by itself (its own face library, cards): journalled with the temperature it
+    measured, which the bridge judges with the site's policy (a fever admitted by the terminal is an alarm)."""
+
+    door: str
+    granted: bool | None  # None: an event of the terminal that is no access decision
+    data: dict[str, Any]
+    reading: Reading | None
+    at: datetime = field(default_factory=utcnow)
+
+
+DeviceEvent = Presented | CommandResult | DoorState | Availability | Recorded | LocalUnlock | LocalDecision
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,23 @@ signed by an issuer key of that list, this site only, versions and signed times 
 so replaying an old document cannot lift a revocation or make a stale copy look fresh). The applied
 documents are kept on disk and applied again at start. A QR is then decided like the service does:
 codec, signature by a trusted issuer key, claims, expiry, dynamic presentation (replay-checked at
-this bridge), and ``FeedState.offline_reasons``: key state, pass status, person status, and a grant
-for this door now (dates, status and weekly schedule).
+this bridge), then the key and pass state and ``FeedState.subject_access``: person status and a
+grant for this door now (dates, status, weekly schedule, uses). A plate is looked up by its keyed
+digest (the site key, given at provisioning) among the feed's vehicles and their grants; a person
+the terminal identified itself (remote verification) by their pseudonym.
+
+Use limits: the feed carries each grant's count; an offline allow on a limited grant is journalled
+with the grant and counted here on top (journal ``offline_uses``) until a feed fetched after the
+service stored that event counts it itself (the service adds offline uses when it stores them).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -26,11 +32,12 @@ from cwt.cose_key_interface import COSEKeyInterface
 from door_firmware_bridge.config import DoorConfig
 from door_firmware_bridge.model import Decision
 from idsvc.core.kv import MemoryStore
+from idsvc.core.validation import normalise_plate
 from idsvc.passes import codec, dynamic
 from idsvc.passes.claims import ISSUER, parse_claims
 from idsvc.sync import verify
 from idsvc.sync.events import aversions
-from idsvc.sync.verify import FeedState, SyncError
+from idsvc.sync.verify import Access, FeedState, SyncError, plate_key
 
 FEED_FILE = "feed.cose"  # what a file feed reads: the latest snapshot a sync agent dropped
 CLOCK_SKEW_S = 300
@@ -84,9 +91,12 @@ def root_key(spki_b64: str) -> COSEKeyInterface:
 
 
 class OfflineCache:
-    def __init__(self, root_spki_b64: str, site_id: int, max_staleness_s: int, cache_dir: Path) -> None:
+    def __init__(self, root_spki_b64: str, site_id: int, max_staleness_s: int, cache_dir: Path,
+                 uses: Callable[[], Mapping[int, int]] = dict, site_key: bytes | None = None) -> None:
         self._root = root_key(root_spki_b64)
         self.site_id = site_id
+        self.site_key = site_key  # the site's feed key: plate digests (and face templates)
+        self._uses = uses  # offline uses the held feed does not count yet (the journal's offline_uses)
         self.max_staleness_s = max_staleness_s
         self.folder = cache_dir / "feed"
         self.state: FeedState | None = None
@@ -141,37 +151,45 @@ class OfflineCache:
     def staleness_s(self, at: datetime) -> float | None:
         return None if self.state is None else at.timestamp() - self.state.iat
 
-    def decide_qr(self, door: DoorConfig, text: str, at: datetime) -> Decision:
+    def _usable(self, door: DoorConfig, credential: str, at: datetime) -> tuple[FeedState | None, Decision | None]:
+        """The state to decide from, or the refusal that comes before any credential is read."""
         state = self.state
-        if not door.offline_qr:
-            return Decision.deny("offline", "qr", "offline_not_allowed_for_door")
+        if credential == "qr" and not door.offline_qr:
+            return None, Decision.deny("offline", credential, "offline_not_allowed_for_door")
         if state is None:
-            return Decision.deny("offline", "qr", "offline_cache_missing")
+            return None, Decision.deny("offline", credential, "offline_cache_missing")
         age = at.timestamp() - state.iat
         if age > self.max_staleness_s:
-            return Decision.deny("offline", "qr", "offline_cache_stale", versions=self.versions | {"age_s": int(age)})
+            return None, Decision.deny("offline", credential, "offline_cache_stale", versions=self.versions | {"age_s": int(age)})
         if age < -CLOCK_SKEW_S:
-            return Decision.deny("offline", "qr", "offline_clock_behind_feed", versions=self.versions)
-        reasons, pass_id = self._reasons(state, door, text, at)
-        return Decision(not reasons, tuple(sorted(set(reasons))), "offline", "qr", versions=self.versions | {"pass_id": pass_id})
+            return None, Decision.deny("offline", credential, "offline_clock_behind_feed", versions=self.versions)
+        return state, None
 
-    def _reasons(self, state: FeedState, door: DoorConfig, text: str, at: datetime) -> tuple[list[str], str | None]:
+    def _decision(self, credential: str, access: Access, extra: list[str], versions: dict[str, Any]) -> Decision:
+        reasons = access.reasons + extra
+        grant = {"grant_id": access.grant_id, "counts_uses": access.counts_uses} if not reasons else {}
+        return Decision(not reasons, tuple(sorted(set(reasons))), "offline", credential, versions=self.versions | versions | grant)
+
+    def decide_qr(self, door: DoorConfig, text: str, at: datetime) -> Decision:
+        state, refusal = self._usable(door, "qr", at)
+        if state is None:
+            return refusal  # type: ignore[return-value]
         try:
             data = codec.decode_text(text)
             presentation = dynamic.parse(codec.cbor_loads(data, "the QR payload"))
             message = codec.parse_sign1(presentation.pass_token if presentation else data)
             if message.kid is None:
-                return ["kid_missing"], None
+                return Decision.deny("offline", "qr", "kid_missing", versions=self.versions)
             if message.alg not in codec.PASS_ALGS:
-                return ["alg_not_allowed"], None
+                return Decision.deny("offline", "qr", "alg_not_allowed", versions=self.versions)
             issuer = state.issuers.get(message.kid)
             if issuer is None:
-                return ["kid_unknown"], None
+                return Decision.deny("offline", "qr", "kid_unknown", versions=self.versions)
             codec.verify_signature(message, issuer.key)
             claims = parse_claims(message.payload)
         except codec.CodecError as exc:
-            return [exc.code], None
-        reasons = state.offline_reasons(claims.pass_id, message.kid, claims.status_index, claims.sub, door.door_id, at)
+            return Decision.deny("offline", "qr", exc.code, versions=self.versions)
+        reasons = state.key_reasons(claims.pass_id, message.kid, claims.status_index, at)
         if claims.iss != ISSUER:
             reasons.append("issuer_unknown")
         if at.timestamp() < claims.nbf:
@@ -182,7 +200,31 @@ class OfflineCache:
             reasons += dynamic.check(presentation, claims.holder_key, claims.pass_id, door.door_id, at, self._replay)
         elif claims.holder_key is not None:
             reasons.append("presentation_required")  # a static picture of a phone-bound pass: a screenshot
-        return reasons, claims.pass_id.hex()
+        access = state.subject_access(claims.sub, door.door_id, at, self._uses())
+        return self._decision("qr", access, reasons, {"pass_id": claims.pass_id.hex()})
+
+    def decide_plate(self, door: DoorConfig, plate: str, at: datetime) -> Decision:
+        """A normalised plate read, by its keyed digest among the feed's vehicles."""
+        state, refusal = self._usable(door, "plate", at)
+        if state is None:
+            return refusal  # type: ignore[return-value]
+        if self.site_key is None:
+            return Decision.deny("offline", "plate", "offline_plate_data_missing", versions=self.versions)
+        access = state.vehicle_access(plate_key(self.site_key, normalise_plate(plate)), door.door_id, at, self._uses())
+        return self._decision("plate", access, [], {})
+
+    def decide_subject(self, door: DoorConfig, employee_no: str, at: datetime) -> Decision:
+        """A person the terminal identified itself (its employeeNo is the feed pseudonym in hex)."""
+        state, refusal = self._usable(door, "terminal", at)
+        if state is None:
+            return refusal  # type: ignore[return-value]
+        try:
+            sub = bytes.fromhex(employee_no)
+        except ValueError:
+            return Decision.deny("offline", "terminal", "subject_unknown", versions=self.versions)
+        if len(sub) != 16:
+            return Decision.deny("offline", "terminal", "subject_unknown", versions=self.versions)
+        return self._decision("terminal", state.subject_access(sub, door.door_id, at, self._uses()), [], {"subject": employee_no})
 
 
 def _is_snapshot(document: bytes) -> bool:

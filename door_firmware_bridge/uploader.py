@@ -44,9 +44,12 @@ class Uploader:
         body = answer.json()
         done = list(body.get("stored", [])) + list(body.get("duplicates", []))
         await asyncio.to_thread(self.journal.mark, done, UPLOADED)
-        for event_id, reason in (body.get("rejected") or {}).items():
+        await asyncio.to_thread(self.journal.uses_settled, done, time.time())  # stored = its offline use is counted
+        rejected = dict(body.get("rejected") or {})
+        for event_id, reason in rejected.items():
             await asyncio.to_thread(self.journal.mark, [event_id], REJECTED, reason)
             log.warning("the service rejected journal event %s: %s", event_id, reason)
+        await asyncio.to_thread(self.journal.uses_settled, list(rejected), None)
         return len(pending)
 
     async def run(self) -> None:

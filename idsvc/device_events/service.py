@@ -7,6 +7,10 @@ retries and then finds them stored. A re-sent event is the same event: an id alr
 other content is refused (``event_id_reused``), never counted as a duplicate, so a device fault that
 reuses ids cannot hide an event behind another. Events without a door (``bridge_started``,
 ``cache_stale``) belong to the device's site, so the site's admins see them.
+
+An offline allow on a grant with a use limit (``access_granted`` with ``source: offline`` and the
+grant in its versions, ``counts_uses: true``) is counted on that grant when stored: the bridge took
+the use from its feed without asking, and the count reaches the bridges with the next feed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.context import ServiceContext
 from idsvc.device_events.models import DeviceEvent
+from idsvc.registry.access import count_offline_use
 from idsvc.registry.models import Device, Door
 
 _ATTEMPTS = 3
@@ -36,6 +41,15 @@ class Incoming:
     door_id: int | None
     person_id: int | None
     data: dict[str, Any]
+
+
+def offline_use(event: Incoming) -> int | None:
+    """The grant an offline allow used up one use of, if it has a use limit."""
+    versions = event.data.get("versions")
+    if event.kind != "access_granted" or event.data.get("source") != "offline" or not isinstance(versions, dict):
+        return None
+    grant_id = versions.get("grant_id")
+    return grant_id if versions.get("counts_uses") is True and isinstance(grant_id, int) and not isinstance(grant_id, bool) else None
 
 
 def _same_event(row: DeviceEvent, event: Incoming) -> bool:
@@ -115,5 +129,8 @@ def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming])
                 )
             )
             result.stored.append(event.event_id)
+            grant_id = offline_use(event)
+            if grant_id is not None:
+                count_offline_use(session, grant_id)
         session.flush()
     return result

@@ -149,13 +149,37 @@ def check_access(
     return evaluate(reasons, grants, at, timezone)
 
 
+# session.info key: (site_id, grant_id) of grants whose use count a bulk UPDATE changed. Change capture
+# (sync/changes.py, which the ORM hooks cannot tell) reads it, so the bridges' feed follows the count.
+USES_CHANGED = "registry.uses_changed"
+
+
+def _uses_changed(session: Session, site_id: int, grant_id: int) -> None:
+    session.info.setdefault(USES_CHANGED, set()).add((site_id, grant_id))
+
+
 def consume_use(session: Session, grant_id: int) -> bool:
     """Count one use of a grant with a use limit; False when another door took the last use first
     (or the grant stopped being active meanwhile)."""
-    result = session.execute(
+    site_id = session.execute(
         update(Grant)
         # Re-checks the status too: a grant revoked between the check and this update keeps its uses.
         .where(Grant.id == grant_id, Grant.status == Status.active, (Grant.max_uses.is_(None)) | (Grant.uses < Grant.max_uses))
         .values(uses=Grant.uses + 1)
-    )
-    return result.rowcount == 1
+        .returning(Grant.site_id)
+    ).scalar()
+    if site_id is None:
+        return False
+    _uses_changed(session, site_id, grant_id)
+    return True
+
+
+def count_offline_use(session: Session, grant_id: int) -> bool:
+    """Count a use a bridge granted offline (from its feed, without asking): it happened, so it is
+    counted even past the limit (two bridges cut off at once can both take the last use). False when
+    the grant no longer exists."""
+    site_id = session.execute(update(Grant).where(Grant.id == grant_id).values(uses=Grant.uses + 1).returning(Grant.site_id)).scalar()
+    if site_id is None:
+        return False
+    _uses_changed(session, site_id, grant_id)
+    return True

@@ -24,11 +24,25 @@ class SiteSyncSettings(BaseModel):
     faces: bool = Field(False, description="Put the encrypted face templates of granted people in the bridges' feed.")
 
 
+class SiteBridgeSettings(BaseModel):
+    """What the site's bridges enforce, sent to them in the signed feed (docs/bridge.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_clock_skew_s: float = Field(30.0, ge=1.0, le=600.0, description="How far a terminal's clock may be from the bridge's, either way, before its presentations are refused.")
+
+
 class SiteSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     faces: SiteFaceSettings = Field(default_factory=SiteFaceSettings)
     sync: SiteSyncSettings = Field(default_factory=SiteSyncSettings)
+    bridge: SiteBridgeSettings = Field(default_factory=SiteBridgeSettings)
+
+
+def bridge_settings(settings: dict[str, Any] | None) -> SiteBridgeSettings:
+    """The site's bridge settings with defaults filled in (settings were checked when they were saved)."""
+    return SiteBridgeSettings.model_validate((settings or {}).get("bridge") or {})
 
 
 def check(settings: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Hooked on SQLAlchemy sessions rather than called by each service, so a change ma
   <= 60 s) still carry it.
 
 Only ORM changes are seen: a bulk ``update()``/``delete()`` statement bypasses the hooks. The one
-such statement today is the grant use counter (registry/access.py), which the feed does not carry.
+such statement today is the grant use counter (registry/access.py); it names the grants it changed
+in ``session.info[registry.access.USES_CHANGED]``, which is logged here like an ORM change.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from idsvc.auth.models import ApiKey
 from idsvc.core.bus import Bus
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
+from idsvc.registry.access import USES_CHANGED
 from idsvc.registry.models import Device, Door, DoorGroup, Grant, Person, Site, Status, Vehicle
 from idsvc.sync.models import SyncChange, SyncVersion
 
@@ -80,6 +82,10 @@ def _issuer_key(row: IssuerKey, changed: bool) -> tuple[list[Logged], list[DenyE
     return [(None, "trust", row.kid)], deny
 
 
+def _vehicle(row: Vehicle, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
+    return [(row.site_id, "vehicle", str(row.id))], []
+
+
 def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
     return [(row.site_id, "template", str(row.person_id))], []
 
@@ -102,7 +108,7 @@ _TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[DenyEntry]]]
     IssuerKey: _issuer_key,
     FaceTemplate: _template,
     Door: _registry_only("door"),
-    Vehicle: _registry_only("vehicle"),
+    Vehicle: _vehicle,
     Site: _registry_only("site"),
 }
 # Not feed data, but a change must drop every node's one-second memory of API keys at once.
@@ -180,6 +186,9 @@ def current_version(session: Session) -> tuple[int, int]:
 @event.listens_for(Session, "before_commit")
 def _log(session: Session) -> None:
     session.flush()
+    counted = session.info.pop(USES_CHANGED, None)
+    if counted:
+        _pending(session).logged.update((site_id, "grant", str(grant_id)) for site_id, grant_id in counted)
     pending = session.info.get("sync_pending")
     if pending is None or not pending.logged or pending.version is not None:
         return
@@ -207,3 +216,4 @@ def _announce(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop("sync_pending", None)
+    session.info.pop(USES_CHANGED, None)

@@ -7,8 +7,9 @@ a week asks once. A bridge older than the pruned log gets a full snapshot.
 
 The document is a COSE_Sign1 by the active issuer key, which the trust list (signed by the root
 key the bridge pins) names. Contents carry pseudonymous ids only (person pseudonyms, random pass
-ids); face templates only where ``Site.settings["sync"]["faces"]`` is true, encrypted with the
-site's feed key. Format reference for lock makers: docs/sync.md.
+ids, vehicles by a keyed digest of their plate, never the plate); face templates only where
+``Site.settings["sync"]["faces"]`` is true, encrypted with the site's feed key. Grants carry their
+use counts, so a bridge can count uses offline on top. Format reference for lock makers: docs/sync.md.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from idsvc.faces import gallery
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes import codec, keys, status
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
-from idsvc.registry.models import DoorGroup, Grant, Person, Site, Status
+from idsvc.registry.models import DoorGroup, Grant, Person, Site, Status, Vehicle
+from idsvc.registry.site_settings import bridge_settings
 from idsvc.sync import changes
 from idsvc.sync.models import SyncChange, SyncSiteKey, SyncVersion
-from idsvc.sync.verify import FEED_TYPE, template_aad
+from idsvc.sync.verify import FEED_TYPE, plate_key, template_aad
 
 _STATUS_CODE = {Status.active: 0, Status.revoked: 1, Status.suspended: 2}
 
@@ -58,7 +60,8 @@ class _Content:
     people: list[dict[str, Any]] = field(default_factory=list)
     grants: list[dict[str, Any]] = field(default_factory=list)
     templates: list[dict[str, Any]] = field(default_factory=list)
-    removed: dict[str, list[Any]] = field(default_factory=lambda: {"passes": [], "people": [], "grants": [], "templates": []})
+    vehicles: list[dict[str, Any]] = field(default_factory=list)
+    removed: dict[str, list[Any]] = field(default_factory=lambda: {"passes": [], "people": [], "grants": [], "templates": [], "vehicles": []})
 
 
 class _Builder:
@@ -84,11 +87,18 @@ class _Builder:
         self.out.people.append({"sub": bytes.fromhex(row.pseudonym), "status": row.status.value})
 
     def add_grant(self, row: Grant, door_ids: list[int]) -> None:
-        self.out.grants.append({
-            "id": row.id, "sub": self.sub(row.person_id), "door_ids": door_ids,  # type: ignore[arg-type]
+        subject = {"sub": self.sub(row.person_id)} if row.person_id is not None else {"vehicle": row.vehicle_id}
+        self.out.grants.append(subject | {
+            "id": row.id, "door_ids": door_ids,
             "from": int(row.valid_from.timestamp()), "until": int(row.valid_until.timestamp()),
-            "schedule": row.schedule, "max_uses": row.max_uses, "status": row.status.value,
+            "schedule": row.schedule, "max_uses": row.max_uses, "uses": row.uses, "status": row.status.value,
         })
+
+    def add_vehicle(self, row: Vehicle) -> None:
+        """A vehicle by the keyed digest of its plate (the bridge computes the same from a plate read)."""
+        owner = self.sub(row.owner_person_id) if row.owner_person_id is not None else None
+        self.out.vehicles.append({"id": row.id, "plate": plate_key(site_face_key(self.s, self.sealer, self.site.id), row.plate),
+                                  "status": row.status.value, "owner": owner})
 
     def door_ids(self, group_id: int) -> list[int]:
         group = self.s.get(DoorGroup, group_id)
@@ -110,9 +120,11 @@ class _Builder:
             self.out.templates.append({"sub": sub, "pack": row.pack, "dim": row.dim, "sealed": sealed})
 
 
-def _live_grants(site_id: int) -> Select[tuple[Grant]]:
-    """Person grants of the site that have not ended: what the snapshot carries, and who may have a template there."""
-    return select(Grant).where(Grant.site_id == site_id, Grant.person_id.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
+def _live_grants(site_id: int, *, people: bool = True) -> Select[tuple[Grant]]:
+    """Person (or vehicle) grants of the site that have not ended: what the snapshot carries, and who
+    may have a template there."""
+    subject = Grant.person_id if people else Grant.vehicle_id
+    return select(Grant).where(Grant.site_id == site_id, subject.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
 
 
 def _full(b: _Builder) -> None:
@@ -124,7 +136,13 @@ def _full(b: _Builder) -> None:
     doors = {gid: b.door_ids(gid) for gid in groups}
     for grant in grants:
         b.add_grant(grant, doors[grant.door_group_id])
-    people = {g.person_id for g in grants}
+    vehicle_grants = list(b.s.scalars(_live_grants(site_id, people=False).order_by(Grant.id)))
+    for grant in vehicle_grants:
+        b.add_grant(grant, doors.get(grant.door_group_id) or b.door_ids(grant.door_group_id))
+    vehicles = list(b.s.scalars(select(Vehicle).where(Vehicle.site_id == site_id, Vehicle.id.in_({g.vehicle_id for g in vehicle_grants})).order_by(Vehicle.id)))
+    for vehicle in vehicles:
+        b.add_vehicle(vehicle)
+    people = {g.person_id for g in grants} | {v.owner_person_id for v in vehicles if v.owner_person_id is not None}
     for person in b.s.scalars(select(Person).where(Person.site_id == site_id, Person.id.in_(people)).order_by(Person.id)):
         b.add_person(person)
     if faces_allowed(b.site):
@@ -161,13 +179,23 @@ def _delta(b: _Builder, since: int, version: int) -> bool:
     if group_ids:  # a door group's doors changed: every grant on it carries new door ids
         grant_ids |= set(b.s.scalars(select(Grant.id).where(Grant.door_group_id.in_(group_ids), Grant.site_id == site_id)))
     grantees: set[int] = set()
+    vehicle_ids = {int(k) for k in touched.get("vehicle", ())}  # a vehicle changed, or a grant of it did
     for grant_id in sorted(grant_ids):
         grant = b.s.get(Grant, grant_id)
-        if grant is None or grant.site_id != site_id or grant.person_id is None:
+        if grant is None or grant.site_id != site_id:
             b.out.removed["grants"].append(grant_id)
         else:
             b.add_grant(grant, b.door_ids(grant.door_group_id))
-            grantees.add(grant.person_id)
+            if grant.person_id is not None:
+                grantees.add(grant.person_id)
+            else:
+                vehicle_ids.add(grant.vehicle_id)  # type: ignore[arg-type]
+    for vehicle_id in sorted(vehicle_ids):
+        vehicle = b.s.get(Vehicle, vehicle_id)
+        if vehicle is None or vehicle.site_id != site_id:
+            b.out.removed["vehicles"].append(vehicle_id)
+        else:
+            b.add_vehicle(vehicle)
     if faces_allowed(b.site):
         # Templates follow both their own changes and the grants: no live grant here, no template here.
         live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id)))
@@ -206,9 +234,11 @@ def build(session: Session, sealer: Sealer, site_id: int, since: int | None = No
     body: dict[str, Any] = {
         "type": FEED_TYPE, "site": site_id, "timezone": site.timezone, "version": version, "since": None if full else since, "iat": int(utcnow().timestamp()),
         "faces": faces_allowed(site),
+        "bridge": bridge_settings(site.settings).model_dump(),
         "trust_list": keys.trust_list(session, sealer) if keys_changed else None,
         "status_lists": status_lists(session, sealer) if full else None,
-        "passes": b.out.passes, "people": b.out.people, "grants": b.out.grants, "templates": b.out.templates, "removed": b.out.removed,
+        "passes": b.out.passes, "people": b.out.people, "grants": b.out.grants, "templates": b.out.templates, "vehicles": b.out.vehicles,
+        "removed": b.out.removed,
     }
     signer = keys.active_issuer_key(session, sealer)
     return version, codec.sign(cbor2.dumps(body), keys.signing_key(signer, sealer))

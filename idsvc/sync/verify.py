@@ -18,7 +18,10 @@ replaying an old document cannot un-revoke anything or make a stale cache look f
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -62,8 +65,11 @@ class FeedState:
     status_bits: dict[bytes, bytes] = field(default_factory=dict)  # kid -> uncompressed 2-bit list
     passes: dict[bytes, dict[str, Any]] = field(default_factory=dict)  # pass id -> entry
     people: dict[bytes, str] = field(default_factory=dict)  # pseudonym -> status
-    grants: dict[int, dict[str, Any]] = field(default_factory=dict)
+    grants: dict[int, dict[str, Any]] = field(default_factory=dict)  # person grants carry "sub", vehicle grants "vehicle"
+    vehicles: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> {id, plate (plate_key), status, owner (sub or None)}
     templates: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)  # pseudonym -> sealed templates
+    bridge: dict[str, Any] = field(default_factory=dict)  # the site's bridge settings (max_clock_skew_s)
+    faces_shared: bool = False  # the site shares face templates with its bridges (a delta's say is the newest)
 
     def pass_status(self, pass_id: bytes, kid: bytes, index: int) -> int:
         """The feed's own entry wins (it is newer than any list); else the issuer's status list."""
@@ -75,9 +81,8 @@ class FeedState:
             return REVOKED  # no list for this key or an index outside it: not a pass we can vouch for
         return (bits[index // 4] >> (2 * (index % 4))) & 3
 
-    def offline_reasons(self, pass_id: bytes, kid: bytes, index: int, sub: bytes, door_id: int, at: datetime) -> list[str]:
-        """Why the holder of a pass (signature and expiry already checked) may not open ``door_id``
-        at ``at`` by this state; empty = allow. Same reason codes as the service."""
+    def key_reasons(self, pass_id: bytes, kid: bytes, index: int, at: datetime) -> list[str]:
+        """The issuer key's and the pass's own state (signature and expiry already checked)."""
         reasons = []
         issuer = self.issuers.get(kid)
         if issuer is None:
@@ -89,21 +94,62 @@ class FeedState:
         state = self.pass_status(pass_id, kid, index)
         if state != VALID:
             reasons.append(_PASS_REASON.get(state, "pass_status_unknown"))
-        person = self.people.get(sub)
-        if person in ("suspended", "revoked"):
-            reasons.append(f"subject_{person}")
-        problems: list[str] = []
-        for grant in self.grants.values():
-            if grant["sub"] != sub or door_id not in grant["door_ids"]:
-                continue
-            found = _grant_problems(grant, at, self.timezone)
-            if not found:
-                return reasons
-            problems += found
-        return reasons + (sorted(set(problems)) or ["no_grant_for_door"])
+        return reasons
+
+    def subject_access(self, sub: bytes, door_id: int, at: datetime, used: Mapping[int, int] | None = None) -> Access:
+        """May the person ``sub`` pass ``door_id`` at ``at``: their status and a usable grant.
+        ``used``: uses of grants taken at this receiver that the feed does not count yet."""
+        reasons = _status_reasons(self.people.get(sub))
+        grants = [g for g in self.grants.values() if g.get("sub") == sub and door_id in g["door_ids"]]
+        return _authorise(reasons, grants, at, self.timezone, used or {})
+
+    def vehicle_access(self, plate_key: bytes, door_id: int, at: datetime, used: Mapping[int, int] | None = None) -> Access:
+        """May the vehicle whose plate key is ``plate_key`` (see :func:`plate_key`) pass ``door_id``:
+        its status and its owner's, and a usable grant of the vehicle."""
+        vehicle = next((v for v in self.vehicles.values() if v["plate"] == plate_key), None)
+        if vehicle is None:
+            return Access(["subject_unknown"])
+        reasons = _status_reasons(vehicle["status"]) + _status_reasons(self.people.get(vehicle["owner"]) if vehicle.get("owner") else None)
+        grants = [g for g in self.grants.values() if g.get("vehicle") == vehicle["id"] and door_id in g["door_ids"]]
+        return _authorise(reasons, grants, at, self.timezone, used or {})
+
+    def offline_reasons(self, pass_id: bytes, kid: bytes, index: int, sub: bytes, door_id: int, at: datetime) -> list[str]:
+        """Why the holder of a pass (signature and expiry already checked) may not open ``door_id``
+        at ``at`` by this state; empty = allow. Same reason codes as the service."""
+        return self.key_reasons(pass_id, kid, index, at) + self.subject_access(sub, door_id, at).reasons
 
 
-def _grant_problems(grant: dict[str, Any], at: datetime, timezone: str) -> list[str]:
+@dataclass(frozen=True)
+class Access:
+    """An offline authorisation: every reason against, or the grant that allows (and whether it counts uses)."""
+
+    reasons: list[str]
+    grant_id: int | None = None
+    counts_uses: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+
+def _status_reasons(status: str | None) -> list[str]:
+    return [f"subject_{status}"] if status in ("suspended", "revoked") else []
+
+
+def _authorise(reasons: list[str], grants: list[dict[str, Any]], at: datetime, timezone: str, used: Mapping[int, int]) -> Access:
+    """The service's registry.access.evaluate on feed entries: a usable grant and no other reason."""
+    if not grants:
+        return Access(reasons + ["no_grant_for_door"])
+    problems: list[str] = []
+    for grant in sorted(grants, key=lambda g: g["id"]):
+        found = _grant_problems(grant, at, timezone, used.get(grant["id"], 0))
+        if not found:
+            return Access(reasons) if reasons else Access([], grant["id"], grant.get("max_uses") is not None)
+        problems += found
+    return Access(reasons + sorted(set(problems)))
+
+
+def _grant_problems(grant: dict[str, Any], at: datetime, timezone: str, used_here: int = 0) -> list[str]:
     problems = []
     if grant["status"] != "active":
         problems.append(f"grant_{grant['status']}")
@@ -114,7 +160,16 @@ def _grant_problems(grant: dict[str, Any], at: datetime, timezone: str) -> list[
         problems.append("grant_expired")
     if not is_within(grant["schedule"], at, timezone):
         problems.append("outside_schedule")
+    if grant.get("max_uses") is not None and grant.get("uses", 0) + used_here >= grant["max_uses"]:
+        problems.append("uses_exhausted")
     return problems
+
+
+def plate_key(site_key: bytes, plate: str) -> bytes:
+    """How the feed names a vehicle: HMAC-SHA256 under the site's feed key of its normalised plate
+    (core.validation.normalise_plate), 16 bytes. A feed read without the key reveals no plate."""
+    mac = hmac.new(hashlib.sha256(b"idsvc-sync-plate:v1" + site_key).digest(), plate.encode(), hashlib.sha256)
+    return mac.digest()[:16]
 
 
 def root_key(spki_der: bytes) -> COSEKeyInterface:
@@ -212,7 +267,11 @@ def apply(state: FeedState | None, document: bytes, root: COSEKeyInterface, *, s
     else:
         assert state is not None
         base = replace(state, version=version, iat=body["iat"], trust_version=trust_version, issuers=issuers,
-                       passes=dict(state.passes), people=dict(state.people), grants=dict(state.grants), templates=dict(state.templates))
+                       passes=dict(state.passes), people=dict(state.people), grants=dict(state.grants), templates=dict(state.templates),
+                       vehicles=dict(state.vehicles))
+    if isinstance(body.get("bridge"), dict):
+        base = replace(base, bridge=dict(body["bridge"]))
+    base = replace(base, faces_shared=body.get("faces") is True)
     removed = body.get("removed") or {}
     for pass_id in removed.get("passes", []):
         base.passes.pop(pass_id, None)
@@ -222,9 +281,12 @@ def apply(state: FeedState | None, document: bytes, root: COSEKeyInterface, *, s
         base.grants.pop(grant_id, None)
     for sub in removed.get("templates", []):
         base.templates.pop(sub, None)
+    for vehicle_id in removed.get("vehicles", []):
+        base.vehicles.pop(vehicle_id, None)
     base.passes.update({p["pass_id"]: p for p in body.get("passes", [])})
     base.people.update({p["sub"]: p["status"] for p in body.get("people", [])})
     base.grants.update({g["id"]: g for g in body.get("grants", [])})
+    base.vehicles.update({v["id"]: v for v in body.get("vehicles", [])})
     fresh: dict[bytes, list[dict[str, Any]]] = {}
     for template in body.get("templates", []):
         fresh.setdefault(template["sub"], []).append(template)

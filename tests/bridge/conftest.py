@@ -158,7 +158,8 @@ def bridge_config(site: Site, tmp_path: Path, *, service_url: str, broker_port: 
     door_list: list[dict[str, Any]] = [flat]
     if gate_url is not None:
         gate = {"name": "gate-in", "door_id": site.ids["gate"], "site_id": site.ids["site"],
-                "adapter": "isapi", "isapi": {"base_url": gate_url, "username": "admin", "password": "gate-pass-1"}, "ack_timeout_s": 2, "command_ttl_s": 4}
+                "adapter": "isapi", "isapi": {"base_url": gate_url, "username": "admin", "password": "gate-pass-1", "mode": "bridge_opens"},
+                "ack_timeout_s": 2, "command_ttl_s": 4}
         gate_overrides = overrides.pop("gate", {})
         gate["isapi"] |= gate_overrides.pop("isapi", {})  # type: ignore[operator]
         gate |= gate_overrides

@@ -141,7 +141,7 @@ def test_missed_events_are_recovered_by_serial_and_never_acted_on(site: Site, tm
             await until(lambda: len(bridge.journal.entries("device_event_recovered")) == 4, 15, "the reconnect recovery")
             recovered = [e.data["serialNo"] for e in bridge.journal.entries("device_event_recovered")]
             assert recovered == [102, 103, 105, 106]
-            assert terminal.last_serial == 106 and bridge.journal.get_cursor("isapi:gate-in:serial") == "106"
+            assert terminal.last_serial == 106 and (bridge.journal.get_cursor("isapi:gate-in:serial") or "").startswith("106|")
             assert gate.opens == []  # a recovered QR scan is late by definition: never opens the gate
             assert [e.kind for e in bridge.journal.entries() if e.kind in ("device_offline", "device_online")] == ["device_offline", "device_online"]
         await gate.stop()
