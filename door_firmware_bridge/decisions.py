@@ -91,7 +91,7 @@ class Decider:
         except ServiceUnreachable:
             if self.offline is None:
                 return Decision.deny("offline", "qr", "service_unreachable", "offline_disabled")
-            return self.offline.decide_qr(door, text, presented.at)
+            return self.offline.decide_qr(door, text, presented.received_at)
 
     async def _plate(self, door: DoorConfig, plate: str, presented: Presented) -> Decision:
         try:
@@ -99,14 +99,14 @@ class Decider:
         except ServiceUnreachable:
             if self.offline is None:
                 return Decision.deny("offline", "plate", "service_unreachable", "offline_disabled")
-            return self.offline.decide_plate(door, plate, presented.at)
+            return self.offline.decide_plate(door, plate, presented.received_at)
 
     def _identified(self, door: DoorConfig, employee_no: str, presented: Presented) -> Decision:
         """A person the terminal identified itself (remote verification): decided from the verified feed,
         as there is no service call that takes a terminal's identification."""
         if self.offline is None:
             return Decision.deny("offline", "terminal", "offline_disabled")
-        return self.offline.decide_subject(door, employee_no, presented.at)
+        return self.offline.decide_subject(door, employee_no, presented.received_at)
 
     async def decide(self, door: DoorConfig, presented: Presented) -> Decision | None:
         """The decision for this presentation, or None when it only prepares one (a plate on a plate+pass lane)."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
 from door_firmware_bridge.offline import FEED_FILE
 from idsvc.auth import service as auth_keys
 from idsvc.auth.models import Role
@@ -20,7 +22,7 @@ from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.passes import issuing, keys
 from idsvc.registry import doors, grants, people, schemas, scope, sites, units
-from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, Status
+from idsvc.registry.models import DeviceKind, DoorKind, Grant, Person, PersonKind, Status
 from idsvc.sync import feed
 
 VAN_PLATE = "粤B12345"
@@ -44,6 +46,46 @@ class Site:
     def set_pass_status(self, pass_row_id: int, status_value: str) -> None:
         with self.ctx.db.session() as s:
             issuing.change_status(s, OPERATOR, pass_row_id, Status(status_value), "simulated")
+
+    def pseudonym(self, person: str) -> str:
+        """The person's feed pseudonym in hex: how terminals and the feed name them."""
+        with self.ctx.db.session() as s:
+            row = s.get(Person, self.ids[person])
+            assert row is not None
+            return row.pseudonym
+
+    def grant_of(self, subject: str, group: str) -> int:
+        """The id of the grant of a person (or of the van) on a door group of the seed."""
+        column = Grant.vehicle_id if subject == "van" else Grant.person_id
+        with self.ctx.db.session() as s:
+            grant_id = s.scalar(select(Grant.id).where(column == self.ids[subject], Grant.door_group_id == self.ids[group]))
+            assert grant_id is not None
+            return grant_id
+
+    def set_grant_status(self, grant_id: int, verb: str) -> None:
+        with self.ctx.db.session() as s:
+            grants.change_status(s, OPERATOR, grant_id, verb, "simulated")
+
+    def limit_uses(self, grant_id: int, max_uses: int) -> None:
+        with self.ctx.db.session() as s:
+            row = s.get(Grant, grant_id)
+            assert row is not None
+            row.max_uses = max_uses
+
+    def uses(self, grant_id: int) -> int:
+        with self.ctx.db.session() as s:
+            row = s.get(Grant, grant_id)
+            assert row is not None
+            return row.uses
+
+    def set_site_settings(self, settings: dict[str, object]) -> None:
+        with self.ctx.db.session() as s:
+            sites.update_site(s, OPERATOR, self.ids["site"], schemas.SitePatch(settings=settings))
+
+    def site_key(self) -> str:
+        """The site's feed key as `idsvc sync face-key` prints it (base64), for a bridge's offline.site_key_file."""
+        with self.ctx.db.session() as s:
+            return base64.b64encode(feed.site_face_key(s, self.ctx.sealer, self.ids["site"])).decode()
 
     def add_doors(self, count: int, person: str = "tenant") -> list[int]:
         """``count`` (at most 200) more doors in one new door group that ``person`` may open, served by
