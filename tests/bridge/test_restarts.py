@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.config import to_toml
+from door_firmware_bridge.faults import CRASH_ENV
 from door_firmware_bridge.journal import Journal
 from door_firmware_bridge.model import Command, Decision
 from door_firmware_bridge.simulators.lock import LockSim
@@ -112,5 +113,107 @@ def test_sigkill_mid_unlock_door_relocks_and_no_event_is_lost(site: Site, servic
         with site.ctx.db.session() as s:
             stored = list(s.scalars(select(DeviceEvent.event_id).where(DeviceEvent.device_id == site.ids["device"])))
         assert len(stored) == len(set(stored)) and local <= set(stored)
+
+    asyncio.run(scenario())
+
+
+def _bridge_command(cfg_path: Path) -> list[str]:
+    return [sys.executable, "-m", "door_firmware_bridge", "run", "--config", str(cfg_path), "--log-level", "warning"]
+
+
+def _journal(cfg) -> list:  # noqa: ANN001
+    journal = Journal(cfg.journal.path)
+    try:
+        return journal.entries()
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize(("point", "status", "unlocked"), [
+    ("decision_journalled", "not_sent", False),  # the allow is on disk, nothing left the bridge
+    ("command_journalled", "unknown", False),  # command_sent on disk, the command not handed over (the journal cannot tell)
+    ("command_sent", "unknown", True),  # the lock has it (and runs it), its answer reaches no one
+    ("result_received", "unknown", True),  # the answer arrived but was not journalled
+])
+def test_sigkill_at_each_step_of_an_unlock_ends_in_a_journalled_result(site: Site, service: ServiceProcess, tmp_path: Path,
+                                                                       point: str, status: str, unlocked: bool) -> None:
+    """Every unlock ends in a journalled result, and a quick restart raises no false door_forced when
+    the tenant walks through on the unlock the dead bridge sent."""
+    cfg = bridge_config(site, tmp_path, service_url=service.url, flat={"pulse_s": 4.0, "relock_grace_s": 1.0})
+    path = tmp_path / "site.toml"
+    path.write_text(to_toml(cfg.model_dump(mode="json", exclude_none=True)))
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        doomed = subprocess.Popen(_bridge_command(path), env=os.environ | {CRASH_ENV: point}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        again = None
+        try:
+            async with aiomqtt.Client("127.0.0.1", BROKER_PORT) as watcher:
+                await watcher.subscribe(f"acs/v1/{cfg.site}/bridge/availability")
+                messages = aiter(watcher.messages)
+                assert (await asyncio.wait_for(anext(messages), 20)).payload == b"online"
+                await lock.scan(site.tenant_pass)
+                await asyncio.to_thread(doomed.wait, 15)
+                assert doomed.returncode == -signal.SIGKILL
+                assert (lock.unlock_count == 1) is unlocked
+                again = subprocess.Popen(_bridge_command(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                while (await asyncio.wait_for(anext(messages), 20)).payload != b"online":
+                    pass
+            await asyncio.sleep(0.5)  # the restarted bridge reads the lock's retained state
+            await lock.open_door()  # the tenant walks in on the unlock the dead bridge sent
+            await asyncio.sleep(1.0)
+            await lock.close_door()
+            await asyncio.sleep(1.0)
+        finally:
+            for process in (doomed, again):
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(10)
+            lock_task.cancel()
+        entries = _journal(cfg)
+        granted = [e for e in entries if e.kind == "access_granted"]
+        results = {e.data.get("decision_id"): e.data for e in entries if e.kind == "command_result"}
+        assert len(granted) == 1 and granted[0].data["decision_id"] in results
+        result = results[granted[0].data["decision_id"]]
+        assert (result["status"], result["detail"]) == (status, "bridge_restarted")
+        assert result.get("alarm", False) is (status == "unknown")
+        kinds = [e.kind for e in entries]
+        if status == "unknown":
+            # The command may have run (it did when `unlocked`): opening in its window is not forced.
+            assert "door_forced" not in kinds and "door_opened" in kinds
+        else:  # never sent: the lock stayed locked, so an opening is forced (the simulator lets the door open regardless)
+            assert "door_forced" in kinds
+        sent = {e.data["cmd_id"] for e in entries if e.kind == "command_sent"}
+        assert sent <= {e.data["cmd_id"] for e in entries if e.kind == "command_result"}  # every command ends in a result
+
+    asyncio.run(scenario())
+
+
+def test_door_found_open_at_start_is_reported_not_called_forced(site: Site, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9")
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        await lock.open_door()  # open before the bridge starts (its retained state says so)
+        async with running(Bridge(cfg)) as bridge:
+            await until(lambda: bool(bridge.journal.entries("door_open_at_start")), 5, "the state at start")
+            assert bridge.journal.entries("door_forced") == []
+            assert bridge.supervisor.door_status()["flat-101"]["online"] is True
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_status_shows_a_never_seen_lock_as_unknown(site: Site, tmp_path: Path) -> None:
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9")
+
+    async def scenario() -> None:
+        async with running(Bridge(cfg)) as bridge:  # no lock on this topic
+            await asyncio.sleep(0.5)
+            assert bridge.status()["doors"]["flat-101"]["online"] is None
 
     asyncio.run(scenario())
