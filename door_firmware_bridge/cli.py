@@ -26,16 +26,21 @@ def _load(path: Path) -> BridgeConfig:
 
 
 @app.command("check-config")
-def check_config(config: Path = CONFIG) -> None:
-    """Validate the config and say what the bridge would drive; exit 2 naming each bad field."""
+def check_config(
+    config: Path = CONFIG,
+    offline_only: bool = typer.Option(False, "--no-network", help="Check the file only (preparing a config away from the site)."),
+) -> None:
+    """Validate the config, then ask the service and the broker: is the key good, is every door bound
+    to this bridge, is the broker there. Exit 2 naming each bad field, 1 naming each failed check."""
     cfg = _load(config)
     from door_firmware_bridge.offline import root_key
 
     if cfg.offline.enabled:
         try:
             kid = root_key(cfg.offline.root_public_key).kid.hex()
+            cfg.offline.site_key()
         except Exception as exc:
-            typer.echo(f"config error:\n{config}: offline.root_public_key: not a base64 DER public key ({exc})", err=True)
+            typer.echo(f"config error:\n{config}: offline: a key does not load ({exc})", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"offline: on, root key kid {kid}, staleness limit {cfg.offline.max_staleness_s} s, feed {cfg.offline.feed.value}")
     else:
@@ -43,7 +48,8 @@ def check_config(config: Path = CONFIG) -> None:
     typer.echo(f"site {cfg.site}: service {cfg.service.url}, broker {cfg.broker.host}:{cfg.broker.port} as {cfg.client_id}")
     for door in cfg.doors:
         extra = f" lane={door.lane.value}" if door.lane.value != "pass_only" else ""
-        typer.echo(f"  door {door.name} (id {door.door_id}): {door.adapter.value}/{door.profile.value if door.adapter.value == 'mqtt' else 'isapi'}, pulse {door.pulse_s:g} s{extra}")
+        kind = door.profile.value if door.adapter.value == "mqtt" else f"isapi {door.isapi.mode.value}" if door.isapi else door.adapter.value
+        typer.echo(f"  door {door.name} (id {door.door_id}): {door.adapter.value}/{kind}, pulse {door.pulse_s:g} s, {door.wiring.value}{extra}")
     if any(d.camera is not None and d.camera.face_frames for d in cfg.doors):
         from door_firmware_bridge.adapters.camera import face_detector
 
@@ -53,6 +59,15 @@ def check_config(config: Path = CONFIG) -> None:
             typer.echo(f"config error:\n{exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo("cameras: face frames on (face model pack found)")
+    if not offline_only:
+        from door_firmware_bridge.commissioning import check
+
+        problems = asyncio.run(check(cfg))
+        for line in problems:
+            typer.echo(f"check failed: {line}", err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo("service: key accepted, every door bound to this bridge; broker: reachable")
     typer.echo("config ok")
 
 

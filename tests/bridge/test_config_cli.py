@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from door_firmware_bridge.cli import app
 from door_firmware_bridge.config import HARD_STALENESS_CAP_S, ConfigError, parse, to_toml
+from tests.bridge.conftest import ServiceProcess, Site, bridge_config
 
 GOOD = """
 site = "park-1"
@@ -86,7 +87,7 @@ def test_check_config_and_status(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(GOOD.format(tmp=tmp_path))
     runner = CliRunner()
-    ok = runner.invoke(app, ["check-config", "--config", str(path)])
+    ok = runner.invoke(app, ["check-config", "--config", str(path), "--no-network"])
     assert ok.exit_code == 0, ok.output
     assert "config ok" in ok.output and "lane=plate_and_pass" in ok.output and "staleness limit 900 s" in ok.output
     path.write_text(GOOD.format(tmp=tmp_path).replace("door_id = 4", "door_id = -4"))
@@ -104,3 +105,26 @@ def test_check_config_and_status(tmp_path: Path) -> None:
 def test_written_config_reads_back_the_same(tmp_path: Path) -> None:
     cfg = parse(tomllib.loads(GOOD.format(tmp=tmp_path)))
     assert parse(tomllib.loads(to_toml(cfg.model_dump(mode="json", exclude_none=True)))) == cfg
+
+
+def test_check_config_asks_the_service_and_the_broker(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    """A well-formed config can still be wrong: a bad key, an unreachable service, a door that is not the bridge's."""
+    runner = CliRunner()
+
+    def check(**overrides: object) -> tuple[int, str]:
+        cfg = bridge_config(site, tmp_path, service_url=service.url, **overrides)
+        path = tmp_path / "site.toml"
+        path.write_text(to_toml(cfg.model_dump(mode="json", exclude_none=True)))
+        result = runner.invoke(app, ["check-config", "--config", str(path)])
+        return result.exit_code, result.output
+
+    code, output = check()
+    assert code == 0 and "key accepted, every door bound" in output and "config ok" in output, output
+    code, output = check(service={"url": service.url, "device_key": "idsvc_not-a-key", "timeout_s": 3.0})
+    assert code == 1 and "service.device_key: the service refused the key (invalid_credentials)" in output
+    code, output = check(service={"url": "http://127.0.0.1:9", "device_key": site.bridge_key, "timeout_s": 1.0})
+    assert code == 1 and "service.url: http://127.0.0.1:9 is not reachable" in output
+    code, output = check(flat={"door_id": 99999})
+    assert code == 1 and "doors[0].door_id: door 99999 (flat-101) does not exist or is not bound to this bridge" in output
+    code, output = check(broker={"host": "127.0.0.1", "port": 9, "client_id": "bridge-check"})
+    assert code == 1 and "broker: 127.0.0.1:9 refused or is not reachable" in output

@@ -5,6 +5,7 @@ feed is refused with a reason."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.model import utcnow
 from door_firmware_bridge.offline import FEED_FILE, FeedError, OfflineCache
 from door_firmware_bridge.simulators.lock import LockSim
+from door_firmware_bridge.simulators.site import VAN_PLATE
 from idsvc.audit.service import AuditFilter, query
 from idsvc.auth import service as auth_keys
 from idsvc.auth.models import Role
@@ -174,3 +176,80 @@ def test_revocation_is_pushed_to_the_bridge_by_the_version_stream(site: Site, se
             assert denied.reasons == ("pass_revoked",) and denied.versions["feed"] > first
 
     asyncio.run(scenario())
+
+
+def test_stale_alarm_is_raised_when_the_copy_goes_stale_not_at_the_next_poll(site: Site, tmp_path: Path) -> None:
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+    cfg = bridge_config(site, tmp_path, service_url=NO_SERVICE, feed_dir=feed, offline={"refresh_s": 60})
+
+    async def scenario() -> None:
+        bridge = Bridge(cfg)
+        assert bridge.offline is not None
+        bridge.offline.max_staleness_s = 3  # stale 3 s after signing; the next poll is 60 s away
+        async with running(bridge):
+            await until(lambda: bridge.offline.state is not None, 10, "the feed")
+            await until(lambda: bool(bridge.journal.entries("cache_stale")), 6, "the stale alarm")
+            stale = bridge.journal.entries("cache_stale")[0]
+            assert stale.data["alarm"] is True and 3 <= stale.data["age_s"] <= 5
+
+    asyncio.run(scenario())
+
+
+def test_use_limits_are_counted_offline_and_reconciled(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    """A visitor grant with 2 uses: the bridge counts offline on top of the feed's count, the service
+    counts the offline uses when they are uploaded, and the next feed carries them (no double count)."""
+    grant = site.grant_of("tenant", "flat_group")
+    site.limit_uses(grant, 2)
+    cfg = bridge_config(site, tmp_path, service_url=service.url)
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            assert bridge.offline is not None
+            await until(lambda: bridge.offline.state is not None and bridge.offline.state.grants[grant]["max_uses"] == 2, 10, "the feed")
+            await asyncio.to_thread(service.stop)
+            for n in range(1, 4):
+                await lock.scan(site.tenant_pass)
+                await until(lambda n=n: len(_decisions(bridge)) == n, 10, f"offline decision {n}")
+            assert _decisions(bridge) == [("access_granted", "offline", []), ("access_granted", "offline", []), ("access_denied", "offline", ["uses_exhausted"])]
+            assert bridge.journal.offline_uses() == {grant: 2}
+            granted = bridge.journal.entries("access_granted")[0].data["versions"]
+            assert (granted["grant_id"], granted["counts_uses"]) == (grant, True)
+            await asyncio.to_thread(service.start)
+            await until(lambda: bridge.journal.counts()["pending"] == 0, 20, "the upload")
+            assert site.uses(grant) == 2  # the service counted the offline uses
+            await until(lambda: bridge.offline.state.grants[grant]["uses"] == 2 and bridge.journal.offline_uses() == {}, 20, "the feed to count them")
+            denied = bridge.offline.decide_qr(cfg.doors[0], site.tenant_pass, utcnow())
+            assert denied.reasons == ("uses_exhausted",)  # 2 in the feed, none on top: exhausted, not "4 used"
+            await lock.scan(site.tenant_pass)  # online now: the service says the same
+            await until(lambda: len(_decisions(bridge)) == 4, 10, "the online decision")
+            assert _decisions(bridge)[-1] == ("access_denied", "online", ["uses_exhausted"])
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_plates_are_decided_offline_by_their_keyed_digest(site: Site, tmp_path: Path) -> None:
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+    key_file = tmp_path / "site.key"
+    key_file.write_text(site.site_key())
+    cache = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache", site_key=base64.b64decode(site.site_key()))
+    document = (feed / FEED_FILE).read_bytes()
+    cache.apply(document)
+    assert VAN_PLATE.encode() not in document and "12345".encode() not in document  # no plate in clear in the feed
+    cfg = bridge_config(site, tmp_path, service_url=NO_SERVICE, gate_url="http://127.0.0.1:9")
+    gate = cfg.doors[1]
+    assert cache.decide_plate(gate, "粤B·12345", utcnow()).allow  # separators ignored, as the service does
+    assert cache.decide_plate(gate, "粤B99999", utcnow()).reasons == ("subject_unknown",)
+    assert cache.decide_plate(cfg.doors[0], VAN_PLATE, utcnow()).reasons == ("no_grant_for_door",)
+    site.set_grant_status(site.grant_of("van", "gate_group"), "suspend")
+    site.write_feed(feed)
+    cache.apply((feed / FEED_FILE).read_bytes())
+    assert cache.decide_plate(gate, VAN_PLATE, utcnow()).reasons == ("grant_suspended",)
+    keyless = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache2")
+    keyless.apply(document)
+    assert keyless.decide_plate(gate, VAN_PLATE, utcnow()).reasons == ("offline_plate_data_missing",)
