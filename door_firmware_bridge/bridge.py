@@ -23,6 +23,7 @@ from typing import Any
 from door_firmware_bridge import clock, faults, recovery, temperature
 from door_firmware_bridge.adapters.base import Adapter
 from door_firmware_bridge.adapters.camera import CameraAdapter
+from door_firmware_bridge.adapters.dahua import DahuaAdapter
 from door_firmware_bridge.adapters.isapi import IsapiAdapter
 from door_firmware_bridge.adapters.mqtt import MqttAdapter
 from door_firmware_bridge.config import Adapter as AdapterKind
@@ -59,12 +60,14 @@ class Bridge:
         self.uploader = Uploader(self.journal, cfg.service, cfg.journal)
         mqtt_doors = [d for d in cfg.doors if d.adapter is AdapterKind.mqtt]
         isapi_doors = [d for d in cfg.doors if d.adapter is AdapterKind.isapi]
+        dahua_doors = [d for d in cfg.doors if d.adapter is AdapterKind.dahua]
         self.mqtt = MqttAdapter(cfg.site, cfg.broker, cfg.client_id, mqtt_doors) if mqtt_doors else None
         self.isapi = IsapiAdapter(cfg.listener, isapi_doors, self.journal, lambda: self.offline.state if self.offline else None) if isapi_doors else None
+        self.dahua = DahuaAdapter(dahua_doors) if dahua_doors else None
         self.cameras = [CameraAdapter(d, d.camera) for d in cfg.doors if d.camera is not None]
-        self.actuators: dict[str, Any] = {d.name: self.mqtt for d in mqtt_doors} | {d.name: self.isapi for d in isapi_doors}
+        self.actuators: dict[str, Any] = {d.name: self.mqtt for d in mqtt_doors} | {d.name: self.isapi for d in isapi_doors} | {d.name: self.dahua for d in dahua_doors}
         self.supervisor = Supervisor(cfg.doors, self.actuators, self.record)
-        self.adapters: list[Adapter] = [a for a in (self.mqtt, self.isapi, *self.cameras) if a is not None]
+        self.adapters: list[Adapter] = [a for a in (self.mqtt, self.isapi, self.dahua, *self.cameras) if a is not None]
         self.readings = temperature.ReadingLedger()
         self._doors = {d.name: d for d in cfg.doors}
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -104,6 +104,7 @@ class TemperatureConfig(Strict):
 class Adapter(str, enum.Enum):
     mqtt = "mqtt"
     isapi = "isapi"
+    dahua = "dahua"
 
 
 class Profile(str, enum.Enum):
@@ -150,6 +151,17 @@ class IsapiTerminal(Strict):
     face_library: str = Field("1", description="sync_people: the terminal's face picture library (FDID) whose faces follow the list.")
 
 
+class DahuaTerminal(Strict):
+    """A Dahua access terminal or controller through its HTTP API (eventManager.cgi, accessControl.cgi)."""
+
+    base_url: Annotated[str, Field(pattern=r"^https?://")]
+    username: str
+    password: str
+    channel: Annotated[int, Field(ge=1, le=64, description="The door (accessControl.cgi channel, from 1).")] = 1
+    timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.0
+    heartbeat_s: Annotated[int, Field(ge=1, le=60, description="Heartbeat the event stream is asked for; silence for twice this reconnects.")] = 5
+
+
 class CameraConfig(Strict):
     source: str = Field(description="rtsp://... URL or a video file path.")
     open_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
@@ -175,6 +187,7 @@ class DoorConfig(Strict):
     device_relock_s: Annotated[float | None, Field(ge=1, le=3600, description="nuki/zigbee2mqtt: the lock relocks itself this long after an unlock (Nuki Auto Lock, Zigbee auto_relock_time); unset = the bridge locks it after the pulse.")] = None
     command_key: Base64Bytes | None = Field(None, description="acs locks: base64 secret shared with the lock; commands then carry an hmac it checks.")
     isapi: IsapiTerminal | None = None
+    dahua: DahuaTerminal | None = None
     camera: CameraConfig | None = None
     pulse_s: Annotated[float, Field(ge=1, le=30, description="Unlock for this long; the device relocks by itself.")] = 5.0
     command_ttl_s: Annotated[float, Field(ge=1, le=30, description="A command not executed within this is void.")] = 5.0
@@ -191,6 +204,8 @@ class DoorConfig(Strict):
     def _adapter_fields(self) -> Self:
         if self.adapter is Adapter.isapi and self.isapi is None:
             raise ValueError("adapter 'isapi' needs an [doors.isapi] table")
+        if self.adapter is Adapter.dahua and self.dahua is None:
+            raise ValueError("adapter 'dahua' needs a [doors.dahua] table")
         if self.lane is not Lane.pass_only and (self.isapi is None or not self.isapi.allowed_sources):
             # A plate is the camera's word, unsigned: only the camera itself may say it.
             raise ValueError(f"lane '{self.lane.value}' needs isapi.allowed_sources (the addresses of the terminal and plate camera)")
