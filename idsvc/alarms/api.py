@@ -4,6 +4,7 @@ emission data, and the device call that uploads sensor readings. Thin: the servi
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -84,11 +85,16 @@ async def alarm_stream(ctx: Ctx, caller: Caller) -> AsyncIterator[ServerSentEven
             loop.call_soon_threadsafe(lambda: queue.full() or queue.put_nowait(notice))
 
     unsubscribe = ctx.bus.subscribe(on_notice)
+    recent: deque[str] = deque(maxlen=256)  # with Redis this node hears its own notices twice
     try:
         yield ServerSentEvent(event="ready", data={"role": caller.role.value}, retry=1000)
         while True:
             notice = await queue.get()
-            yield ServerSentEvent(event="alarm", id=f"{notice['alarm']['id']}.{notice['alarm']['count']}.{notice['event']}", data=notice)
+            event_id = f"{notice['alarm']['id']}.{notice['alarm']['count']}.{notice['event']}"
+            if event_id in recent:
+                continue
+            recent.append(event_id)
+            yield ServerSentEvent(event="alarm", id=event_id, data=notice)
     finally:
         unsubscribe()
 
