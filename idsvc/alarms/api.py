@@ -60,16 +60,20 @@ def alarm_summary(ctx: Ctx, caller: Caller, site_id: RowId | None = None) -> dic
         return service.summary(s, caller, site_id)
 
 
-@router.get("/alarms/stream", response_class=EventSourceResponse)
-async def alarm_stream(ctx: Ctx, caller: Caller) -> AsyncIterator[ServerSentEvent]:
-    """``event: alarm`` per notice the caller may see (raised, repeated, acknowledged, cleared), as it happens."""
+async def _owned_units(ctx: Ctx, caller: Caller) -> set[int]:
+    """Checked before the stream opens, so tenants and devices get a 403, not an empty stream."""
 
-    def units() -> list[int]:
+    def units() -> set[int]:
         with ctx.db.session() as s:
-            service.visible(s, caller)  # refuses tenants and devices before the stream opens
-            return owned_unit_ids(s, caller)
+            service.visible(s, caller)
+            return set(owned_unit_ids(s, caller))
 
-    owned = set(await run_in_threadpool(units))
+    return await run_in_threadpool(units)
+
+
+@router.get("/alarms/stream", response_class=EventSourceResponse)
+async def alarm_stream(ctx: Ctx, caller: Caller, owned: Annotated[set[int], Depends(_owned_units)]) -> AsyncIterator[ServerSentEvent]:
+    """``event: alarm`` per notice the caller may see (raised, repeated, acknowledged, cleared), as it happens."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
 
