@@ -12,8 +12,8 @@ from starlette.formparsers import MultiPartParser
 from idsvc import __version__
 from idsvc.alarms.api import router as alarms_router
 from idsvc.alarms.runtime import AlarmRuntime
-from idsvc.audit.api import router as audit_router
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
 from idsvc.context import AppContext
@@ -41,7 +41,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         settings = context.settings
         alarms = AlarmRuntime(context.db, context.sealer, context.bus, sweep_s=settings.alarm_sweep_s, hj212_host=settings.hj212_host, hj212_port=settings.hj212_port)
         await alarms.start()
-        _app.state.alarms = alarms
         try:
             yield
         finally:

@@ -23,7 +23,7 @@ from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import JsonObject, Name, Reason, RowId, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
 from idsvc.registry.site_settings import EmissionLimitOverride
-from idsvc.revocation.bus import Notice
+from idsvc.core.bus import Notice
 
 router = APIRouter(prefix="/v1", tags=["alarms"])
 CREATED = {"status_code": status.HTTP_201_CREATED}

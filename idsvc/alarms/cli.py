@@ -11,7 +11,7 @@ import typer
 from idsvc.alarms import sensors, service
 from idsvc.alarms.models import SensorFamily, SensorKind, Severity
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import cli_context, fail, print_json
+from idsvc.core.cli import cli_context, fail, print_json
 
 
 def register(app: typer.Typer) -> None:

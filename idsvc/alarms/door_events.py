@@ -17,7 +17,7 @@ from idsvc.alarms import catalogue, service
 from idsvc.device_events import service as device_events
 from idsvc.device_events.models import DeviceEvent
 from idsvc.registry.models import Device, Door
-from idsvc.revocation.bus import Bus
+from idsvc.core.bus import Bus
 
 
 def source_of(event: DeviceEvent) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from idsvc.revocation.bus import Bus, Notice
+from idsvc.core.bus import Bus, Notice
 
 log = logging.getLogger(__name__)
 KIND = "alarm"

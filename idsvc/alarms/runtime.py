@@ -16,7 +16,7 @@ from idsvc.alarms.hj212.server import Hj212Server
 from idsvc.alarms.hj212.stations import Stations
 from idsvc.core.db import Database, utcnow
 from idsvc.core.sealing import Sealer
-from idsvc.revocation.bus import Bus
+from idsvc.core.bus import Bus
 
 log = logging.getLogger(__name__)
 

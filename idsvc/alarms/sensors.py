@@ -24,7 +24,7 @@ from idsvc.core.errors import Conflict, InvalidInput
 from idsvc.core.sealing import Sealer
 from idsvc.registry.models import Building, Device, Site, Unit
 from idsvc.registry.scope import not_visible, owned_unit_ids
-from idsvc.revocation.bus import Bus
+from idsvc.core.bus import Bus
 
 # How long a sensor may say nothing before it is offline, unless set per sensor. Zigbee battery
 # sensors check in at least hourly; Tasmota sends tele every 300 s by default; HJ 212 stations send

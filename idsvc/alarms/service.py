@@ -30,7 +30,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden, InvalidInput
 from idsvc.registry.scope import not_visible, owned_unit_ids
-from idsvc.revocation.bus import Bus
+from idsvc.core.bus import Bus
 
 SYSTEM = "system"  # the actor of what the service does by itself (sweeps, automatic clears)
 

@@ -17,7 +17,7 @@ from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.registry import doors, schemas
 from idsvc.registry.models import DeviceKind
-from idsvc.revocation.bus import Notice
+from idsvc.core.bus import Notice
 from tests.world import World, build_world
 
 

@@ -34,7 +34,7 @@ from idsvc.alarms.models import EmissionRecord, Sensor, SensorFamily
 from idsvc.core.db import Database, utcnow
 from idsvc.core.sealing import Sealer
 from idsvc.registry.models import Site
-from idsvc.revocation.bus import Bus
+from idsvc.core.bus import Bus
 
 log = logging.getLogger(__name__)
 
