@@ -51,7 +51,6 @@ _TYPES = [
     AlarmType("cache_stale", Severity.major, "a bridge's offline copy is older than its limit: offline QR passes are refused"),
     AlarmType("feed_refused", Severity.major, "a bridge refused a sync feed document (signature, version gap)"),
     AlarmType("device_message_refused", Severity.minor, "a bridge refused a device message from an address not allowed"),
-    AlarmType("sensor_gateway_offline", Severity.major, "a sensor ingest has not reported for its silence limit"),
 ]
 
 TYPES: dict[str, AlarmType] = {t.name: t for t in _TYPES}
