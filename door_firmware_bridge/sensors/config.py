@@ -69,6 +69,7 @@ class SensorIngestConfig(Strict):
     journal: JournalConfig = JournalConfig(path=Path("var/sensor-journal.db"))
     zigbee2mqtt_base: Annotated[str, Field(pattern=r"^[^#+\x00]{1,128}$")] = "zigbee2mqtt"
     tasmota_prefix: Annotated[str, Field(pattern=r"^[^#+\x00]{1,128}$", description="Tasmota's %prefix% for telemetry (FullTopic default: tele).")] = "tele"
+    heartbeat_s: Annotated[float, Field(ge=0.1, le=60, description="Tell the service the ingest hears its broker this often (it allows 180 s).")] = 30.0
     sensors: Annotated[list[SensorConfig], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -3,7 +3,8 @@
 Every message that says something (a state, an availability change) is journalled before anything
 else (``Journal``, the bridge's append-only SQLite, fsynced), then uploaded at least once by the
 bridge's ``Uploader`` to ``POST /v1/device/sensor-readings``; the service drops re-sent readings
-by time. Readings of one sensor get strictly increasing times here, which is what lets the service
+by time. While connected to the broker, it also heartbeats (``POST /v1/device/sensor-heartbeat``):
+the service judges its sensors' silence only while it hears the ingest. Readings of one sensor get strictly increasing times here, which is what lets the service
 recognise a re-sent one. The ingest holds no alarm logic: limits and hold times are the service's.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiomqtt
+import httpx
 
 from door_firmware_bridge.journal import Entry, Journal
 from door_firmware_bridge.model import new_id, utcnow
@@ -25,6 +27,7 @@ from door_firmware_bridge.uploader import Uploader
 log = logging.getLogger(__name__)
 KIND = "sensor_reading"
 READINGS_PATH = "/v1/device/sensor-readings"
+HEARTBEAT_PATH = "/v1/device/sensor-heartbeat"
 
 
 def to_body(entries: list[Entry]) -> dict[str, Any]:
@@ -110,11 +113,23 @@ class SensorIngest:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
+    async def _heartbeat(self) -> None:
+        """Only while the broker is connected: a silent sensor then means the sensor, not us."""
+        async with httpx.AsyncClient(base_url=self.cfg.service.url, headers={"Authorization": f"Bearer {self.cfg.service.key()}"}, timeout=self.cfg.service.timeout_s) as client:
+            while True:
+                if self.connected.is_set():
+                    try:
+                        (await client.post(HEARTBEAT_PATH)).raise_for_status()
+                    except httpx.HTTPError as exc:
+                        log.debug("heartbeat failed: %s", exc)  # the uploader reports the service's absence
+                await asyncio.sleep(self.cfg.heartbeat_s)
+
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._listen())
                 group.create_task(self.uploader.run())
+                group.create_task(self._heartbeat())
         finally:
             await self.uploader.aclose()
             self.journal.close()

@@ -19,7 +19,8 @@ from idsvc.alarms.hj212.stations import CRC_POLICIES
 from idsvc.alarms.models import EmissionRecord, SensorFamily, SensorKind, Severity
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.errors import InvalidInput
+from idsvc.core.db import utcnow
+from idsvc.core.errors import Forbidden, InvalidInput
 from idsvc.core.validation import JsonObject, Name, Reason, RowId, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
 from idsvc.registry.site_settings import EmissionLimitOverride
@@ -258,6 +259,16 @@ class ReadingsOut(BaseModel):
     stored: list[str]
     duplicates: list[str]
     rejected: dict[str, str]
+
+
+@router.post("/device/sensor-heartbeat", tags=["device"])
+def sensor_heartbeat(ctx: Ctx, caller: Caller) -> dict[str, str]:
+    """A sensor ingest says it is alive (every 30 s): its sensors' silence is judged only while it is heard."""
+    now = utcnow()
+    with ctx.db.session() as s:
+        if not sensors.heard_from(s, ctx.bus, caller, now):
+            raise Forbidden("This device reports for no sensor; register sensors with it as their device_id.", code="not_a_sensor_ingest")
+    return {"at": now.isoformat()}
 
 
 @router.post("/device/sensor-readings", tags=["device"])

@@ -32,6 +32,7 @@ _TYPES = [
     AlarmType("sensor_tamper", Severity.major, "a sensor's case was opened or it was removed"),
     AlarmType("sensor_battery_low", Severity.warning, "a sensor's battery is low"),
     AlarmType("sensor_offline", Severity.major, "a sensor or station went offline (last will, availability) or silent"),
+    AlarmType("sensor_gateway_offline", Severity.major, "a sensor ingest has not been heard for its silence limit (its sensors' silence is not judged meanwhile)"),
     # HJ 212 emission stations.
     AlarmType("emission_exceedance", Severity.major, "an hour or day mean above the station's limit (GB 3095-2012 Grade II unless set)"),
     AlarmType("station_fault", Severity.minor, "a station flags a value D (fault), B (communication error) or T (over range)"),

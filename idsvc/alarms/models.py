@@ -128,6 +128,19 @@ class Sensor(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SensorGateway(Base):
+    """A sensor ingest's last word. Its sensors' silence means something only while it is heard:
+    when the ingest (or its link) is down, it is one ``sensor_gateway_offline`` alarm, not one
+    ``sensor_offline`` per sensor."""
+
+    __tablename__ = "sensor_gateways"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    site_id: Mapped[int] = mapped_column(Integer)
+    last_contact_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 class EmissionRecord(Base):
     """One pollutant's values in one HJ 212 data message; a re-sent message is stored once."""
 

@@ -16,10 +16,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from idsvc.alarms import rules, service
-from idsvc.alarms.models import Sensor, SensorFamily, SensorKind
+from idsvc.alarms.models import Sensor, SensorFamily, SensorGateway, SensorKind
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, InvalidInput
 from idsvc.core.sealing import Sealer
 from idsvc.registry.models import Building, Device, Site, Unit
@@ -30,6 +31,8 @@ from idsvc.core.bus import Bus
 # sensors check in at least hourly; Tasmota sends tele every 300 s by default; HJ 212 stations send
 # minute data at intervals of at most 30 min.
 DEFAULT_SILENCE_S = {SensorFamily.zigbee2mqtt: 7200, SensorFamily.tasmota: 900, SensorFamily.hj212: 3600}
+# A sensor ingest heartbeats every 30 s (door-bridge sensors: heartbeat_s); six missed is offline.
+GATEWAY_SILENCE_S = 180
 
 
 @dataclass
@@ -156,9 +159,28 @@ class ReadingsResult:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
+def heard_from(session: Session, bus: Bus, caller: Principal, now: datetime) -> bool:
+    """A sensor ingest spoke (readings or a heartbeat): note it, and end its offline alarm.
+    False for a device that reports for no sensor (it is no ingest: nothing to note)."""
+    caller.require_role(Role.device)
+    device = session.get(Device, caller.device_id)
+    if device is None or session.scalar(select(Sensor.id).where(Sensor.device_id == device.id).limit(1)) is None:
+        return False
+    gateway = session.get(SensorGateway, device.id, with_for_update=True)
+    if gateway is None:
+        session.add(SensorGateway(device_id=device.id, site_id=device.site_id, last_contact_at=now, online=True))
+        return True
+    gateway.last_contact_at = max(now, gateway.last_contact_at)
+    if not gateway.online:
+        gateway.online = True
+        service.normal(session, bus, f"device:{device.id}", ["sensor_gateway_offline"], now, reason="heard again")
+    return True
+
+
 def ingest(session: Session, bus: Bus, caller: Principal, readings: list[Reading]) -> ReadingsResult:
     """Apply a device's batch of readings in order; every event id lands in exactly one list."""
     caller.require_role(Role.device)
+    heard_from(session, bus, caller, utcnow())
     result = ReadingsResult()
     device = session.get(Device, caller.device_id)
     codes = {r.sensor for r in readings}
@@ -208,14 +230,39 @@ def _apply(session: Session, bus: Bus, sensor: Sensor, reading: Reading, limits:
             service.normal(session, bus, source, [threshold.alarm_type], reading.at)
 
 
+def _sweep_gateways(session: Session, bus: Bus, now: datetime) -> dict[int, SensorGateway]:
+    gateways = {g.device_id: g for g in session.scalars(select(SensorGateway))}
+    for gateway in gateways.values():
+        silent = now - gateway.last_contact_at >= timedelta(seconds=GATEWAY_SILENCE_S)
+        if gateway.online and silent:
+            claimed = session.execute(
+                update(SensorGateway).where(SensorGateway.device_id == gateway.device_id, SensorGateway.online.is_(True), SensorGateway.last_contact_at == gateway.last_contact_at).values(online=False)
+            ).rowcount
+            if claimed == 1:
+                session.refresh(gateway)
+                signal = service.Signal(source=f"device:{gateway.device_id}", type="sensor_gateway_offline", site_id=gateway.site_id, at=now, device_id=gateway.device_id,
+                                        data={"silent_s": int((now - gateway.last_contact_at).total_seconds()), "silence_s": GATEWAY_SILENCE_S})
+                service.raise_alarm(session, bus, signal, service.SYSTEM)
+    return gateways
+
+
 def sweep_silent(session: Session, bus: Bus, now: datetime) -> list[Sensor]:
-    """Sensors that said nothing for their silence limit go offline (once: the update is the claim)."""
+    """Sensors that said nothing for their silence limit go offline (once: the update is the claim).
+
+    A sensor reported by an ingest is judged only on what that ingest has said: it is silent when the
+    ingest was heard after the sensor's silence limit passed (a sensor of an ingest never heard, or
+    gone quiet, is the ingest's alarm, not its own)."""
+    gateways = _sweep_gateways(session, bus, now)
     gone = []
     candidates = session.scalars(select(Sensor).where(Sensor.active.is_(True), or_(Sensor.online.is_(None), Sensor.online.is_(True)))).all()
     for sensor in candidates:
         last = sensor.last_seen_at or sensor.created_at
         if now - last < timedelta(seconds=sensor.silence_s):
             continue
+        if sensor.device_id is not None:
+            gateway = gateways.get(sensor.device_id)
+            if gateway is None or not gateway.online or gateway.last_contact_at < last + timedelta(seconds=sensor.silence_s):
+                continue
         claimed = session.execute(
             update(Sensor).where(Sensor.id == sensor.id, or_(Sensor.online.is_(None), Sensor.online.is_(True)), Sensor.last_seen_at.is_(sensor.last_seen_at) if sensor.last_seen_at is None else Sensor.last_seen_at == sensor.last_seen_at)
             .values(online=False)

@@ -17,7 +17,7 @@ from idsvc.core.db import utcnow
 from tests.alarms.conftest import SensorWorld
 
 ROLES = ("district", "admin_a", "admin_b", "owner1", "owner2", "tenant1", "device1", "anonymous")
-PREFIXES = ("/v1/alarms", "/v1/sensors", "/v1/device/sensor-readings")
+PREFIXES = ("/v1/alarms", "/v1/sensors", "/v1/device/sensor-")
 
 
 def expect(default: int, **statuses: int) -> dict[str, int]:
@@ -59,6 +59,8 @@ ROWS = [
     Row("GET", "/v1/alarms/stream", "/v1/alarms/stream", {"tenant1": 403, "device1": 403, "anonymous": 401}),
     # Only a device reports, and only for its own sensors: device1 is a lock, so its reading is rejected (200, "rejected").
     Row("POST", "/v1/device/sensor-readings", "/v1/device/sensor-readings", expect(403, device1=200, anonymous=401), body=_reading),
+    # A lock is no sensor ingest: its heartbeat is refused (not_a_sensor_ingest).
+    Row("POST", "/v1/device/sensor-heartbeat", "/v1/device/sensor-heartbeat", expect(403, anonymous=401)),
 ]
 
 

@@ -61,7 +61,7 @@ def _config(e2e: SensorWorld, service: ServiceProcess, tmp_path: Path, prefix: s
         "site": "village", "service": {"url": service.url, "device_key": e2e.ingest_token, "timeout_s": 3.0},
         "broker": {"host": "127.0.0.1", "port": BROKER_PORT, "client_id": f"ingest-{prefix}"},
         "journal": {"path": str(tmp_path / "sensors.db"), "upload_interval_s": 0.1},
-        "zigbee2mqtt_base": f"{prefix}/zigbee2mqtt", "tasmota_prefix": f"{prefix}/tele",
+        "zigbee2mqtt_base": f"{prefix}/zigbee2mqtt", "tasmota_prefix": f"{prefix}/tele", "heartbeat_s": 0.3,
         "sensors": [
             {"code": "smoke-101", "family": "zigbee2mqtt"}, {"code": "gas-102", "family": "zigbee2mqtt"}, {"code": "leak-101", "family": "zigbee2mqtt"},
             {"code": "efm-b1", "family": "tasmota", "topic": "efm_b1",

@@ -94,6 +94,15 @@ def upgrade() -> None:
     for column in ("site_id", "building_id", "unit_id", "device_id"):
         op.create_index(f"ix_sensors_{column}", "sensors", [column])
     op.create_table(
+        "sensor_gateways",
+        sa.Column("device_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("last_contact_at", idsvc.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("online", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["device_id"], ["devices.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("device_id"),
+    )
+    op.create_table(
         "emission_records",
         sa.Column("id", BIG_ID, nullable=False),
         sa.Column("sensor_id", sa.Integer(), nullable=False),
@@ -113,6 +122,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_emission_records_sensor_time", table_name="emission_records")
     op.drop_table("emission_records")
+    op.drop_table("sensor_gateways")
     for column in ("site_id", "building_id", "unit_id", "device_id"):
         op.drop_index(f"ix_sensors_{column}", table_name="sensors")
     op.drop_table("sensors")
