@@ -93,7 +93,7 @@ def test_answers_follow_appendix_c() -> None:
         (b"##0088" + VECTORS[2][0].encode() + b"3240\r\n", "bad_length"),
         (_frame(*VECTORS[2]).replace(b"3240\r\n", b"32G0\r\n"), "bad_crc_field"),
         (_frame(f"QN=1;ST=91;CN=9014;PW=1;MN={MN};Flag=4;CP=&&", "0000"), "bad_cp"),
-        (_frame(f"QN=1;ST=91;CN=9014;PW=1;Flag=4;CP=&&&&", "0000"), "missing_field"),
+        (_frame("QN=1;ST=91;CN=9014;PW=1;Flag=4;CP=&&&&", "0000"), "missing_field"),
         (_frame(f"QN=1;ST=91;CN=9014;PW=1;MN={MN};Flag=x;CP=&&&&", "0000"), "bad_flag"),
         (_frame(f"QN=1;ST=91;CN=2061;PW=1;MN={MN};Flag=7;CP=&&&&", "0000"), "bad_split"),
         (_frame(f"QN=1;ST=91;CN=2061;PW=1;MN={MN};Flag=7;PNUM=2;PNO=3;CP=&&&&", "0000"), "bad_split"),

@@ -172,3 +172,17 @@ def test_resent_data_is_stored_once_and_alarm_notices_stream_live(stations: tupl
         assert len(records) == 1
 
     asyncio.run(scenario())
+
+
+def test_the_station_simulator_command(stations: tuple[World, dict[str, int]], hj212_service: ServiceProcess) -> None:
+    from typer.testing import CliRunner
+
+    from door_firmware_bridge.cli import app
+
+    port = str(hj212_service.hj212_port)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, ["sensors", "simulate-hj212", "--mn", MN, "--pw", PW, "--port", port, "--cn", "2061", "--so2", "0.62"])
+    assert result.exit_code == 0, result.output
+    answer = result.output.split("answer: ", 1)[1].strip()
+    assert protocol.parse(answer.encode() + b"\r\n").cn == "9014"
+    wrong = CliRunner().invoke(app, ["sensors", "simulate-hj212", "--mn", MN, "--pw", "nope", "--port", port])
+    assert "QnRtn=3" in wrong.output
