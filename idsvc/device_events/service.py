@@ -11,26 +11,40 @@ reuses ids cannot hide an event behind another. Events without a door (``bridge_
 An offline allow on a grant with a use limit (``access_granted`` with ``source: offline`` and the
 grant in its versions, ``counts_uses: true``) is counted on that grant when stored: the bridge took
 the use from its feed without asking, and the count reaches the bridges with the next feed.
+
+Domains above this one react to stored events inside the same transaction through
+:func:`on_stored` (the alarm core turns ``"alarm": true`` events into alarms), so an event and what
+follows from it commit together, and a re-uploaded event, being a duplicate, is not acted on twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.bus import Bus
 from idsvc.core.context import ServiceContext
 from idsvc.device_events.models import DeviceEvent
 from idsvc.registry.access import count_offline_use
 from idsvc.registry.models import Device, Door
 
 _ATTEMPTS = 3
+StoredHandler = Callable[[Session, Bus, Sequence[DeviceEvent]], None]
+_handlers: dict[str, StoredHandler] = {}
+
+
+def on_stored(name: str, handler: StoredHandler) -> None:
+    """Call ``handler(session, bus, rows)`` with each batch of newly stored events, before commit."""
+    _handlers[name] = handler
 
 
 @dataclass(frozen=True)
@@ -115,22 +129,26 @@ def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming])
                 for e in fresh
             ),
         )
-        for event, row in zip(fresh, rows, strict=True):
-            session.add(
-                DeviceEvent(
-                    event_id=event.event_id,
-                    device_id=caller.device_id,
-                    site_id=row.site_id,
-                    door_id=event.door_id,
-                    kind=event.kind,
-                    at=event.at,
-                    audit_seq=row.seq,
-                    data=event.data,
-                )
+        stored = [
+            DeviceEvent(
+                event_id=event.event_id,
+                device_id=caller.device_id,
+                site_id=row.site_id,
+                door_id=event.door_id,
+                kind=event.kind,
+                at=event.at,
+                audit_seq=row.seq,
+                data=event.data,
             )
-            result.stored.append(event.event_id)
+            for event, row in zip(fresh, rows, strict=True)
+        ]
+        session.add_all(stored)
+        result.stored.extend(e.event_id for e in fresh)
+        for event in fresh:
             grant_id = offline_use(event)
             if grant_id is not None:
                 count_offline_use(session, grant_id)
         session.flush()
+        for handler in _handlers.values():
+            handler(session, ctx.bus, stored)
     return result
