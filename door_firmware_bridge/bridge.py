@@ -150,8 +150,9 @@ class Bridge:
                 self._skewed.add(presented.source)
                 self.record("device_clock_skew", door, alarm=True, source=presented.source, skew_s=round((presented.at - presented.received_at).total_seconds(), 1),
                             limit_s=self.max_clock_skew_s, note="set the terminal's clock (NTP); its presentations are refused until then")
-        else:
+        elif presented.source in self._skewed:
             self._skewed.discard(presented.source)
+            self.record("device_clock_ok", door, source=presented.source)
         # People are measured, vehicles are not: a plate read alone is never held to the temperature gate.
         person = presented.qr is not None or presented.face_jpeg is not None or presented.remote_check is not None
         verdict = None

@@ -5,7 +5,7 @@ before it leaves, so the journal alone tells what may have happened at a door:
 
 - an allow without ``command_sent``: the command never left -> ``command_result`` ``not_sent``;
 - a ``command_sent`` without a result: the device may have run it -> ``command_result`` ``unknown``
-  with an alarm. The door may open for the rest of that command's pulse without a ``door_forced``
+  and a ``command_outcome_unknown`` alarm. The door may open for the rest of that command's pulse without a ``door_forced``
   (the supervisor is told), a late answer from the device is journalled as ``command_late_result``,
   and a lock the bridge relocks is locked once its retained state has been read.
 
@@ -38,19 +38,22 @@ def settle(journal: Journal, doors: list[DoorConfig], now: datetime) -> list[Unf
     found = [Unfinished(row.door_id, by_id.get(row.door_id or 0), row.decision_id, row.cmd_id, row.action, row.expires_at)
              for row in journal.unfinished_commands()]
     if found:
-        journal.append_many([_result(u, now) for u in found])
+        journal.append_many([entry for u in found for entry in _entries(u, now)])
     return found
 
 
-def _result(unfinished: Unfinished, now: datetime) -> Entry:
+def _entries(unfinished: Unfinished, now: datetime) -> list[Entry]:
     door_id = unfinished.door_id
     common = {"cmd_id": unfinished.cmd_id, "action": unfinished.action, "decision_id": unfinished.decision_id, "lock_state": None, "detail": "bridge_restarted"}
     if unfinished.cmd_id is None:
-        return Entry(new_id(), "command_result", now, door_id, None, common | {"status": "not_sent"})
-    return Entry(new_id(), "command_result", now, door_id, None, common | {
-        "status": "unknown", "alarm": True,
-        "note": "the bridge stopped before the device answered; the door state is read again from the device",
-    })
+        return [Entry(new_id(), "command_result", now, door_id, None, common | {"status": "not_sent"})]
+    return [
+        Entry(new_id(), "command_result", now, door_id, None, common | {"status": "unknown"}),
+        Entry(new_id(), "command_outcome_unknown", now, door_id, None, {
+            "cmd_id": unfinished.cmd_id, "decision_id": unfinished.decision_id, "alarm": True,
+            "note": "the bridge stopped before the device answered; the door state is read again from the device",
+        }),
+    ]
 
 
 def open_for_s(unfinished: Unfinished, now: datetime) -> float:

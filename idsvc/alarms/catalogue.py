@@ -52,6 +52,13 @@ _TYPES = [
     AlarmType("cache_stale", Severity.major, "a bridge's offline copy is older than its limit: offline QR passes are refused"),
     AlarmType("feed_refused", Severity.major, "a bridge refused a sync feed document (signature, version gap)"),
     AlarmType("device_message_refused", Severity.minor, "a bridge refused a device message from an address not allowed"),
+    AlarmType("command_outcome_unknown", Severity.major, "the bridge restarted before a lock confirmed an unlock; the door's state is read again"),
+    AlarmType("relock_failed", Severity.critical, "the bridge could not lock a lock that does not relock itself (Nuki, Zigbee) after a pulse"),
+    AlarmType("door_open_at_start", Severity.minor, "a door was open when the bridge started (not known whether forced)"),
+    AlarmType("device_clock_skew", Severity.major, "a terminal's clock is off by more than the site's bound: its presentations are refused"),
+    AlarmType("device_misconfigured", Severity.major, "a device's setting does not match the door (Tasmota PulseTime): the door is not driven"),
+    AlarmType("device_alarm", Severity.major, "a terminal raised an alarm of its own (Dahua BreakIn, DoorNotClosed, Duress)"),
+    AlarmType("terminal_people_sync_failed", Severity.major, "a terminal's person list could not be brought in step with the grants"),
 ]
 
 TYPES: dict[str, AlarmType] = {t.name: t for t in _TYPES}
@@ -69,4 +76,6 @@ CLEARED_BY_EVENT: dict[str, tuple[str, ...]] = {
     "device_online": ("device_offline",),
     "door_closed": ("door_held_open",),
     "cache_fresh": ("cache_stale",),
+    "door_relocked": ("relock_overdue", "relock_failed"),
+    "device_clock_ok": ("device_clock_skew",),
 }

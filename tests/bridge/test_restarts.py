@@ -178,7 +178,8 @@ def test_sigkill_at_each_step_of_an_unlock_ends_in_a_journalled_result(site: Sit
         assert len(granted) == 1 and granted[0].data["decision_id"] in results
         result = results[granted[0].data["decision_id"]]
         assert (result["status"], result["detail"]) == (status, "bridge_restarted")
-        assert result.get("alarm", False) is (status == "unknown")
+        unknown = [e.data for e in entries if e.kind == "command_outcome_unknown"]
+        assert [u["cmd_id"] for u in unknown] == ([result["cmd_id"]] if status == "unknown" else []) and all(u["alarm"] for u in unknown)
         kinds = [e.kind for e in entries]
         if status == "unknown":
             # The command may have run (it did when `unlocked`): opening in its window is not forced.

@@ -151,8 +151,10 @@ class IsapiAdapter:
                     await sink(Recorded(terminal.door.name, "terminal_people_sync_failed", {"error": f"{type(exc).__name__}: {exc}", "alarm": True}))
                     continue
                 self.people_synced[terminal.door.name] = report.to_dict() | {"feed": state.version}
-                if report.added or report.modified or report.deleted or report.faces_deleted or report.failed:
-                    await sink(Recorded(terminal.door.name, "terminal_people_synced", report.to_dict() | {"feed_version": state.version, "alarm": report.failed > 0}))
+                if report.added or report.modified or report.deleted or report.faces_deleted:
+                    await sink(Recorded(terminal.door.name, "terminal_people_synced", report.to_dict() | {"feed_version": state.version}))
+                if report.failed:
+                    await sink(Recorded(terminal.door.name, "terminal_people_sync_failed", report.to_dict() | {"feed_version": state.version, "alarm": True}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._feed_changed.wait(), SYNC_EVERY_S)
 
