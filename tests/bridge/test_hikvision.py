@@ -251,3 +251,41 @@ def test_terminal_clock_skew_is_bounded_both_ways_by_the_site_setting(site: Site
         await sim.stop()
 
     asyncio.run(scenario())
+
+
+def test_ten_terminals_with_clocks_skewed_both_ways(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+    """Ten gates asking a real service, their clocks from 2 minutes slow to 2 minutes fast: those within
+    the site's bound (30 s) are served as if their clocks were right, the others refused both ways,
+    with one clock alarm each; the refused ones never reach the service."""
+    offsets = [-120, -45, -25, -8, -3, 3, 8, 25, 45, 120]
+    door_ids = site.add_doors(len(offsets), person="employee")
+
+    async def scenario() -> None:
+        sims = [GateSim(bridge_url="", remote_check=True, clock_offset_s=offset) for offset in offsets]
+        for sim in sims:
+            await sim.start()
+        doors = [{"name": f"gate-{i:02d}", "door_id": door_id, "site_id": site.ids["site"], "adapter": "isapi", "ack_timeout_s": 3, "command_ttl_s": 5,
+                  "isapi": {"base_url": sim.base_url, "username": "admin", "password": "gate-pass-1", "mode": "remote_check"}}
+                 for i, (door_id, sim) in enumerate(zip(door_ids, sims, strict=True))]
+        cfg = bridge_config(site, tmp_path, service_url=service.url, doors=doors)
+        async with running(Bridge(cfg)) as bridge:
+            assert bridge.isapi is not None
+            for i, sim in enumerate(sims):
+                sim.bridge_url = f"http://127.0.0.1:{bridge.isapi.port}/isapi/gate-{i:02d}"
+            await asyncio.gather(*(sim.access(qr=site.employee_pass) for sim in sims))
+            verdicts = [(offset, sim.verdicts[0].result, sim.verdicts[0].info) for offset, sim in zip(offsets, sims, strict=True)]
+            assert verdicts == [
+                (-120, "failed", "presentation_late"), (-45, "failed", "presentation_late"),
+                (-25, "success", "ok"), (-8, "success", "ok"), (-3, "success", "ok"), (3, "success", "ok"), (8, "success", "ok"), (25, "success", "ok"),
+                (45, "failed", "presentation_from_future"), (120, "failed", "presentation_from_future"),
+            ]
+            assert sum(len(sim.opens) for sim in sims) == 6
+            measured = sorted(e.data["skew_s"] for e in bridge.journal.entries("device_clock_skew"))
+            assert len(measured) == 4 and all(abs(m - o) < 3 for m, o in zip(measured, (-120, -45, 45, 120), strict=True))
+            granted = bridge.journal.entries("access_granted")
+            assert len(granted) == 6 and {e.data["source"] for e in granted} == {"online"}
+            await until(lambda: bridge.journal.counts()["pending"] == 0, 20, "the upload")
+        for sim in sims:
+            await sim.stop()
+
+    asyncio.run(scenario())
