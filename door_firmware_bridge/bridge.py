@@ -32,6 +32,7 @@ from door_firmware_bridge.decisions import Decider, OnlineDecider, presented_kin
 from door_firmware_bridge.journal import Entry, Journal, JournalWriter
 from door_firmware_bridge.model import Availability, Command, CommandResult, Decision, DeviceEvent, DoorState, LocalDecision, LocalUnlock, Presented, Recorded, new_id, utcnow
 from door_firmware_bridge.offline import FeedError, FeedSource, FileFeedSource, HttpFeedSource, OfflineCache
+from door_firmware_bridge.offline_faces import OfflineFaces, SiteThreshold
 from door_firmware_bridge.supervisor import Outcome, Supervisor
 from door_firmware_bridge.uploader import Uploader
 
@@ -51,7 +52,7 @@ class Bridge:
         self.journal = Journal(cfg.journal.path)
         self.writer = JournalWriter(self.journal)
         self.offline = OfflineCache(cfg.offline.root_public_key, cfg.service_site_id, cfg.offline.max_staleness_s, cfg.offline.cache_dir,
-                                    uses=self.journal.offline_uses, site_key=cfg.offline.site_key()) if cfg.offline.enabled else None
+                                    uses=self.journal.offline_uses, site_key=cfg.offline.site_key(), faces=self._offline_faces()) if cfg.offline.enabled else None
         if self.offline is not None:
             self.offline.load_persisted()  # a restart while the service is away still has the last verified feed
         self.online = OnlineDecider(cfg.service)
@@ -77,6 +78,14 @@ class Bridge:
         self._feed_changed = asyncio.Event()
         self._first_fetch = asyncio.Event()  # the stale watch judges after the first fetch, not before it
         self._skewed: set[str] = set()  # device sources whose clock alarm is raised
+
+    def _offline_faces(self) -> OfflineFaces | None:
+        key = self.cfg.offline.site_key()
+        if not self.cfg.offline.faces or key is None:
+            return None
+        from door_firmware_bridge.adapters.camera import face_detector  # the face pack loads only where it is used
+
+        return OfflineFaces(face_detector(), key, SiteThreshold())
 
     def _feed_source(self) -> FeedSource | None:
         offline = self.cfg.offline

@@ -69,6 +69,7 @@ class OfflineConfig(Strict):
     refresh_s: Annotated[float, Field(ge=1, le=60, description="Poll the feed at least this often (the version stream nudges sooner).")] = 30.0
     cache_dir: Path = Path("var/bridge-cache")
     site_key_file: Path | None = Field(None, description="The site's feed key (`idsvc sync face-key --site S`, base64, mode 0600): plates and faces offline.")
+    faces: bool = Field(False, description="Decide faces offline from the feed's templates (the site must share them; needs site_key_file and the face model pack).")
 
     def site_key(self) -> bytes | None:
         if self.site_key_file is None:
@@ -84,6 +85,8 @@ class OfflineConfig(Strict):
             raise ValueError("offline decisions need root_public_key (set enabled = false to run online only)")
         if self.enabled and self.feed is FeedKind.file and self.feed_dir is None:
             raise ValueError("feed = 'file' needs feed_dir")
+        if self.faces and self.site_key_file is None:
+            raise ValueError("faces = true needs site_key_file (the templates in the feed are sealed with the site key)")
         return self
 
 

@@ -8,6 +8,7 @@ that, during an outage, each scan does not first wait out a connect timeout.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +140,9 @@ class Decider:
             try:
                 return await self.online.face(door, presented.face_jpeg)
             except ServiceUnreachable:
-                return Decision.deny("offline", "face", "service_unreachable", "offline_face_not_allowed")
+                if self.offline is None:
+                    return Decision.deny("offline", "face", "service_unreachable", "offline_disabled")
+                return await asyncio.to_thread(self.offline.decide_face, door, presented.face_jpeg, presented.received_at)
         return Decision.deny("bridge", presented_kind(presented), "no_credential")
 
 

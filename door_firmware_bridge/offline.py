@@ -31,6 +31,7 @@ from cwt.cose_key_interface import COSEKeyInterface
 
 from door_firmware_bridge.config import DoorConfig
 from door_firmware_bridge.model import Decision
+from door_firmware_bridge.offline_faces import OfflineFaces
 from idsvc.core.kv import MemoryStore
 from idsvc.core.validation import normalise_plate
 from idsvc.passes import codec, dynamic
@@ -92,11 +93,12 @@ def root_key(spki_b64: str) -> COSEKeyInterface:
 
 class OfflineCache:
     def __init__(self, root_spki_b64: str, site_id: int, max_staleness_s: int, cache_dir: Path,
-                 uses: Callable[[], Mapping[int, int]] = dict, site_key: bytes | None = None) -> None:
+                 uses: Callable[[], Mapping[int, int]] = dict, site_key: bytes | None = None, faces: OfflineFaces | None = None) -> None:
         self._root = root_key(root_spki_b64)
         self.site_id = site_id
         self.site_key = site_key  # the site's feed key: plate digests (and face templates)
         self._uses = uses  # offline uses the held feed does not count yet (the journal's offline_uses)
+        self.faces = faces
         self.max_staleness_s = max_staleness_s
         self.folder = cache_dir / "feed"
         self.state: FeedState | None = None
@@ -212,6 +214,19 @@ class OfflineCache:
             return Decision.deny("offline", "plate", "offline_plate_data_missing", versions=self.versions)
         access = state.vehicle_access(plate_key(self.site_key, normalise_plate(plate)), door.door_id, at, self._uses())
         return self._decision("plate", access, [], {})
+
+    def decide_face(self, door: DoorConfig, jpeg: bytes, at: datetime) -> Decision:
+        """1:N among the site's templates in the feed, then the grant check (offline_faces.py)."""
+        state, refusal = self._usable(door, "face", at)
+        if state is None:
+            return refusal  # type: ignore[return-value]
+        if self.faces is None or not state.faces_shared:
+            return Decision.deny("offline", "face", "offline_face_not_allowed", versions=self.versions)
+        match = self.faces.identify(state, jpeg)
+        scores = {"score": match.score, "threshold": match.threshold}
+        if match.sub is None:
+            return Decision(False, tuple(sorted(set(match.reasons))), "offline", "face", versions=self.versions | scores)
+        return self._decision("face", state.subject_access(match.sub, door.door_id, at, self._uses()), [], scores | {"subject": match.sub.hex()})
 
     def decide_subject(self, door: DoorConfig, employee_no: str, at: datetime) -> Decision:
         """A person the terminal identified itself (its employeeNo is the feed pseudonym in hex)."""

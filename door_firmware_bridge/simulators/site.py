@@ -20,6 +20,7 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
+from idsvc.faces import service as faces
 from idsvc.passes import issuing, keys
 from idsvc.registry import doors, grants, people, schemas, scope, sites, units
 from idsvc.registry.models import DeviceKind, DoorKind, Grant, Person, PersonKind, Status
@@ -86,6 +87,16 @@ class Site:
         """The site's feed key as `idsvc sync face-key` prints it (base64), for a bridge's offline.site_key_file."""
         with self.ctx.db.session() as s:
             return base64.b64encode(feed.site_face_key(s, self.ctx.sealer, self.ids["site"])).decode()
+
+    def enrol_face(self, person: str, photos: list[bytes]) -> None:
+        """Consent recorded, then a template from the photos (through the service's own enrolment)."""
+        with self.ctx.db.session() as s:
+            faces.record_consent(s, OPERATOR, self.ids[person], purpose="access", method="signed form")
+            faces.enrol(self.ctx, s, OPERATOR, self.ids[person], photos)
+
+    def withdraw_face(self, person: str) -> None:
+        with self.ctx.db.session() as s:
+            faces.withdraw_consent(s, OPERATOR, self.ids[person])
 
     def add_doors(self, count: int, person: str = "tenant") -> list[int]:
         """``count`` (at most 200) more doors in one new door group that ``person`` may open, served by

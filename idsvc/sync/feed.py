@@ -235,6 +235,7 @@ def build(session: Session, sealer: Sealer, site_id: int, since: int | None = No
         "type": FEED_TYPE, "site": site_id, "timezone": site.timezone, "version": version, "since": None if full else since, "iat": int(utcnow().timestamp()),
         "faces": faces_allowed(site),
         "bridge": bridge_settings(site.settings).model_dump(),
+        "face_policy": {"threshold": ((site.settings or {}).get("faces") or {}).get("threshold")},
         "trust_list": keys.trust_list(session, sealer) if keys_changed else None,
         "status_lists": status_lists(session, sealer) if full else None,
         "passes": b.out.passes, "people": b.out.people, "grants": b.out.grants, "templates": b.out.templates, "vehicles": b.out.vehicles,

@@ -70,6 +70,7 @@ class FeedState:
     templates: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)  # pseudonym -> sealed templates
     bridge: dict[str, Any] = field(default_factory=dict)  # the site's bridge settings (max_clock_skew_s)
     faces_shared: bool = False  # the site shares face templates with its bridges (a delta's say is the newest)
+    face_policy: dict[str, Any] = field(default_factory=dict)  # the site's face threshold for offline matching
 
     def pass_status(self, pass_id: bytes, kid: bytes, index: int) -> int:
         """The feed's own entry wins (it is newer than any list); else the issuer's status list."""
@@ -272,6 +273,8 @@ def apply(state: FeedState | None, document: bytes, root: COSEKeyInterface, *, s
     if isinstance(body.get("bridge"), dict):
         base = replace(base, bridge=dict(body["bridge"]))
     base = replace(base, faces_shared=body.get("faces") is True)
+    if isinstance(body.get("face_policy"), dict):
+        base = replace(base, face_policy=dict(body["face_policy"]))
     removed = body.get("removed") or {}
     for pass_id in removed.get("passes", []):
         base.passes.pop(pass_id, None)

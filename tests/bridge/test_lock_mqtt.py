@@ -82,7 +82,7 @@ def test_expired_and_duplicate_commands_are_not_run_again(site: Site, tmp_path: 
     asyncio.run(scenario())
 
 
-def test_face_frame_goes_to_the_service_and_never_offline(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
+def test_face_frame_goes_to_the_service_and_offline_only_where_templates_are_shared(site: Site, service: ServiceProcess, tmp_path: Path) -> None:
     cfg = bridge_config(site, tmp_path, service_url=service.url)
     nobody = cv2.imencode(".jpg", np.full((480, 640, 3), 200, np.uint8))[1].tobytes()  # an empty hallway
 
@@ -98,7 +98,7 @@ def test_face_frame_goes_to_the_service_and_never_offline(site: Site, service: S
             await until(lambda: len(bridge.journal.entries("access_denied")) == 2, 20, "the offline face decision")
             online, offline = (e.data for e in bridge.journal.entries("access_denied"))
             assert (online["source"], online["credential"]) == ("online", "face") and online["reasons"]
-            assert (offline["source"], offline["reasons"]) == ("offline", ["offline_face_not_allowed", "service_unreachable"])
+            assert (offline["source"], offline["reasons"]) == ("offline", ["offline_face_not_allowed"])  # the site shares no templates
             assert lock.received == []
         lock_task.cancel()
 
@@ -124,6 +124,44 @@ def test_signed_commands_broker_access_alone_cannot_unlock(site: Site, tmp_path:
                 await until(lambda: len(lock.received) == 3, 5, "the lock to get both")
             assert lock.unlock_count == 1
             assert [lock.results[c["cmd_id"]] for c in (forged, unsigned)] == ["rejected_signature", "rejected_signature"]
+        lock_task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_faces_decided_offline_from_the_feed_templates(site: Site, tmp_path: Path, shared_dir: Path) -> None:
+    """Where the site shares templates: 1:N at the bridge with the service down, the same grant check,
+    a stranger is unknown (never the nearest person), a withdrawn template stops matching."""
+    photos = shared_dir / "data" / "faces"
+    site.set_site_settings({"sync": {"faces": True}})
+    site.enrol_face("tenant", [(photos / "img1.jpg").read_bytes(), (photos / "img2.jpg").read_bytes()])  # Angelina Jolie
+    feed = tmp_path / "feed"
+    site.write_feed(feed)
+    key = tmp_path / "site.key"
+    key.write_text(site.site_key())
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9", feed_dir=feed, offline={"site_key_file": str(key), "faces": True})
+
+    async def scenario() -> None:
+        lock = LockSim(cfg.site, "flat-101", port=BROKER_PORT)
+        lock_task = asyncio.create_task(lock.run())
+        await asyncio.wait_for(lock.connected.wait(), 10)
+        async with running(Bridge(cfg)) as bridge:
+            assert bridge.offline is not None
+            await until(lambda: bridge.offline.state is not None, 10, "the feed")
+            await lock.show_face((photos / "img4.jpg").read_bytes())  # Angelina Jolie again, another photo
+            await until(lambda: len(bridge.journal.entries("access_granted")) == 1, 30, "the offline face decision")
+            granted = bridge.journal.entries("access_granted")[0].data
+            assert (granted["source"], granted["credential"]) == ("offline", "face") and granted["versions"]["score"] >= granted["versions"]["threshold"]
+            await lock.show_face((photos / "img3.jpg").read_bytes())  # Jennifer Aniston: nobody here
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 1, 30, "the stranger")
+            assert bridge.journal.entries("access_denied")[0].data["reasons"] == ["unknown_face"]
+            assert lock.unlock_count == 1
+            site.withdraw_face("tenant")  # consent withdrawn: the template leaves the feed
+            site.write_feed(feed)
+            await until(lambda: not bridge.offline.state.templates, 10, "the template removed")
+            await lock.show_face((photos / "img4.jpg").read_bytes())
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 2, 30, "the face without a template")
+            assert bridge.journal.entries("access_denied")[1].data["reasons"] == ["unknown_face"]
         lock_task.cancel()
 
     asyncio.run(scenario())
