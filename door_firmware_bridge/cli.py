@@ -157,11 +157,13 @@ def simulate_gate(
         raise typer.Exit(2)
     from urllib.parse import urlsplit
 
+    from door_firmware_bridge.config import IsapiMode
     from door_firmware_bridge.simulators.gate import GateSim
 
     async def main() -> None:
         where = urlsplit(target.isapi.base_url)  # type: ignore[union-attr]
         gate = GateSim(bridge_url=f"http://{cfg.listener.host}:{cfg.listener.port}/isapi/{door}", username=target.isapi.username,  # type: ignore[union-attr]
+                       remote_check=target.isapi.mode is IsapiMode.remote_check,  # type: ignore[union-attr]
                        password=target.isapi.password, host=where.hostname or "127.0.0.1", port=where.port or 80)  # type: ignore[union-attr]
         await gate.start()
         if plate:
@@ -169,6 +171,8 @@ def simulate_gate(
         if qr or temperature is not None:
             await gate.access(qr=qr or None, temperature=temperature)
         await asyncio.sleep(seconds)
+        for verdict in gate.verdicts:
+            typer.echo(f"remote verification of event {verdict.serial}: {verdict.result} {verdict.info or ''}".rstrip())
         typer.echo(f"door opened {len(gate.opens)} time(s)")
         await gate.stop()
 
