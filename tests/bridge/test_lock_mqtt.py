@@ -42,6 +42,9 @@ def test_qr_unlock_ack_state_and_relock(site: Site, service: ServiceProcess, tmp
             await until(lambda: lock.history[-1] == "locked" and "unlocked" in lock.history, 10, "the lock to relock")
             await until(lambda: bridge.supervisor.door_status()["flat-101"]["lock"] == "locked", 5, "the bridge to see the relock")
             assert "relock_overdue" not in _kinds(bridge)
+            await until(lambda: "door_relocked" in _kinds(bridge), 5, "the relock to be journalled")
+            relocked = bridge.journal.entries("door_relocked")[0].data
+            assert relocked["by"] == "device" and 0 < relocked["seconds_since_unlock"] < cfg.doors[0].pulse_s + cfg.doors[0].relock_grace_s
             # A stranger's code is refused with the service's reasons, and nothing is sent to the lock.
             await lock.scan("NH1:NOT-A-PASS")
             await until(lambda: "access_denied" in _kinds(bridge), 10, "the denial")
