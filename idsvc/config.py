@@ -43,7 +43,14 @@ class Settings(BaseSettings):
     face_min_sharpness: float = Field(50.0, ge=0.0, description="Smallest Laplacian variance of the 112x112 aligned face (blur gate).")
     face_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height); bigger is refused as a decompression bomb.")
     face_template_grace_days: int = Field(
-        7, ge=0, description="Days after a person's last grant ended before `idsvc faces purge` deletes their template."
+        7, ge=0, le=30, description="Days after a person's last grant ended before the template purge deletes their template (site override: retention.face_template_days)."
+    )
+    # Retention (docs/privacy.md); each site may override within the same bounds (site settings "retention").
+    retention_contact_days: int = Field(
+        180, ge=0, le=1095, description="Days after a person's last tenancy ended before their phone and registration fields are deleted."
+    )
+    retention_decision_days: int = Field(
+        180, ge=30, le=1095, description="Days after which door decisions and device events are pseudonymised (the person replaced by a pseudonym)."
     )
 
     @field_validator("data_dir", "models_dir")

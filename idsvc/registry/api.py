@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.core.db import utcnow
-from idsvc.core.validation import Reason, RowId
+from idsvc.core.validation import Phone, Reason, RowId
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
 from idsvc.registry.models import Status
 
@@ -182,25 +182,27 @@ def update_device(device_id: RowId, body: schemas.DevicePatch, ctx: Ctx, caller:
 @router.post("/people", **CREATED)
 def create_person(body: schemas.PersonIn, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.create_person(s, caller, body))
+        return schemas.PersonOut.of(s, people.create_person(s, caller, body))
 
 
 @router.get("/people")
-def list_people(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.PersonOut]:
+def list_people(
+    ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery], phone: Annotated[Phone | None, Query(description="Only people with this phone number (blind-index lookup).")] = None
+) -> list[schemas.PersonOut]:
     with ctx.db.session() as s:
-        return [schemas.PersonOut.model_validate(p) for p in people.list_people(s, caller, site_id)]
+        return [schemas.PersonOut.of(s, p) for p in people.list_people(s, caller, site_id, phone)]
 
 
 @router.get("/people/{person_id}")
 def get_person(person_id: RowId, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.get_person(s, caller, person_id))
+        return schemas.PersonOut.of(s, people.get_person(s, caller, person_id))
 
 
 @router.patch("/people/{person_id}")
 def update_person(person_id: RowId, body: schemas.PersonPatch, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.update_person(s, caller, person_id, body))
+        return schemas.PersonOut.of(s, people.update_person(s, caller, person_id, body))
 
 
 @router.post("/vehicles", **CREATED)

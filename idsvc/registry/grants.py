@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
 from idsvc.registry.doors import get_door_group
@@ -132,6 +133,8 @@ def change_status(session: Session, principal: Principal, grant_id: int, verb: s
     if grant.status not in allowed_from:
         raise Conflict(f"A {grant.status.value} grant cannot be {target.value}.", code="invalid_transition")
     grant.status, grant.status_reason = target, reason
+    if target is Status.revoked:
+        grant.ended_at = utcnow()
     events.record(
         session, principal, f"grant.{target.value}" if verb != "reinstate" else "grant.reinstated", entity_type="grant",
         entity_id=grant.id, site_id=grant.site_id, unit_id=grant.unit_id, person_id=grant.person_id, data={"reason": reason},

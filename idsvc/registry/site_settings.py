@@ -24,11 +24,49 @@ class SiteSyncSettings(BaseModel):
     faces: bool = Field(False, description="Put the encrypted face templates of granted people in the bridges' feed.")
 
 
+RegistrationField = Literal["sex", "birth_date", "household_province", "household_address", "occupation", "workplace"]
+
+
+class SiteRegistrationSettings(BaseModel):
+    """The optional tenant-registration fields this site collects (none unless turned on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[RegistrationField] = Field(default_factory=list, description="collected, sealed, and required for a complete registration")
+    deadline_days: int = Field(3, ge=0, le=30, description="days after a tenancy starts before an incomplete registration is overdue")
+
+
+# Bounds of every retention period, in days (docs/privacy.md says why each is what it is).
+FACE_TEMPLATE_DAYS = (0, 30)
+CONTACT_DAYS = (0, 1095)
+DECISION_DAYS = (30, 1095)
+
+
+class SiteRetentionSettings(BaseModel):
+    """How long personal data stays after it stops being needed; unset = the service setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_template_days: int | None = Field(None, ge=FACE_TEMPLATE_DAYS[0], le=FACE_TEMPLATE_DAYS[1], description="after the person's last grant ends")
+    contact_days: int | None = Field(None, ge=CONTACT_DAYS[0], le=CONTACT_DAYS[1], description="phone and registration fields, after the last tenancy ends")
+    decision_days: int | None = Field(None, ge=DECISION_DAYS[0], le=DECISION_DAYS[1], description="door decisions and device events, then pseudonymised")
+
+
 class SiteSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     faces: SiteFaceSettings = Field(default_factory=SiteFaceSettings)
     sync: SiteSyncSettings = Field(default_factory=SiteSyncSettings)
+    registration: SiteRegistrationSettings = Field(default_factory=SiteRegistrationSettings)
+    retention: SiteRetentionSettings = Field(default_factory=SiteRetentionSettings)
+
+
+def parse(settings: dict[str, Any] | None) -> SiteSettings:
+    """A site's settings as checked values; a stored value that no longer validates falls back to defaults."""
+    try:
+        return SiteSettings.model_validate(settings or {})
+    except ValueError:
+        return SiteSettings()
 
 
 def check(settings: dict[str, Any]) -> dict[str, Any]:
