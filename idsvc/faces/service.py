@@ -37,7 +37,7 @@ from idsvc.faces.engine import (
 )
 from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
 from idsvc.faces.imaging import decode_image
-from idsvc.faces.models import FaceConsent, FaceTemplate
+from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
 from idsvc.registry.index import DoorContext
@@ -119,9 +119,11 @@ def _person_for(session: Session, principal: Principal, person_id: int, *, manag
     return person
 
 
-def active_consent(session: Session, person_id: int) -> FaceConsent | None:
+def active_consent(session: Session, person_id: int, purpose: ConsentPurpose = ConsentPurpose.face_access) -> FaceConsent | None:
     return session.scalar(
-        select(FaceConsent).where(FaceConsent.person_id == person_id, FaceConsent.withdrawn_at.is_(None)).order_by(FaceConsent.id.desc())
+        select(FaceConsent)
+        .where(FaceConsent.person_id == person_id, FaceConsent.purpose == purpose, FaceConsent.withdrawn_at.is_(None))
+        .order_by(FaceConsent.id.desc())
     )
 
 
@@ -129,14 +131,24 @@ def active_consent(session: Session, person_id: int) -> FaceConsent | None:
 
 
 def record_consent(
-    session: Session, principal: Principal, person_id: int, *, purpose: str, method: str, given_at: datetime | None = None
+    session: Session,
+    principal: Principal,
+    person_id: int,
+    *,
+    method: str,
+    text_version: str,
+    language: str,
+    purpose: ConsentPurpose = ConsentPurpose.face_access,
+    given_at: datetime | None = None,
 ) -> FaceConsent:
+    """Record one separate consent: for one purpose, with the text version and language shown."""
     person = _person_for(session, principal, person_id, manage=True)
     now = utcnow()
     if given_at is not None and given_at > now:
         raise InvalidInput("given_at is in the future.", code="consent_in_future")
     consent = FaceConsent(
-        site_id=person.site_id, person_id=person.id, purpose=purpose, method=method, given_at=given_at or now, recorded_by=principal.actor
+        site_id=person.site_id, person_id=person.id, purpose=purpose, text_version=text_version, language=language, method=method,
+        given_at=given_at or now, recorded_by=principal.actor,
     )
     session.add(consent)
     session.flush()
@@ -149,20 +161,22 @@ def record_consent(
             person_id=person.id,
             entity_type="face_consent",
             entity_id=consent.id,
-            data={"purpose": purpose, "method": method, "given_at": consent.given_at.isoformat()},
+            data={"purpose": purpose.value, "method": method, "text_version": text_version, "language": language, "given_at": consent.given_at},
         ),
     )
     return consent
 
 
-def withdraw_consent(session: Session, principal: Principal, person_id: int) -> int:
-    """Withdraw every active consent and delete the person's templates; returns templates deleted."""
+def withdraw_consent(session: Session, principal: Principal, person_id: int, purpose: ConsentPurpose | None = None) -> int:
+    """Withdraw the person's active consents (of one purpose, or all). Without face_access consent no
+    template may stay: it is deleted at once. Returns the templates deleted."""
     person = _person_for(session, principal, person_id, manage=False)
     now = utcnow()
-    consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id, FaceConsent.withdrawn_at.is_(None))).all()
+    stmt = select(FaceConsent).where(FaceConsent.person_id == person.id, FaceConsent.withdrawn_at.is_(None))
+    consents = session.scalars(stmt if purpose is None else stmt.where(FaceConsent.purpose == purpose)).all()
     for consent in consents:
         consent.withdrawn_at, consent.withdrawn_by = now, principal.actor
-    deleted = _delete_templates(session, person)
+    deleted = _delete_templates(session, person) if active_consent(session, person.id) is None else 0
     audit.append(
         session,
         audit.NewEvent(
@@ -170,7 +184,7 @@ def withdraw_consent(session: Session, principal: Principal, person_id: int) -> 
             actor=principal.actor,
             site_id=person.site_id,
             person_id=person.id,
-            data={"consents": [c.id for c in consents], "templates_deleted": deleted},
+            data={"consents": [c.id for c in consents], "purposes": sorted({c.purpose.value for c in consents}), "templates_deleted": deleted},
         ),
     )
     return deleted
@@ -206,7 +220,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
         raise InvalidInput(f"Send between 1 and {MAX_ENROL_IMAGES} photos.", code="image_count")
     consent = active_consent(session, person.id)
     if consent is None:
-        raise Conflict("Record the person's consent before enrolling their face.", code="consent_required")
+        raise Conflict("Record the person's separate consent for face access before enrolling their face.", code="consent_required", details={"purpose": ConsentPurpose.face_access.value})
     engine = engine_for(ctx.settings)
     policy = SitePolicy.of(ctx.settings, session.get(Site, person.site_id))  # type: ignore[arg-type]
     extractions = []
@@ -320,7 +334,10 @@ def face_record(session: Session, principal: Principal, person_id: int) -> dict[
         "consents": [
             {
                 "id": c.id,
-                "purpose": c.purpose,
+                "purpose": c.purpose.value,
+                "text_version": c.text_version,
+                "language": c.language,
+                "legacy_purpose": c.legacy_purpose,
                 "method": c.method,
                 "given_at": c.given_at,
                 "recorded_by": c.recorded_by,

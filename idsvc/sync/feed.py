@@ -26,7 +26,7 @@ from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict
 from idsvc.core.sealing import Sealer
 from idsvc.faces import gallery
-from idsvc.faces.models import FaceTemplate
+from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.passes import codec, keys, status
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 from idsvc.registry.models import DoorGroup, Grant, Person, Site, Status
@@ -110,6 +110,14 @@ class _Builder:
             self.out.templates.append({"sub": sub, "pack": row.pack, "dim": row.dim, "sealed": sealed})
 
 
+def _offline_consented(session: Session, site_id: int) -> set[int]:
+    """People of the site whose separate consent covers copying their template to its bridges: the
+    2025 face-recognition measures keep face data on the device that uses it unless the person agrees."""
+    return set(session.scalars(select(FaceConsent.person_id).where(
+        FaceConsent.site_id == site_id, FaceConsent.purpose == ConsentPurpose.face_offline, FaceConsent.withdrawn_at.is_(None),
+    )))
+
+
 def _live_grants(site_id: int) -> Select[tuple[Grant]]:
     """Person grants of the site that have not ended: what the snapshot carries, and who may have a template there."""
     return select(Grant).where(Grant.site_id == site_id, Grant.person_id.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
@@ -129,7 +137,7 @@ def _full(b: _Builder) -> None:
         b.add_person(person)
     if faces_allowed(b.site):
         enrolled = set(b.s.scalars(select(FaceTemplate.person_id).where(FaceTemplate.site_id == site_id)))
-        for person_id in sorted(enrolled & people):  # type: ignore[operator]
+        for person_id in sorted(enrolled & people & _offline_consented(b.s, site_id)):  # type: ignore[operator]
             b.add_templates(person_id)
 
 
@@ -169,8 +177,9 @@ def _delta(b: _Builder, since: int, version: int) -> bool:
             b.add_grant(grant, b.door_ids(grant.door_group_id))
             grantees.add(grant.person_id)
     if faces_allowed(b.site):
-        # Templates follow both their own changes and the grants: no live grant here, no template here.
-        live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id)))
+        # Templates follow their own changes, consents and grants: no live grant or no consent to
+        # the offline copy here, no template here.
+        live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id))) & _offline_consented(b.s, site_id)
         for person_id in sorted({int(k) for k in touched.get("template", ())} | grantees):
             if b.s.get(Person, person_id) is None:
                 continue

@@ -69,12 +69,12 @@ def test_bulk_enrolment_reports_per_file_and_resumes(cli: CliRunner, world, ctx:
     assert first == {"rows": 4, "enrolled_total": 0, "failed": 4, "error_report": str(tmp_path / "people.errors.csv")}
     assert {r["code"] for r in csv.DictReader((tmp_path / "people.errors.csv").open())} == {"consent_required", "unreadable"}
 
-    second = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", exit_code=2)
+    second = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", "--consent-text-version", "2026-11", "--consent-language", "zh-CN", exit_code=2)
     assert second["enrolled_total"] == 2 and second["failed"] == 2
     errors = {r["file"]: r["code"] for r in csv.DictReader((tmp_path / "people.errors.csv").open())}
     assert errors == {"couple.jpg": "multiple_faces", "missing.jpg": "unreadable"}
 
-    third = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", exit_code=2)
+    third = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", "--consent-text-version", "2026-11", "--consent-language", "zh-CN", exit_code=2)
     assert third["enrolled_total"] == 2
     with ctx.db.session() as s:
         assert len(s.scalars(select(AuditEvent).where(AuditEvent.kind == "face.enrolled")).all()) == 2  # finished rows not redone
@@ -82,7 +82,7 @@ def test_bulk_enrolment_reports_per_file_and_resumes(cli: CliRunner, world, ctx:
 
 
 def test_templates_outlive_the_last_grant_by_the_grace_period_only(cli: CliRunner, world, ctx: AppContext, faces_dir: Path) -> None:  # noqa: ANN001
-    run_json(cli, "faces", "consent", str(world.ids["tenant1"]), "--method", "signed form")
+    run_json(cli, "faces", "consent", str(world.ids["tenant1"]), "--method", "signed form", "--text-version", "2026-11", "--language", "zh-CN")
     run_json(cli, "faces", "enrol", str(world.ids["tenant1"]), str(faces_dir / "img1.jpg"))
     grace = timedelta(days=7)
     with ctx.db.session() as s:  # the world's tenancy runs 30 days from now
@@ -98,7 +98,7 @@ def test_reseal_moves_templates_to_the_new_master_key(world, ctx: AppContext, ph
     from idsvc.faces.gallery import open_embedding
 
     with ctx.db.session() as s:
-        service.record_consent(s, OPERATOR, world.ids["tenant1"], purpose="door access", method="signed form")
+        service.record_consent(s, OPERATOR, world.ids["tenant1"], method="signed form", text_version="2026-11", language="zh-CN")
         service.enrol(ctx, s, OPERATOR, world.ids["tenant1"], [photo("img1.jpg")])
         old_vector = open_embedding(ctx.sealer, s.scalar(select(FaceTemplate)))
     old_key, new_key = (ctx.settings.data_dir / "master.key").read_text().strip(), new_master_key()
