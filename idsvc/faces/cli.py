@@ -138,12 +138,6 @@ def register(app: typer.Typer) -> None:
             deleted = service.purge_unneeded_templates(s, timedelta(days=ctx.settings.face_template_grace_days))
             print_json({"templates_deleted_for_people": deleted})
 
-    @faces.command("reseal")
-    def faces_reseal() -> None:
-        """Re-encrypt face templates under the first key of IDSVC_MASTER_KEY (after adding a new key)."""
-        with cli_context() as ctx, ctx.db.session() as s:
-            print_json({"templates_resealed": service.reseal_templates(s, ctx.sealer)})
-
     @faces.command("bulk-enrol")
     def faces_bulk_enrol(
         folder: Path = typer.Argument(..., help="Folder of photos."),

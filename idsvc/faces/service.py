@@ -26,7 +26,6 @@ from idsvc.config import Settings
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
-from idsvc.core.sealing import Sealer
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
@@ -308,18 +307,6 @@ def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime |
         )
         deleted.append(template.person_id)
     return deleted
-
-
-def reseal_templates(session: Session, sealer: Sealer) -> int:
-    """Re-encrypt every template under the sealer's current (first) key, so older keys can be dropped.
-
-    All of them, not only those under old keys: a few microseconds each, and no reliance on key ids.
-    """
-    templates = session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all()
-    for template in templates:
-        vector = open_embedding(sealer, template)
-        template.sealed = seal_embedding(sealer, vector, template.site_id, template.person_id, template.pack)
-    return len(templates)
 
 
 def face_record(session: Session, principal: Principal, person_id: int) -> dict[str, Any]:

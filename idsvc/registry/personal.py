@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, select
@@ -89,12 +90,25 @@ def write(session: Session, person: Person, record: PersonalRecord) -> None:
     seal_record(session_sealer(session), person, record)
 
 
+def sealed_columns(sealer: Sealer, person: Person, record: PersonalRecord) -> dict[str, Any]:
+    """The row's columns for this record: sealed under the current master key, blind indexes under its
+    index key, and the names of the filled registration fields."""
+    return {
+        "sealed": sealer.seal(record.model_dump_json(exclude_none=True).encode(), _aad(person)),
+        "phone_index": sealer.blind_index("phone", normalise_phone(record.phone)) if record.phone else None,
+        "external_ref_index": sealer.blind_index("external_ref", record.external_ref) if record.external_ref else None,
+        "registration_filled": [name for name in REGISTRATION_FIELDS if getattr(record, name) is not None],
+    }
+
+
 def seal_record(sealer: Sealer, person: Person, record: PersonalRecord) -> None:
-    """Seal under the current master key and refresh the blind indexes and the filled-field names."""
-    person.sealed = sealer.seal(record.model_dump_json(exclude_none=True).encode(), _aad(person))
-    person.phone_index = sealer.blind_index("phone", normalise_phone(record.phone)) if record.phone else None
-    person.external_ref_index = sealer.blind_index("external_ref", record.external_ref) if record.external_ref else None
-    person.registration_filled = [name for name in REGISTRATION_FIELDS if getattr(record, name) is not None]
+    for column, value in sealed_columns(sealer, person, record).items():
+        setattr(person, column, value)
+
+
+def resealed(sealer: Sealer, person: Person) -> dict[str, Any]:
+    """Master-key rotation: the same record sealed and indexed under the current key."""
+    return sealed_columns(sealer, person, open_record(sealer, person))
 
 
 def erase(person: Person) -> None:

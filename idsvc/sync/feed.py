@@ -41,9 +41,19 @@ def faces_allowed(site: Site) -> bool:
     return bool((site.settings or {}).get("sync", {}).get("faces", False))
 
 
+def _site_key_aad(site_id: int) -> str:
+    return f"sync-site-key:site={site_id}"
+
+
+def resealed_site_key(sealer: Sealer, row: SyncSiteKey) -> dict[str, bytes]:
+    """The site's feed key re-sealed under the current master key (master-key rotation); same key."""
+    aad = _site_key_aad(row.site_id)
+    return {"sealed_key": sealer.seal(sealer.open(row.sealed_key, aad), aad)}
+
+
 def site_face_key(session: Session, sealer: Sealer, site_id: int) -> bytes:
     """The site's feed key for templates (32 bytes, AES-256-GCM), created on first use."""
-    aad = f"sync-site-key:site={site_id}"
+    aad = _site_key_aad(site_id)
     row = session.get(SyncSiteKey, site_id)
     if row is None:
         row = SyncSiteKey(site_id=site_id, sealed_key=sealer.seal(os.urandom(32), aad))

@@ -89,20 +89,3 @@ def test_templates_outlive_the_last_grant_by_the_grace_period_only(cli: CliRunne
         assert purge_unneeded_templates(s, grace, now=utcnow() + timedelta(days=35)) == []
         assert purge_unneeded_templates(s, grace, now=utcnow() + timedelta(days=38)) == [world.ids["tenant1"]]
         assert s.scalars(select(FaceTemplate)).all() == []
-
-
-def test_reseal_moves_templates_to_the_new_master_key(world, ctx: AppContext, photo) -> None:  # noqa: ANN001
-    from idsvc.auth.principal import OPERATOR
-    from idsvc.core.sealing import Sealer, new_master_key
-    from idsvc.faces import service
-    from idsvc.faces.gallery import open_embedding
-
-    with ctx.db.session() as s:
-        service.record_consent(s, OPERATOR, world.ids["tenant1"], method="signed form", text_version="2026-11", language="zh-CN")
-        service.enrol(ctx, s, OPERATOR, world.ids["tenant1"], [photo("img1.jpg")])
-        old_vector = open_embedding(ctx.sealer, s.scalar(select(FaceTemplate)))
-    old_key, new_key = (ctx.settings.data_dir / "master.key").read_text().strip(), new_master_key()
-    with ctx.db.session() as s:
-        assert service.reseal_templates(s, Sealer.from_config(f"{new_key},{old_key}", ctx.settings.data_dir)) == 1
-    with ctx.db.session() as s:  # the old key can go now
-        assert (open_embedding(Sealer.from_config(new_key, ctx.settings.data_dir), s.scalar(select(FaceTemplate))) == old_vector).all()

@@ -39,9 +39,9 @@ class Cli:
         return result.exit_code, result.output
 
     def json(self, *args: str) -> Any:
-        code, output = self.run(*args)
-        assert code == 0, output
-        return json.loads(output)
+        result = self.runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)  # progress goes to stderr
 
 
 @pytest.fixture
