@@ -20,6 +20,7 @@ from idsvc.core.limits import BodySizeLimit
 from idsvc.device_events.api import router as device_events_router
 from idsvc.faces.api import router as faces_router
 from idsvc.passes.api import router as passes_router
+from idsvc.privacy.api import router as privacy_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
 from idsvc.sync.api import router as sync_router
@@ -59,6 +60,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return {"status": "ok", "version": __version__}
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router):
+    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, privacy_router):
         app.include_router(router)
     return app

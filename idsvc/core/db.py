@@ -101,5 +101,13 @@ class Database:
         finally:
             session.close()
 
+    def compact_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and empty it, so content deleted
+        or overwritten (erased personal data) survives in neither. Best effort: readers may keep part
+        of the log alive until they finish. PostgreSQL: nothing to do here (VACUUM reclaims rows)."""
+        if self.is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def dispose(self) -> None:
         self.engine.dispose()

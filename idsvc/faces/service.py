@@ -312,9 +312,14 @@ def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime |
 def face_record(session: Session, principal: Principal, person_id: int) -> dict[str, Any]:
     """What is held about a person's face (never the template itself); reading it is audited."""
     person = _person_for(session, principal, person_id, manage=False)
+    audit.append(session, audit.NewEvent(kind="face.record_read", actor=principal.actor, site_id=person.site_id, person_id=person.id))
+    return face_data(session, person)
+
+
+def face_data(session: Session, person: Person) -> dict[str, Any]:
+    """The person's consents and template metadata, unaudited: for callers that audit the read themselves."""
     consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id).order_by(FaceConsent.id)).all()
     templates = session.scalars(select(FaceTemplate).where(FaceTemplate.person_id == person.id).order_by(FaceTemplate.id)).all()
-    audit.append(session, audit.NewEvent(kind="face.record_read", actor=principal.actor, site_id=person.site_id, person_id=person.id))
     return {
         "person_id": person.id,
         "site_id": person.site_id,

@@ -203,6 +203,9 @@ ROWS = [
     Row("POST", "/v1/people/{item_id}/suspend", "/v1/people/{tenant1}/suspend", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.active)),
     Row("POST", "/v1/people/{item_id}/reinstate", "/v1/people/{tenant1}/reinstate", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.suspended)),
     Row("POST", "/v1/people/{item_id}/revoke", "/v1/people/{tenant1}/revoke", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.active)),
+    # a person's export and erasure (privacy): the site's admins, on the person's request
+    Row("POST", "/v1/people/{person_id}/export", "/v1/people/{tenant1}/export", expect(404, district=200, admin_a=200, owner1=403, tenant1=403), body=lambda i, t: {"requester": "the person", "purpose": "access request"}),
+    Row("POST", "/v1/people/{person_id}/erase", "/v1/people/{registered}/erase", expect(404, district=200, admin_a=200, owner1=403), body=lambda i, t: {"requester": "the person", "purpose": "moved out"}, prepare=person_of_owner1, name="erase a person owner1 registered"),
     Row("POST", "/v1/vehicles", "/v1/vehicles", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "plate": f"AB{ROLES.index(t)}00X"}),
     Row("GET", "/v1/vehicles", "/v1/vehicles?site_id={site_a}", ADMINS_READ),
     Row("GET", "/v1/vehicles/{vehicle_id}", "/v1/vehicles/{vehicle1}", expect(404, district=200, admin_a=200, tenant1=200)),

@@ -34,8 +34,8 @@ class Cli:
     def __init__(self) -> None:
         self.runner = CliRunner()
 
-    def run(self, *args: str) -> tuple[int, str]:
-        result = self.runner.invoke(app, list(args))
+    def run(self, *args: str, answer: str | None = None) -> tuple[int, str]:
+        result = self.runner.invoke(app, list(args), input=answer)
         return result.exit_code, result.output
 
     def json(self, *args: str) -> Any:
