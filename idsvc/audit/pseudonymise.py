@@ -32,16 +32,26 @@ def _person_ids(event: AuditEvent) -> set[int]:
     return ids
 
 
-def pseudonymise(session: Session, record: NewEvent, which: ColumnElement[bool], pseudonyms: PseudonymLookup, limit: int | None = None) -> int:
+def pseudonymise(
+    session: Session,
+    record: NewEvent,
+    which: ColumnElement[bool],
+    pseudonyms: PseudonymLookup,
+    limit: int | None = None,
+    copies: Callable[[list[int]], None] | None = None,
+) -> int:
     """Pseudonymise up to ``limit`` events matching ``which`` that still hold personal fields, and
-    append ``record`` (its data gains the count) as their record. Returns how many were changed;
-    with none to change, nothing is appended."""
+    append ``record`` (its data gains the count) as their record. ``copies`` is told the sequence
+    numbers first, for stores that keep copies of events (device events). Returns how many were
+    changed; with none to change, nothing is appended."""
     # The tip's lock first: no event can be appended between choosing the events and recording them.
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
     stmt = select(AuditEvent).where(which, AuditEvent.personal_salt.is_not(None)).order_by(AuditEvent.seq)
     rows = list(session.scalars(stmt.limit(limit) if limit else stmt))
     if not rows:
         return 0
+    if copies is not None:
+        copies([row.seq for row in rows])
     names = pseudonyms({pid for row in rows for pid in _person_ids(row)})
     (stored,) = append(session, replace(record, data={**record.data, chain.PSEUDONYMISED_COUNT: len(rows)}))
     for row in rows:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -132,11 +131,12 @@ def register(app: typer.Typer) -> None:
             print_json({"person_id": person_id, "templates_deleted": deleted})
 
     @faces.command("purge")
-    def faces_purge() -> None:
-        """Delete templates no grant needs any more (after IDSVC_FACE_TEMPLATE_GRACE_DAYS); run daily."""
+    def faces_purge(dry_run: bool = typer.Option(False, "--dry-run", help="List whose templates would go; delete nothing.")) -> None:
+        """Delete templates no grant needs any more (after the site's retention.face_template_days, else
+        IDSVC_FACE_TEMPLATE_GRACE_DAYS). `idsvc serve` runs it daily (job template_purge)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            deleted = service.purge_unneeded_templates(s, timedelta(days=ctx.settings.face_template_grace_days))
-            print_json({"templates_deleted_for_people": deleted})
+            deleted = service.purge_templates(s, ctx.settings, dry_run=dry_run)
+            print_json({"dry_run": dry_run, "templates_deleted_for_people": deleted})
 
     @faces.command("bulk-enrol")
     def faces_bulk_enrol(

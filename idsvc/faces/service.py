@@ -9,6 +9,7 @@ consent deletes the template. Door decisions search only the door's own site and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +40,10 @@ from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
+from idsvc.registry.grants import last_grant_ended
 from idsvc.registry.index import DoorContext
-from idsvc.registry.models import Grant, Person, Site, Status
-from idsvc.registry.site_settings import SiteFaceSettings
+from idsvc.registry.models import Grant, Person, Site
+from idsvc.registry.site_settings import SiteFaceSettings, retention_periods
 
 log = logging.getLogger(__name__)
 
@@ -284,20 +286,29 @@ def delete_template(session: Session, principal: Principal, person_id: int) -> i
     return deleted
 
 
-def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime | None = None) -> list[int]:
-    """Delete templates of people whose last grant ended (expired or revoked) more than `grace` ago.
+def purge_unneeded_templates(
+    session: Session, grace: timedelta | Callable[[int], timedelta], now: datetime | None = None, *, dry_run: bool = False
+) -> list[int]:
+    """Delete templates of people whose last grant ended (expired or revoked) more than `grace` ago
+    (a timedelta, or a function of the site id: its retention setting).
 
     A template enrolled before any grant was given is kept for `grace` after its enrolment.
-    Returns the person ids whose templates were deleted.
+    Returns the person ids whose templates were (with dry_run: would be) deleted.
     """
     now = now or utcnow()
-    deleted = []
+    grace_of = grace if callable(grace) else (lambda _site_id: grace)
+    deleted: list[int] = []
     for template in session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all():
+        if template.person_id in deleted:
+            continue
         grants = session.scalars(select(Grant).where(Grant.person_id == template.person_id)).all()
-        if any(g.status is not Status.revoked and g.valid_until > now for g in grants):
+        if grants and last_grant_ended(grants, now) is None:
             continue  # a current or future grant still needs the face
-        ends = [g.updated_at if g.status is Status.revoked else g.valid_until for g in grants]
-        if max([template.updated_at, *ends]) + grace > now:
+        last_needed = max(filter(None, [template.updated_at, last_grant_ended(grants, now)]))
+        if last_needed + grace_of(template.site_id) > now:
+            continue
+        deleted.append(template.person_id)
+        if dry_run:
             continue
         person = session.get(Person, template.person_id)
         _delete_templates(session, person)  # type: ignore[arg-type]
@@ -305,8 +316,13 @@ def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime |
             session,
             audit.NewEvent(kind="face.deleted", actor="system:retention", site_id=template.site_id, person_id=template.person_id, data={"reason": "no_grant"}),
         )
-        deleted.append(template.person_id)
     return deleted
+
+
+def purge_templates(session: Session, settings: Settings, now: datetime | None = None, *, dry_run: bool = False) -> list[int]:
+    """The template purge with each site's own period (settings.retention.face_template_days)."""
+    sites = {site.id: site.settings for site in session.scalars(select(Site))}
+    return purge_unneeded_templates(session, lambda site_id: retention_periods(settings, sites.get(site_id)).face_template, now, dry_run=dry_run)
 
 
 def face_record(session: Session, principal: Principal, person_id: int) -> dict[str, Any]:

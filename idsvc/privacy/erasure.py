@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.audit import service as audit
@@ -82,12 +82,15 @@ def erase_person(session: Session, principal: Principal, person_id: int, request
     if plates:
         # Plate decisions name the vehicle, not the person: its plate goes with them.
         which = which | ((AuditEvent.site_id == person.site_id) & (AuditEvent.kind == "decision") & AuditEvent.data["plate"].as_string().in_(plates))
-    done.device_events_cleared = clear_device_events(session, which)
     record = audit.NewEvent(
         kind="person.erased", actor=principal.actor, site_id=person.site_id,
         data={"requester": request.requester, "purpose": request.purpose, **{k: v for k, v in asdict(done).items() if k != "person_id"}},
     )
-    done.audit_events_pseudonymised = pseudonymise(session, record, which, trail.pseudonym_lookup(session))
+    cleared: list[int] = []
+    done.audit_events_pseudonymised = pseudonymise(
+        session, record, which, trail.pseudonym_lookup(session), copies=lambda seqs: cleared.append(clear_device_events(session, seqs))
+    )
+    done.device_events_cleared = sum(cleared)
     if not done.audit_events_pseudonymised:
         audit.append(session, record)  # nothing named them in clear any more: the erasure is on record all the same
     personal.erase(person)
@@ -126,11 +129,10 @@ def _delete_rows(session: Session, person: Person, done: Erasure, now: datetime)
     return [v.plate for v in vehicles]
 
 
-def clear_device_events(session: Session, which: ColumnElement[bool]) -> int:
-    """The stored copies of the device events among the audit events ``which`` (before they are
-    pseudonymised) keep what happened at the door, not the personal values (readings, plates, raw events)."""
-    seqs = select(AuditEvent.seq).where(which, AuditEvent.kind.startswith("device.", autoescape=True))
-    rows = list(session.scalars(select(DeviceEvent).where(DeviceEvent.audit_seq.in_(seqs))))
+def clear_device_events(session: Session, audit_seqs: list[int]) -> int:
+    """The stored copies of these audit events, if they are device events, keep what happened at the
+    door, not the personal values (readings, plates, raw terminal events)."""
+    rows = list(session.scalars(select(DeviceEvent).where(DeviceEvent.audit_seq.in_(audit_seqs))))
     for row in rows:
         row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_DATA_KEYS}
     return len(rows)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +16,23 @@ from idsvc.registry import events, schemas
 from idsvc.registry.doors import get_door_group
 from idsvc.registry.models import DoorGroup, Grant, Person, Status, Unit, Vehicle
 from idsvc.registry.scope import can_manage_unit, load, not_visible, owned_unit_ids
+
+
+def grant_end(grant: Grant) -> datetime:
+    """When the grant stopped (or will stop) letting anyone in: its revocation, else its window's end."""
+    if grant.status is Status.revoked:
+        return grant.ended_at or grant.updated_at
+    return grant.valid_until
+
+
+def last_grant_ended(grants: Iterable[Grant], now: datetime) -> datetime | None:
+    """When the last of these grants ended; None while one is current or still to come (or there are none)."""
+    ends = []
+    for grant in grants:
+        if grant.status is not Status.revoked and grant.valid_until > now:
+            return None
+        ends.append(grant_end(grant))
+    return max(ends, default=None)
 
 
 def _grant_fields(body: schemas.Window) -> dict[str, object]:

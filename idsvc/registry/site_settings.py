@@ -3,9 +3,16 @@ a 422 for the administrator rather than an override silently ignored at the door
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from idsvc.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 class SiteFaceSettings(BaseModel):
@@ -62,11 +69,34 @@ class SiteSettings(BaseModel):
 
 
 def parse(settings: dict[str, Any] | None) -> SiteSettings:
-    """A site's settings as checked values; a stored value that no longer validates falls back to defaults."""
+    """A site's settings as checked values; a stored value that no longer validates falls back to the
+    defaults, loudly (it was checked when written: only a hand edit of the database gets here)."""
     try:
         return SiteSettings.model_validate(settings or {})
-    except ValueError:
+    except ValueError as exc:
+        log.error("site settings do not validate, using the defaults: %s", exc)
         return SiteSettings()
+
+
+@dataclass(frozen=True)
+class RetentionPeriods:
+    face_template: timedelta
+    contact: timedelta
+    decision: timedelta
+
+
+def retention_periods(service: Settings, site_settings: dict[str, Any] | None) -> RetentionPeriods:
+    """A site's retention periods: its own settings, else the service's."""
+    own = parse(site_settings).retention
+
+    def days(value: int | None, default: int) -> timedelta:
+        return timedelta(days=default if value is None else value)
+
+    return RetentionPeriods(
+        face_template=days(own.face_template_days, service.face_template_grace_days),
+        contact=days(own.contact_days, service.retention_contact_days),
+        decision=days(own.decision_days, service.retention_decision_days),
+    )
 
 
 def check(settings: dict[str, Any]) -> dict[str, Any]:
