@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
-from idsvc.audit.decision_log import DecisionLog
+from idsvc.audit.decision_log import JOURNAL_DIR, DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
@@ -19,6 +19,8 @@ from idsvc.core.errors import install_error_handlers
 from idsvc.core.limits import BodySizeLimit
 from idsvc.device_events.api import router as device_events_router
 from idsvc.faces.api import router as faces_router
+from idsvc.jobs import scheduler
+from idsvc.jobs.api import router as jobs_router
 from idsvc.passes.api import router as passes_router
 from idsvc.privacy.api import router as privacy_router
 from idsvc.registry.api import router as registry_router
@@ -36,10 +38,16 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        context.decision_log = DecisionLog(context.db, context.settings.data_dir / "decision-journal")
+        context.decision_log = DecisionLog(context.db, context.settings.data_dir / JOURNAL_DIR)
+        # The periodic jobs (purge, pruning, journal compaction, retention): every node looks, one runs each.
+        jobs = scheduler(context) if context.settings.scheduler_enabled else None
+        if jobs is not None:
+            jobs.start()
         try:
             yield
         finally:
+            if jobs is not None:
+                await run_in_threadpool(jobs.stop)
             log, context.decision_log = context.decision_log, None
             await run_in_threadpool(log.close)  # flushes what is queued
             if owned:
@@ -60,6 +68,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return {"status": "ok", "version": __version__}
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, privacy_router):
+    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, privacy_router, jobs_router):
         app.include_router(router)
     return app

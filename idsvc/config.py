@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         180, ge=30, le=1095, description="Days after which door decisions and device events are pseudonymised (the person replaced by a pseudonym)."
     )
 
+    # Scheduled jobs inside `idsvc serve` (docs/operations.md): one node runs each job.
+    scheduler_enabled: bool = Field(True, description="Run the periodic jobs (template purge, feed pruning, journal compaction, retention) inside the service.")
+    scheduler_tick_seconds: float = Field(30.0, gt=0, le=3600, description="How often each node looks for a job that is due.")
+    sync_keep_days: int = Field(30, ge=1, le=3650, description="Days of the sync change log kept by the feed pruning job; bridges further behind get a snapshot.")
+
     @field_validator("data_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

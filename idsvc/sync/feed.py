@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from idsvc.core.db import utcnow
@@ -231,6 +232,14 @@ def build(session: Session, sealer: Sealer, site_id: int, since: int | None = No
     }
     signer = keys.active_issuer_key(session, sealer)
     return version, codec.sign(cbor2.dumps(body), keys.signing_key(signer, sealer))
+
+
+def prune_older_than(session: Session, keep: timedelta, *, dry_run: bool = False) -> dict[str, int]:
+    """Drop the change log older than ``keep`` (the daily job, `idsvc sync prune`)."""
+    cutoff = session.scalar(select(func.max(SyncChange.version)).where(SyncChange.at < utcnow() - keep)) or 0
+    if dry_run:
+        return {"pruned_through": cutoff, "deleted": session.scalar(select(func.count()).select_from(SyncChange).where(SyncChange.version <= cutoff)) or 0}
+    return {"pruned_through": cutoff, "deleted": prune(session, cutoff)}
 
 
 def prune(session: Session, keep_versions_after: int) -> int:
