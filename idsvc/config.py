@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     face_template_grace_days: int = Field(
         7, ge=0, le=30, description="Days after a person's last grant ended before the template purge deletes their template (site override: retention.face_template_days)."
     )
+    # Filing (docs/privacy.md): the 2025 face-recognition measures require filing at 100,000 people.
+    face_filing_warning_at: int = Field(90_000, ge=1, description="Enrolled people (all sites) from which the filing status says 'warning' and enrolment logs a warning.")
+    face_filing_ceiling: int = Field(
+        100_000, ge=1, description="Enrolled people (all sites) past which new enrolments are refused until an operator confirms the filing (`idsvc faces filing confirm`)."
+    )
     # Retention (docs/privacy.md); each site may override within the same bounds (site settings "retention").
     retention_contact_days: int = Field(
         180, ge=0, le=1095, description="Days after a person's last tenancy ended before their phone and registration fields are deleted."

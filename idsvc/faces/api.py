@@ -12,8 +12,9 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
-from idsvc.core.validation import LanguageTag, TextVersion, Timestamp
-from idsvc.faces import service
+from idsvc.auth.models import Role
+from idsvc.core.validation import LanguageTag, Name, TextVersion, Timestamp
+from idsvc.faces import filing, service
 from idsvc.faces.models import ConsentPurpose
 
 router = APIRouter(prefix="/v1", tags=["faces"])
@@ -101,6 +102,29 @@ def face_record(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
 def delete_template(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, int]:
     with ctx.db.session() as s:
         return {"templates_deleted": service.delete_template(s, caller, person_id)}
+
+
+class FilingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reference: Name = Field(..., description="The filing's number or receipt, as the provincial cyberspace administration gave it.")
+
+
+@router.get("/faces/filing")
+def filing_status(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """People enrolled per site and in the whole deployment, against the filing threshold (docs/privacy.md).
+    District admins see every site; a site admin sees the deployment's total and their own site."""
+    caller.require_role(Role.district_admin, Role.site_admin)
+    with ctx.db.session() as s:
+        return filing.status(s, ctx.settings, None if caller.is_district_admin else [caller.site_id or -1])
+
+
+@router.post("/faces/filing", status_code=status.HTTP_201_CREATED)
+def confirm_filing(body: FilingIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Record that the deployment was filed: enrolment past the ceiling is allowed from now on."""
+    with ctx.db.session() as s:
+        filing.confirm(s, caller, body.reference)
+        return filing.status(s, ctx.settings)
 
 
 @router.post("/device/face-verify")

@@ -14,8 +14,8 @@ from idsvc.auth.principal import OPERATOR
 from idsvc.config import Settings
 from idsvc.core.cli import cli_context, fail, parse, print_json
 from idsvc.core.errors import ApiError
-from idsvc.faces import packs, service
-from idsvc.faces.api import ConsentIn
+from idsvc.faces import filing, packs, service
+from idsvc.faces.api import ConsentIn, FilingIn
 from idsvc.faces.models import ConsentPurpose
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
@@ -137,6 +137,23 @@ def register(app: typer.Typer) -> None:
         with cli_context() as ctx, ctx.db.session() as s:
             deleted = service.purge_templates(s, ctx.settings, dry_run=dry_run)
             print_json({"dry_run": dry_run, "templates_deleted_for_people": deleted})
+
+    filing_group = typer.Typer(no_args_is_help=True, help="The filing threshold for 100,000 enrolled people (docs/privacy.md).")
+    faces.add_typer(filing_group, name="filing")
+
+    @filing_group.command("status")
+    def filing_status() -> None:
+        """People enrolled per site and in the deployment; ok, warning, filing_required or filed."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            print_json(filing.status(s, ctx.settings))
+
+    @filing_group.command("confirm")
+    def filing_confirm(reference: str = typer.Option(..., help="The filing's number or receipt from the provincial cyberspace administration.")) -> None:
+        """Record that the deployment's face-recognition use was filed; enrolment past the ceiling resumes."""
+        body = parse(FilingIn, reference=reference)
+        with cli_context() as ctx, ctx.db.session() as s:
+            filing.confirm(s, OPERATOR, body.reference)
+            print_json(filing.status(s, ctx.settings))
 
     @faces.command("bulk-enrol")
     def faces_bulk_enrol(

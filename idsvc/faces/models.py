@@ -72,3 +72,17 @@ class FaceGalleryVersion(Base):
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     token: Mapped[str] = mapped_column(String(32))
+
+
+class FaceFiling(Base):
+    """An operator's confirmation that the deployment's face-recognition use was filed with the
+    provincial cyberspace administration (2025 measures, art. 15: at 100,000 people). Enrolment past
+    the configured ceiling needs one."""
+
+    __tablename__ = "face_filings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))  # the filing's number or receipt, as the authority gave it
+    people_enrolled: Mapped[int] = mapped_column(Integer)  # how many people had a template when it was confirmed
+    confirmed_by: Mapped[str] = mapped_column(String(80))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

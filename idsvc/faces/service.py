@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.audit import decision_log
@@ -27,6 +27,7 @@ from idsvc.config import Settings
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
+from idsvc.faces import filing
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
@@ -48,8 +49,6 @@ from idsvc.registry.site_settings import SiteFaceSettings, retention_periods
 log = logging.getLogger(__name__)
 
 MAX_ENROL_IMAGES = 5
-FILING_THRESHOLD = 100_000
-FILING_WARNING_AT = 90_000
 UNKNOWN_FACE = "unknown_face"
 FACE_MISMATCH = "face_mismatch"
 NO_TEMPLATE = "no_face_template"
@@ -222,6 +221,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
     consent = active_consent(session, person.id)
     if consent is None:
         raise Conflict("Record the person's separate consent for face access before enrolling their face.", code="consent_required", details={"purpose": ConsentPurpose.face_access.value})
+    filing.check_new_enrolment(session, ctx.settings, person.id)  # before the photos are even looked at
     engine = engine_for(ctx.settings)
     policy = SitePolicy.of(ctx.settings, session.get(Site, person.site_id))  # type: ignore[arg-type]
     extractions = []
@@ -250,10 +250,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
     template.updated_at = utcnow()
     bump_version(session, person.site_id)
     session.flush()
-    enrolled = session.scalar(select(func.count()).select_from(FaceTemplate).where(FaceTemplate.site_id == person.site_id)) or 0
-    if enrolled >= FILING_WARNING_AT:
-        # China's 2025 face-recognition measures: deployments holding 100,000+ faces must be filed.
-        log.warning("site %s holds %d face templates; deployments with %d or more must be filed with the authorities", person.site_id, enrolled, FILING_THRESHOLD)
+    enrolled = filing.enrolled_people(session)
     audit.append(
         session,
         audit.NewEvent(
@@ -263,7 +260,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
             person_id=person.id,
             entity_type="face_template",
             entity_id=template.id,
-            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id, "site_templates": enrolled},
+            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id, "site_people_enrolled": enrolled.get(person.site_id, 0), "people_enrolled": sum(enrolled.values())},
         ),
     )
     return template
