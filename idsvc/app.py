@@ -10,6 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
+from idsvc.alarms.api import router as alarms_router
+from idsvc.alarms.runtime import AlarmRuntime
 from idsvc.audit.decision_log import JOURNAL_DIR, DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
@@ -39,8 +41,11 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.decision_log = DecisionLog(context.db, context.settings.data_dir / JOURNAL_DIR)
+        settings = context.settings
+        alarms = AlarmRuntime(context.db, context.sealer, context.bus, sweep_s=settings.alarm_sweep_s, hj212_host=settings.hj212_host, hj212_port=settings.hj212_port)
+        await alarms.start()
         # The periodic jobs (purge, pruning, journal compaction, retention): every node looks, one runs each.
-        jobs = scheduler(context) if context.settings.scheduler_enabled else None
+        jobs = scheduler(context) if settings.scheduler_enabled else None
         if jobs is not None:
             jobs.start()
         try:
@@ -48,6 +53,7 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         finally:
             if jobs is not None:
                 await run_in_threadpool(jobs.stop)
+            await alarms.close()
             log, context.decision_log = context.decision_log, None
             await run_in_threadpool(log.close)  # flushes what is queued
             if owned:
@@ -68,6 +74,9 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return {"status": "ok", "version": __version__}
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, privacy_router, jobs_router):
+    for router in (
+        passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router,
+        privacy_router, jobs_router,
+    ):
         app.include_router(router)
     return app

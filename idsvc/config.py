@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(30.0, gt=0, le=3600, description="How often each node looks for a job that is due.")
     sync_keep_days: int = Field(30, ge=1, le=3650, description="Days of the sync change log kept by the feed pruning job; bridges further behind get a snapshot.")
 
+    # Alarms (issue 14).
+    alarm_sweep_s: float = Field(2.0, gt=0, le=60, description="How often held conditions and silent sensors are checked.")
+    hj212_host: str = Field("127.0.0.1", description="Where the HJ 212-2017 station server listens (0.0.0.0 for stations on other hosts).")
+    hj212_port: int = Field(0, ge=0, le=65535, description="Port of the HJ 212-2017 station server; 0 = not started.")
+
     @field_validator("data_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
