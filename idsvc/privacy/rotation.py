@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, inspect, literal_column, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
+from idsvc.alarms import sensors
+from idsvc.alarms.models import Sensor
 from idsvc.core.db import Database
 from idsvc.core.sealing import Sealer
 from idsvc.faces import gallery
@@ -43,6 +45,7 @@ SEALED_COLUMNS = (
     SealedColumn("face_templates", FaceTemplate, FaceTemplate.sealed, gallery.resealed),
     SealedColumn("pass_issuer_keys", IssuerKey, IssuerKey.sealed_private, keys.resealed),
     SealedColumn("sync_site_keys", SyncSiteKey, SyncSiteKey.sealed_key, feed.resealed_site_key),
+    SealedColumn("sensors", Sensor, Sensor.sealed_password, sensors.resealed),
 )
 
 

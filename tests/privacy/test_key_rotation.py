@@ -9,6 +9,8 @@ import threading
 import numpy as np
 from sqlalchemy import select
 
+from idsvc.alarms import sensors
+from idsvc.alarms.models import Sensor, SensorFamily, SensorKind
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import Database
@@ -38,14 +40,17 @@ def test_rotation_moves_every_sealed_row_and_the_old_key_can_go(ctx: AppContext,
         s.add(FaceTemplate(site_id=site, person_id=tenant, consent_id=consent.id, pack="p1", dim=512, sealed=gallery.seal_embedding(ctx.sealer, vector, site, tenant, "p1"), images_used=1, quality=[], created_by="t"))
         issuing.issue(s, ctx.sealer, OPERATOR, tenant)  # creates the root and issuer keys
         face_key = feed.site_face_key(s, ctx.sealer, site)
+        station = sensors.create(s, ctx.sealer, OPERATOR, sensors.NewSensor(
+            site_id=site, building_id=world.ids["building_a"], code="88888880000001", name="Station", family=SensorFamily.hj212,
+            kind=SensorKind.emission_station, password="123456"))
     old, new = _keys(ctx)
     monkeypatch.setenv("IDSVC_MASTER_KEY", f"{new},{old}")
     before = cli.json("keys", "status")
     assert before["people"] == {"current_key": 0, "older_keys": 11} and before["face_templates"]["older_keys"] == 1
     out = cli.json("keys", "rotate", "--batch", "4")
-    assert out["resealed"] == {"people": 11, "face_templates": 1, "pass_issuer_keys": 2, "sync_site_keys": 1}
+    assert out["resealed"] == {"people": 11, "face_templates": 1, "pass_issuer_keys": 2, "sync_site_keys": 1, "sensors": 1}
     assert all(counts["older_keys"] == 0 for counts in out["status"].values())
-    assert cli.json("keys", "rotate")["resealed"] == {"people": 0, "face_templates": 0, "pass_issuer_keys": 0, "sync_site_keys": 0}
+    assert set(cli.json("keys", "rotate")["resealed"].values()) == {0}
     only_new = Sealer([base64.b64decode(new)])
     db = Database(ctx.db.url, only_new)
     try:
@@ -56,6 +61,7 @@ def test_rotation_moves_every_sealed_row_and_the_old_key_can_go(ctx: AppContext,
             assert np.array_equal(gallery.open_embedding(only_new, s.scalar(select(FaceTemplate))), vector)
             assert feed.site_face_key(s, only_new, site) == face_key
             keys.signing_key(keys.active_issuer_key(s, only_new), only_new)  # opens
+            assert only_new.open(s.get(Sensor, station.id).sealed_password, sensors.password_aad(station.id)) == b"123456"  # type: ignore[union-attr]
     finally:
         db.dispose()
 
