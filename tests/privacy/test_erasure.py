@@ -145,6 +145,9 @@ def test_erasure_leaves_a_verifying_chain_and_no_trace_of_the_name(ctx: AppConte
     assert client.get(f"/v1/people/{pid}", headers=world.auth("admin_a")).status_code == 404
     assert client.post(f"/v1/people/{pid}/export", headers=world.auth("admin_a"), json=REQUEST).status_code == 404
     assert pid not in [p["id"] for p in client.get("/v1/people", params={"site_id": world.ids["site_a"]}, headers=world.auth("admin_a")).json()]
+    for verb in ("reinstate", "suspend", "revoke"):  # the tombstone cannot be brought back
+        assert client.post(f"/v1/people/{pid}/{verb}", headers=world.auth("district"), json={"reason": "r"}).status_code == 404
+    assert client.post(f"/v1/people/{pid}/passes", headers=world.auth("district"), json={}).status_code == 404
     verdict = client.post("/v1/device/verify", headers=world.auth("device1"), json={"door_id": world.ids["door1"], "qr_text": tenant["pass"]}).json()
     assert verdict["allow"] is False
     assert client.get("/v1/sites", headers={"Authorization": f"Bearer {tenant['key']}"}).status_code == 401
