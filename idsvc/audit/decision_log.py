@@ -69,6 +69,8 @@ class DecisionLog:
         self._pending: list[audit.NewEvent] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        # Held while a batch is taken and written (taken before _lock): flush waits for the writer's batch.
+        self._writing = threading.Lock()
         self._closed = False
         self.replay_orphans()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
@@ -117,10 +119,12 @@ class DecisionLog:
             handle.close()
 
     def flush(self) -> None:
-        """Write everything queued so far (tests, shutdown); on failure the events stay queued."""
-        with self._lock:
-            events, segment = self._take()
-        self._write(events, segment)
+        """Write everything queued so far, and wait for a batch the writer is writing (an erasure,
+        shutdown, tests rely on it); on failure the events stay queued."""
+        with self._writing:
+            with self._lock:
+                events, segment = self._take()
+            self._write(events, segment)
 
     def close(self) -> None:
         """Stop the writer and flush; if the trail cannot be reached, the journals stay for the next start."""
@@ -150,9 +154,12 @@ class DecisionLog:
                     return
                 if not self._pending:
                     continue
-                events, segment = self._take()
+            events: list[audit.NewEvent] = []
             try:
-                self._write(events, segment)
+                with self._writing:
+                    with self._lock:
+                        events, segment = self._take()
+                    self._write(events, segment)
             except Exception:
                 log.exception("writing %d decisions to the audit trail failed; will retry", len(events))
                 with self._lock:
