@@ -177,3 +177,19 @@ def test_job_state_and_runs_from_the_command_line(world: World, cli: Cli) -> Non
     assert state["journal_compaction"]["runs"] == 1 and state["template_purge"]["runs"] == 0
     code, output = cli.run("jobs", "run", "nope")
     assert code == 1 and "no job 'nope'" in output
+
+
+def test_the_operations_page_lists_every_job_and_its_period(ctx: AppContext) -> None:
+    from idsvc.jobs import catalogue
+    from tests.conftest import REPO_ROOT
+
+    lines = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8").splitlines()
+    header = lines.index("| job | every | what |")
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append((cells[0].strip("`"), cells[1]))
+    periods = {timedelta(days=1): "day", timedelta(minutes=5): "5 min"}
+    assert rows == [(job.name, periods[job.every]) for job in catalogue(ctx)]  # type: ignore[arg-type]
