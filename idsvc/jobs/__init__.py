@@ -1,13 +1,5 @@
 """The service's periodic jobs, run inside ``idsvc serve`` by the scheduler (core/scheduler.py):
-what operators used to put in cron.
-
-| job | every | what |
-|---|---|---|
-| ``template_purge`` | day | face templates no grant needs any more, after each site's period |
-| ``sync_prune`` | day | the sync feed's change log older than ``IDSVC_SYNC_KEEP_DAYS`` |
-| ``journal_compaction`` | 5 min | decision journals left by processes that died, written to the trail |
-| ``retention`` | day | contact data after tenancies, door history pseudonymised, erasure leftovers |
-"""
+what operators used to put in cron. docs/operations.md lists them (a test keeps the list in step)."""
 
 from __future__ import annotations
 
