@@ -176,3 +176,20 @@ def test_export_from_the_command_line_to_a_file(tenant: dict[str, Any], cli: Cli
     assert json.loads(target.read_text(encoding="utf-8"))["person"]["display_name"] == NAME
     code, output = cli.run("privacy", "export", str(tenant["id"]), "--requester", "t", "--purpose", "p", "--out", str(tmp_path / "missing" / "x.json"))
     assert code == 1 and "cannot write" in output and "Traceback" not in output
+
+
+def test_erasing_a_landlord_keeps_their_units_and_tenants(ctx: AppContext, client: TestClient, world: World) -> None:
+    """What a landlord did to others' records stays, without their name: events they acted in name a pseudonym."""
+    owner = world.ids["owner1"]
+    assert client.post(f"/v1/grants/{world.ids['grant1']}/suspend", headers=world.auth("owner1"), json={"reason": "rent"}).status_code == 200
+    erased = client.post(f"/v1/people/{owner}/erase", headers=world.auth("admin_a"), json=REQUEST)
+    assert erased.status_code == 200, erased.text
+    unit = client.get(f"/v1/units/{world.ids['unit1']}", headers=world.auth("admin_a")).json()
+    assert unit["owner_id"] is None
+    assert client.get(f"/v1/people/{world.ids['tenant1']}", headers=world.auth("admin_a")).status_code == 200
+    with ctx.db.session() as s:
+        suspended = s.scalars(select(AuditEvent).where(AuditEvent.kind == "grant.suspended")).one()
+        assert suspended.actor.startswith("pseudonym:") and suspended.person_id is None and suspended.subject is not None
+        assert "reason" not in suspended.data
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.actor == f"person:{owner}")) == 0
+    assert client.get("/v1/audit/verify", headers=world.auth("district")).json()["ok"] is True
