@@ -146,8 +146,9 @@ class Bridge:
         data = event.data | {"source": "device", "granted": event.granted, "temperature": verdict.to_dict() if verdict else None}
         self.writer.submit(Entry(new_id(), "device_access_event", event.at, door_id, None, data))
         if verdict is not None and verdict.alarm == "fever_detected" and event.granted is not None:
-            self.writer.submit(Entry(new_id(), "fever_detected", event.at, door_id, None, verdict.to_dict() | {
-                "alarm": True, "source": "device", "admitted_by_terminal": event.granted, "employee_no": event.data.get("employee_no")}))
+            self.writer.submit(Entry(new_id(), "fever_detected", event.at, door_id, None, {
+                "temperature": verdict.to_dict(), "advice": temperature.ADVICE, "alarm": True, "source": "device",
+                "admitted_by_terminal": event.granted, "event": event.data.get("event")}))
 
     def _bridge_refusal(self, door: DoorConfig, presented: Presented) -> tuple[list[str], temperature.Verdict | None]:
         """What the bridge refuses without asking anyone: the terminal's clock, the temperature gate."""
@@ -169,7 +170,7 @@ class Bridge:
             verdict = temperature.check(self.cfg.temperature, presented, door.require_temperature, self.readings)
             reasons += verdict.reasons
             if verdict.alarm:
-                self.record(verdict.alarm, door, alarm=True, **verdict.to_dict())
+                self.record(verdict.alarm, door, alarm=True, temperature=verdict.to_dict(), advice=temperature.ADVICE)
         return reasons, verdict
 
     async def transaction(self, presented: Presented) -> Transaction | None:

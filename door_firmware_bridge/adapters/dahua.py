@@ -53,8 +53,9 @@ def interpret(door: str, code: str, action: str, data: dict[str, Any]) -> list[D
     if code == "AccessControl":
         status = data.get("Status")
         granted = None if status is None else bool(status == 1 or status == "1")
-        fields = {"user_id": data.get("UserID"), "card_no": data.get("CardNo"), "method": data.get("Method"), "error_code": data.get("ErrorCode"),
-                  "direction": data.get("Type"), "device_utc": data.get("UTC")}
+        person = {k: v for k, v in {"user_id": data.get("UserID"), "card_no": data.get("CardNo")}.items() if v not in (None, "")}
+        fields = {"method": data.get("Method"), "error_code": data.get("ErrorCode"), "direction": data.get("Type"), "device_utc": data.get("UTC"),
+                  "event": person or None}  # who it was stays under "event": personal data (idsvc.audit.chain)
         return [LocalDecision(door, granted, {k: v for k, v in fields.items() if v not in (None, "")}, None)]
     if code == "DoorStatus":
         state = str(data.get("Status", "")).lower()
@@ -62,7 +63,7 @@ def interpret(door: str, code: str, action: str, data: dict[str, Any]) -> list[D
     if code == "ChassisIntruded":
         return [DoorState(door, tamper=action != "Stop")]
     if code in ALARMS and action in ("Start", "Pulse"):
-        return [Recorded(door, "device_alarm", {"code": code, "data": data, "alarm": True})]
+        return [Recorded(door, "device_alarm", {"code": code, "event": data, "alarm": True})]
     return []
 
 

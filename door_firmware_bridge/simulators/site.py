@@ -21,6 +21,7 @@ from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.faces import service as faces
+from idsvc.faces.models import ConsentPurpose
 from idsvc.passes import issuing, keys
 from idsvc.registry import doors, grants, people, schemas, scope, sites, units
 from idsvc.registry.models import DeviceKind, DoorKind, Grant, Person, PersonKind, Status
@@ -88,15 +89,19 @@ class Site:
         with self.ctx.db.session() as s:
             return base64.b64encode(feed.site_face_key(s, self.ctx.sealer, self.ids["site"])).decode()
 
-    def enrol_face(self, person: str, photos: list[bytes]) -> None:
-        """Consent recorded, then a template from the photos (through the service's own enrolment)."""
+    def enrol_face(self, person: str, photos: list[bytes], *, offline: bool = True) -> None:
+        """Consents recorded (face access, and the copy to the site's bridges unless ``offline`` is
+        false), then a template from the photos (through the service's own enrolment)."""
+        purposes = [ConsentPurpose.face_access] + ([ConsentPurpose.face_offline] if offline else [])
         with self.ctx.db.session() as s:
-            faces.record_consent(s, OPERATOR, self.ids[person], purpose="access", method="signed form")
+            for purpose in purposes:
+                faces.record_consent(s, OPERATOR, self.ids[person], method="signed form", text_version="2026-01", language="zh-CN", purpose=purpose)
             faces.enrol(self.ctx, s, OPERATOR, self.ids[person], photos)
 
-    def withdraw_face(self, person: str) -> None:
+    def withdraw_offline_face(self, person: str) -> None:
+        """The person withdraws the consent to copying their template to the bridges (the template stays for online use)."""
         with self.ctx.db.session() as s:
-            faces.withdraw_consent(s, OPERATOR, self.ids[person])
+            faces.withdraw_consent(s, OPERATOR, self.ids[person], ConsentPurpose.face_offline)
 
     def add_doors(self, count: int, person: str = "tenant") -> list[int]:
         """``count`` (at most 200) more doors in one new door group that ``person`` may open, served by

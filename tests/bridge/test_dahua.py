@@ -36,7 +36,7 @@ def test_dahua_door_opens_on_command_reports_its_own_decisions_and_goes_offline_
             sim.card("1001", passed=True)
             sim.card("2002", passed=False)
             await until(lambda: len(bridge.journal.entries("device_access_event")) == 2, 5, "the terminal's own decisions")
-            assert [(e.data["user_id"], e.data["granted"]) for e in bridge.journal.entries("device_access_event")] == [("1001", True), ("2002", False)]
+            assert [(e.data["event"]["user_id"], e.data["granted"]) for e in bridge.journal.entries("device_access_event")] == [("1001", True), ("2002", False)]
             await asyncio.sleep(1.0)  # past the pulse's window: an opening now is nobody's
             sim.forced()
             await until(lambda: "door_forced" in _kinds(bridge) and "device_alarm" in _kinds(bridge), 5, "the break-in")

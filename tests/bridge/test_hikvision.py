@@ -95,7 +95,7 @@ def test_terminal_local_decisions_are_journalled_with_temperature_and_fever_alar
             await sim.face("f" * 32, temperature=36.4)  # a stranger: refused by the terminal
             await until(lambda: len(bridge.journal.entries("device_access_event")) == 2, 10, "the local decisions")
             passed, refused = (e.data for e in bridge.journal.entries("device_access_event"))
-            assert (passed["minor"], passed["granted"], passed["employee_no"], passed["source"]) == (FACE_PASS, True, employee, "device")
+            assert (passed["minor"], passed["granted"], passed["event"]["employee_no"], passed["source"]) == (FACE_PASS, True, employee, "device")
             assert passed["temperature"]["celsius"] == 38.5 and passed["temperature"]["reasons"] == ["temperature_high"]
             assert (refused["minor"], refused["granted"]) == (FACE_FAIL, False)
             fever = bridge.journal.entries("fever_detected")

@@ -133,8 +133,9 @@ def test_signed_commands_broker_access_alone_cannot_unlock(site: Site, tmp_path:
 
 
 def test_faces_decided_offline_from_the_feed_templates(site: Site, tmp_path: Path, shared_dir: Path) -> None:
-    """Where the site shares templates: 1:N at the bridge with the service down, the same grant check,
-    a stranger is unknown (never the nearest person), a withdrawn template stops matching."""
+    """Where the site shares templates and the person agreed to the offline copy: 1:N at the bridge with
+    the service down, the same grant check, a stranger is unknown (never the nearest person), a
+    template whose offline consent is withdrawn leaves the bridge and stops matching."""
     photos = shared_dir / "data" / "faces"
     site.set_site_settings({"sync": {"faces": True}})
     site.enrol_face("tenant", [(photos / "img1.jpg").read_bytes(), (photos / "img2.jpg").read_bytes()])  # Angelina Jolie
@@ -159,7 +160,7 @@ def test_faces_decided_offline_from_the_feed_templates(site: Site, tmp_path: Pat
             await until(lambda: len(bridge.journal.entries("access_denied")) == 1, 30, "the stranger")
             assert bridge.journal.entries("access_denied")[0].data["reasons"] == ["unknown_face"]
             assert lock.unlock_count == 1
-            site.withdraw_face("tenant")  # consent withdrawn: the template leaves the feed
+            site.withdraw_offline_face("tenant")  # consent to the offline copy withdrawn: the template leaves the feed
             site.write_feed(feed)
             await until(lambda: not bridge.offline.state.templates, 10, "the template removed")
             await lock.show_face((photos / "img4.jpg").read_bytes())

@@ -107,8 +107,11 @@ def _local(terminal: Terminal, body: dict[str, Any], reading: Reading | None, se
     if reading is not None and employee is None and minor not in GRANTED and minor not in DENIED:
         terminal.last_reading = reading  # thermometry only: a later scan in the window may use it, once
     granted = (minor in GRANTED) if major == MAJOR_OTHER and (minor in GRANTED or minor in DENIED) else None
-    data = {"serialNo": serial, "major": major, "minor": minor, "employee_no": employee, "mask": body.get("mask"),
-            "method": (GRANTED | DENIED).get(minor or -1) if granted is not None else None, "remote_check_result": body.get("remoteCheckResult")}
+    # What names or describes the person stays under "event" (personal data: deleted when the audit
+    # event is pseudonymised, idsvc.audit.chain.PERSONAL_DATA_KEYS).
+    person = {k: v for k, v in {"employee_no": employee, "mask": body.get("mask"), "remote_check_result": body.get("remoteCheckResult")}.items() if v is not None}
+    data = {"serialNo": serial, "major": major, "minor": minor, "method": (GRANTED | DENIED).get(minor or -1) if granted is not None else None,
+            "event": person or None}
     return [LocalDecision(name, granted, {k: v for k, v in data.items() if v is not None}, reading, at=at)]
 
 
