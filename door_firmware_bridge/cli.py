@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -77,6 +78,11 @@ def check_config(
 def run(config: Path = CONFIG, log_level: str = typer.Option("info", help="debug, info, warning")) -> None:
     """Run the bridge until SIGTERM/SIGINT."""
     cfg = _load(config)
+    from door_firmware_bridge.faults import CRASH_ENV, POINTS
+
+    if os.environ.get(CRASH_ENV, "") not in ("", *POINTS):
+        typer.echo(f"{CRASH_ENV} must be one of {', '.join(POINTS)} (fault injection; unset it to run normally)", err=True)
+        raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt warns on every publish while >10 await their PUBACK
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request (terminal probes every 2 s)

@@ -128,3 +128,10 @@ def test_check_config_asks_the_service_and_the_broker(site: Site, service: Servi
     assert code == 1 and "doors[0].door_id: door 99999 (flat-101) does not exist or is not bound to this bridge" in output
     code, output = check(broker={"host": "127.0.0.1", "port": 9, "client_id": "bridge-check"})
     assert code == 1 and "broker: 127.0.0.1:9 refused or is not reachable" in output
+
+
+def test_run_refuses_an_unknown_fault_point(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(GOOD.format(tmp=tmp_path))
+    result = CliRunner().invoke(app, ["run", "--config", str(path)], env={"DOOR_BRIDGE_CRASH_AT": "somewhere"})
+    assert result.exit_code == 2 and "DOOR_BRIDGE_CRASH_AT must be one of decision_journalled" in result.output
