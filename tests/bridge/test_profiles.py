@@ -153,6 +153,7 @@ def test_zigbee_lock_is_unlocked_by_lock_state_and_relocked_by_the_bridge(site: 
             assert _results(bridge) == [("pulse_unlock", "executed"), ("lock", "executed")] and "door_forced" not in _kinds(bridge)
             # A bolt that does not go fully out is a jam.
             lock.jam_on_lock = True
+            await until(lambda: bridge.supervisor.door_status()["flat-101"]["in_flight"] is None, 5, "the relock to finish")
             assert (await bridge.supervisor.pulse(door, ALLOW)).status == "executed"
             await until(lambda: "lock_jammed" in _kinds(bridge), 5, "the jam")
         task.cancel()
