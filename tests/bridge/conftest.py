@@ -29,6 +29,13 @@ from door_firmware_bridge.simulators.site import Site, seed
 from idsvc.context import AppContext
 
 BROKER_PORT = 1883
+TEST_TIMEOUT_S = 240  # every bridge test talks to sockets, brokers and processes: a hang fails with its stacks
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/bridge/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_S, method="thread"))
 
 
 def free_port() -> int:
