@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from idsvc.audit.decision_log import DecisionLog
 from idsvc.auth.cache import PrincipalCache
@@ -14,6 +15,9 @@ from idsvc.registry.index import AccessIndex
 from idsvc.revocation.bus import Bus, Notice, make_bus
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
+
+if TYPE_CHECKING:
+    from idsvc.faces.policy import FaceOnlyCheck
 
 
 @dataclass
@@ -37,6 +41,14 @@ class AppContext:
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
         self.access = AccessIndex(self.db, self.bus)
+
+    @property
+    def face_only_check(self) -> FaceOnlyCheck:
+        """The registry's check for face_only doors. Imported here, not at the top: the face engine
+        (onnxruntime, OpenCV) is loaded only by processes that configure or use faces."""
+        from idsvc.faces.policy import FaceOnlyCheck
+
+        return FaceOnlyCheck(self.settings)
 
     def _forget_principals(self, notice: Notice) -> None:
         """A device or key changed somewhere: drop the one-second key memory now, not in a second."""

@@ -109,7 +109,7 @@ def end_tenancy(
 @router.post("/doors", **CREATED)
 def create_door(body: schemas.DoorIn, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
-        return schemas.DoorOut.model_validate(doors.create_door(s, caller, body))
+        return schemas.DoorOut.model_validate(doors.create_door(s, caller, body, face_only_check=ctx.face_only_check))
 
 
 @router.get("/doors")
@@ -127,7 +127,7 @@ def get_door(door_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
 @router.patch("/doors/{door_id}")
 def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
-        return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body))
+        return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body, face_only_check=ctx.face_only_check))
 
 
 @router.post("/door-groups", **CREATED)
