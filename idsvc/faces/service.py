@@ -57,6 +57,10 @@ FACE_NOT_ENABLED = "face_not_enabled"  # face_mode off
 PASS_REQUIRED = "pass_required"  # face_and_pass without the pass holder (person_id)
 CODE_REQUIRED = "code_required"  # face_and_code without a code
 CODE_UNKNOWN = "code_unknown"  # the code names no unit at this door
+# The face is a person of the site who is not among the candidates: not allowed here now, or (at a
+# face_and_code door) not of the unit keyed. Always a denial: the threshold was chosen for the
+# candidates only, so a match outside them must never open the door.
+NOT_A_CANDIDATE = "not_a_candidate"
 # Warnings (never deny on their own).
 OTHER_FACES = "other_faces_ignored"  # a crowded frame: the subject was verified, the others ignored
 OVER_CAPACITY = "face_only_over_capacity"  # more people may pass this face_only door than the pack supports at the site's targets
@@ -406,9 +410,10 @@ def _identify(
     if search.best_site is not None and search.best_site[1] >= match.threshold and search.best_site != search.best_candidate:
         # The best match over the whole site is not among the people who may pass here: a face that
         # looks more like an ungranted resident than like any granted one is that resident, and is
-        # refused (by the grant check), not passed as the runner-up.
+        # refused, not passed as the runner-up.
         match.person_id, score = search.best_site
         match.score = round(score, 4)
+        match.reasons.append(NOT_A_CANDIDATE)
         return match
     if search.best_candidate is None or search.best_candidate[1] < match.threshold:
         match.score = None if search.best_candidate is None else round(search.best_candidate[1], 4)
