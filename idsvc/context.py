@@ -6,15 +6,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.auth import subjects
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
+from idsvc.core.bus import Bus, Notice, make_bus
 from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
 from idsvc.registry.index import AccessIndex
-from idsvc.revocation.bus import Bus, Notice, make_bus
+from idsvc.registry.subjects import RegistrySubjects
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
+
+# auth reads the subjects of API keys through this (auth sits below the registry).
+subjects.install(RegistrySubjects())
 
 if TYPE_CHECKING:
     from idsvc.faces.policy import FaceOnlyCheck
@@ -40,7 +45,7 @@ class AppContext:
         self.deny = DenySet(client, self.settings.redis_prefix, self.bus)
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
-        self.access = AccessIndex(self.db, self.bus)
+        self.access = AccessIndex(self.db, self.bus, lambda session: changes.current_version(session)[0])
 
     @property
     def face_only_check(self) -> FaceOnlyCheck:

@@ -8,7 +8,7 @@ from idsvc.auth import service
 from idsvc.auth.api import ApiKeyOut, IssuedKeyOut
 from idsvc.auth.models import Role
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import run
+from idsvc.core.cli import run
 
 
 def register(app: typer.Typer) -> None:

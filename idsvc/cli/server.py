@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from idsvc.cli.common import fail
 from idsvc.config import Settings
+from idsvc.core.cli import fail
 
 
 def _migrate(settings: Settings) -> None:

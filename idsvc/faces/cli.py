@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import cli_context, fail, print_json
 from idsvc.config import Settings
+from idsvc.core.cli import cli_context, fail, print_json
 from idsvc.core.errors import ApiError
 from idsvc.faces import calibrate, packs, service
 from idsvc.faces.embed_cache import EmbeddingCache

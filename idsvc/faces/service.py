@@ -22,7 +22,6 @@ from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.config import Settings
-from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
@@ -42,6 +41,7 @@ from idsvc.faces.openset import Calibration
 from idsvc.faces.packs import PackError
 from idsvc.faces.policy import SitePolicy, door_threshold, load_calibration, site_face_settings
 from idsvc.registry import scope
+from idsvc.registry.index import DoorContext
 from idsvc.registry.models import FaceMode, Grant, Person, Site, Status
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ _REJECTIONS = {
 }
 
 
-def enrol(ctx: AppContext, session: Session, principal: Principal, person_id: int, images: list[bytes]) -> FaceTemplate:
+def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: int, images: list[bytes]) -> FaceTemplate:
     """Create or replace the person's template from 1..5 photos (the mean of their embeddings)."""
     person = _person_for(session, principal, person_id, manage=True)
     if not 1 <= len(images) <= MAX_ENROL_IMAGES:
@@ -355,7 +355,7 @@ class FaceDecision:
 
 
 def match_face(
-    ctx: AppContext, site_id: int, image: bytes, person_id: int | None = None, candidates: frozenset[int] | None = None
+    ctx: DoorContext, site_id: int, image: bytes, person_id: int | None = None, candidates: frozenset[int] | None = None
 ) -> FaceMatch:
     """Identify a frame's face within a site: 1:1 against person_id, else 1:N among `candidates` (the
     people who may pass the door; None = everyone of the site). No authorisation, no audit.
@@ -377,7 +377,7 @@ def match_face(
 
 
 def _identify(
-    ctx: AppContext,
+    ctx: DoorContext,
     session: Session,
     pack: str,
     policy: SitePolicy,
@@ -435,7 +435,7 @@ def _identify(
 
 
 def verify_at_door(
-    ctx: AppContext,
+    ctx: DoorContext,
     principal: Principal,
     door_id: int,
     image: bytes,
@@ -515,7 +515,7 @@ def verify_at_door(
     return decision
 
 
-def _warn_over_capacity(ctx: AppContext, policy: SitePolicy, decision: FaceDecision) -> None:
+def _warn_over_capacity(ctx: DoorContext, policy: SitePolicy, decision: FaceDecision) -> None:
     """face_only was safe when configured; tenants added since may have outgrown it. Strangers stay
     at the target (the threshold follows N), but fewer tenants get in: say so in every decision."""
     calibration: Calibration | None = load_calibration(ctx.settings)

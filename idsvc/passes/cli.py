@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from sqlalchemy import select
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import cli_context, fail, print_json
+from idsvc.core.cli import cli_context, fail, print_json
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes.claims import PassType

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
-from idsvc.auth.deps import Caller, Ctx
+from idsvc.auth.deps import AuthContext, Caller, Ctx, get_context
 from idsvc.core.db import utcnow
 from idsvc.core.validation import Reason, RowId
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
@@ -15,6 +15,16 @@ from idsvc.registry.models import Status
 router = APIRouter(prefix="/v1", tags=["registry"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
 SiteQuery = Query(description="The site to list.")
+
+
+class DoorConfigContext(AuthContext, Protocol):
+    """Configuring a door's face_mode needs the faces domain's check, which the app wiring provides."""
+
+    @property
+    def face_only_check(self) -> doors.FaceOnlyCheck: ...
+
+
+DoorCtx = Annotated[DoorConfigContext, Depends(get_context)]
 
 
 # --- sites and buildings -------------------------------------------------------------------------
@@ -107,7 +117,7 @@ def end_tenancy(
 
 # --- doors, door groups, devices -----------------------------------------------------------------
 @router.post("/doors", **CREATED)
-def create_door(body: schemas.DoorIn, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def create_door(body: schemas.DoorIn, ctx: DoorCtx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
         return schemas.DoorOut.model_validate(doors.create_door(s, caller, body, face_only_check=ctx.face_only_check))
 
@@ -125,7 +135,7 @@ def get_door(door_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
 
 
 @router.patch("/doors/{door_id}")
-def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: DoorCtx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
         return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body, face_only_check=ctx.face_only_check))
 

@@ -16,7 +16,7 @@ import typer
 from sqlalchemy import func, select
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import cli_context, print_json, run
+from idsvc.core.cli import cli_context, print_json, run
 from idsvc.core.db import utcnow
 from idsvc.revocation import service
 from idsvc.revocation.service import Verb

@@ -9,7 +9,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 
 from idsvc.audit import service
-from idsvc.cli.common import cli_context, fail, print_json
+from idsvc.core.cli import cli_context, fail, print_json
 from idsvc.core.validation import Timestamp
 
 _timestamp = TypeAdapter(Timestamp)

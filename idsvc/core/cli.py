@@ -1,4 +1,9 @@
-"""What every CLI command shares: the context, JSON output, and errors that name the fix."""
+"""What every CLI command shares: the context, JSON output, and errors that name the fix.
+
+In core so that each domain's ``cli.py`` can use it without importing the CLI root, which mounts
+them all. The root (``idsvc.cli``) installs how a context is opened (``use_context_factory``),
+because building one is the app wiring's job (``idsvc.context``), above every domain.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from idsvc.config import Settings
-from idsvc.context import AppContext
+from idsvc.core.context import ServiceContext
 from idsvc.core.errors import ApiError
 from idsvc.core.sealing import SealingError
 
 M = TypeVar("M", bound=BaseModel)
+ContextFactory = Callable[[Settings], ServiceContext]
+_open_context: ContextFactory | None = None
+
+
+def use_context_factory(factory: ContextFactory) -> None:
+    global _open_context
+    _open_context = factory
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -49,14 +61,16 @@ def run(action: Callable[[Session], Any]) -> None:
 
 
 @contextmanager
-def cli_context() -> Iterator[AppContext]:
+def cli_context() -> Iterator[ServiceContext]:
     """An app context for one command; service errors become one readable line, not a traceback."""
     try:
         settings = Settings()
     except ValidationError as exc:
         fail(f"configuration is invalid: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} (check the IDSVC_ environment variables)")
+    if _open_context is None:  # a wiring mistake: commands run mounted on the idsvc.cli root, which installs it
+        raise RuntimeError("no CLI context factory installed; run commands through idsvc.cli")
     try:
-        ctx = AppContext.from_settings(settings)
+        ctx = _open_context(settings)
     except SealingError as exc:
         fail(str(exc))
     try:
