@@ -40,7 +40,7 @@ class LabelledEmbeddings:
 
     photos: list[LabelledPhoto]
     raw: np.ndarray  # n x dim, the recognizer's output for the aligned face
-    raw_mirror: np.ndarray  # n x dim, for the mirrored aligned face
+    raw_mirror: np.ndarray | None  # n x dim, for the mirrored aligned face (when asked for)
     quality: np.ndarray  # n x len(QUALITY_FIELDS)
     failures: list[dict[str, str]]
 
@@ -88,12 +88,14 @@ def embed_labelled(
     max_pixels: int,
     cache: EmbeddingCache | None = None,
     progress: Callable[[], None] | None = None,
+    *,
+    mirror: bool = False,
 ) -> LabelledEmbeddings:
     kept: list[LabelledPhoto] = []
     raws, mirrors, qualities, failures = [], [], [], []
     for photo in photos:
         try:
-            row = _embed_one(engine, (folder / photo.file).read_bytes(), max_pixels, cache)
+            row = _embed_one(engine, (folder / photo.file).read_bytes(), max_pixels, cache, mirror)
         except ApiError as exc:
             row = exc.code
         except OSError as exc:
@@ -111,18 +113,20 @@ def embed_labelled(
     return LabelledEmbeddings(
         photos=kept,
         raw=np.array(raws, dtype=np.float32).reshape(-1, dim),
-        raw_mirror=np.array(mirrors, dtype=np.float32).reshape(-1, dim),
+        raw_mirror=np.array(mirrors, dtype=np.float32).reshape(-1, dim) if mirror else None,
         quality=np.array(qualities, dtype=np.float32).reshape(-1, len(QUALITY_FIELDS)),
         failures=failures,
     )
 
 
-def _embed_one(engine: FaceEngine, data: bytes, max_pixels: int, cache: EmbeddingCache | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+def _embed_one(
+    engine: FaceEngine, data: bytes, max_pixels: int, cache: EmbeddingCache | None, mirror: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | str:
     digest = photo_digest(data)
     if cache is not None:
-        found = [cache.get(variant, digest) for variant in ("raw", "raw_mirror", "quality")]
+        found = [cache.get(variant, digest) for variant in ("raw", "raw_mirror" if mirror else "raw", "quality")]
         if all(v is not None for v in found):
-            return found[0], found[1], found[2]  # type: ignore[return-value]
+            return found[0], (found[1] if mirror else None), found[2]  # type: ignore[return-value]
         if cache.get("no_face", digest) is not None:
             return "no_face"
     image = decode_image(data, max_pixels)
@@ -134,12 +138,13 @@ def _embed_one(engine: FaceEngine, data: bytes, max_pixels: int, cache: Embeddin
     face = central_face(faces, image.shape[1], image.shape[0])
     aligned, error = align(image, face.landmarks)
     raw = engine.recognizer.raw(aligned)
-    raw_mirror = engine.recognizer.raw(aligned[:, ::-1])
+    raw_mirror = engine.recognizer.raw(aligned[:, ::-1]) if mirror else None
     quality = np.array([face.score, face.size, sharpness(aligned), error, float(np.linalg.norm(raw))], dtype=np.float32)
     if cache is not None:
         cache.put("raw", digest, raw)
-        cache.put("raw_mirror", digest, raw_mirror)
         cache.put("quality", digest, quality)
+        if raw_mirror is not None:
+            cache.put("raw_mirror", digest, raw_mirror)
     return raw, raw_mirror, quality
 
 

@@ -274,6 +274,54 @@ class ArcFaceRecognizer:
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
+class TfliteRecognizer:
+    """MobileFaceNet as published in TensorFlow Lite (192-d; the model takes a pair of faces).
+
+    ai-edge-litert's interpreter is not thread-safe: one lock per model (an embedding takes ~5 ms).
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # only packs with such a model need it
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._lock = threading.Lock()
+        self.dim = int(self._output["shape"][-1])
+
+    def raw(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        x = (aligned_bgr[:, :, ::-1].astype(np.float32) - 127.5) / 128.0
+        batch = np.repeat(x[None], self._input["shape"][0], axis=0)
+        with self._lock:
+            self._interpreter.set_tensor(self._input["index"], batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"])[0].astype(np.float32)
+
+    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        vector = self.raw(aligned_bgr)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class FusedRecognizer:
+    """Two recognizers as one: both unit embeddings side by side, scaled to unit length, so the
+    cosine of two templates is the mean of the two models' cosines (score fusion; benchmarks.md)."""
+
+    def __init__(self, first: ArcFaceRecognizer, second: TfliteRecognizer) -> None:
+        self._models = (first, second)
+        self.dim = first.dim + second.dim
+
+    def raw(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        parts = [m.raw(aligned_bgr) for m in self._models]
+        return (np.concatenate([v / np.linalg.norm(v) for v in parts]) / np.sqrt(len(parts))).astype(np.float32)
+
+    def embed(self, aligned_bgr: np.ndarray, *, mirror: bool = False) -> np.ndarray:
+        vector = self.raw(aligned_bgr)
+        if mirror:
+            vector = vector + self.raw(aligned_bgr[:, ::-1])
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
 class LivenessModel:
     """fr_liveness: the square box enlarged 2.7x, 128x128, raw BGR 0-255; score = P(live)."""
 
@@ -306,7 +354,9 @@ class FaceEngine:
         self.pack = pack.name
         if pack.kind == "faceplugin":
             self.detector: FacepluginDetector | ScrfdDetector = FacepluginDetector(pack.files["detector"], pack.files["landmarks"], threads)
-            self.recognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.0, std=128.0)
+            self.recognizer: ArcFaceRecognizer | FusedRecognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.0, std=128.0)
+            if "recognizer_aux" in pack.files:
+                self.recognizer = FusedRecognizer(self.recognizer, TfliteRecognizer(pack.files["recognizer_aux"], threads))
         elif pack.kind == "insightface":
             self.detector = ScrfdDetector(pack.files["detector"], threads)
             self.recognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.5, std=127.5)

@@ -199,8 +199,7 @@ def group_curves(name: str, genuine: np.ndarray, impostor: np.ndarray, summary: 
     fars = np.unique(np.geomspace(0.5, MIN_TAIL_PAIRS / count, 60))[::-1]
     thresholds = descending[np.maximum((fars * count).astype(np.int64) - 1, 0)]
     points = sorted({round(float(t), 5): float(np.mean(impostor >= t)) for t in thresholds}.items())
-    tail_count = max(min(int(0.001 * count), count), 10 * MIN_TAIL_PAIRS)
-    tail_count = min(tail_count, count)
+    tail_count = min(max(int(0.001 * count), 10 * MIN_TAIL_PAIRS), count)
     u = float(descending[tail_count - 1])
     beta = max(float(np.mean(descending[:tail_count] - u)), 1e-4)
     grid = np.round(np.arange(-0.2, 1.0001, 0.01), 2)
