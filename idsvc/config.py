@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         default_factory=lambda: _user_data_dir() / "models",
         description="Where face model packs are installed (`idsvc models install`); outside the repo so clones share it.",
     )
-    face_pack: str = Field("faceplugin-0.0.1", description="Installed model pack the engine loads (see `idsvc models list`).")
+    face_pack: str = Field("faceplugin-mfn-0.0.1", description="Installed model pack the engine loads (see `idsvc models list`).")
     face_threshold: float = Field(
         0.40, ge=-1.0, le=1.0, description="Cosine threshold used only when the pack has no calibration; with one, doors take the calibrated threshold for their N."
     )

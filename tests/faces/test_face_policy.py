@@ -29,13 +29,15 @@ def set_site_faces(client, world, **faces: object) -> None:  # noqa: ANN001
 def test_face_only_is_refused_where_the_pack_cannot_reach_the_site_targets(client, world, ctx: AppContext) -> None:  # noqa: ANN001
     calibration = load_calibration(ctx.settings)
     assert calibration is not None
-    # Default targets (FPIR 0.1%, TPIR 95%): the shipped pack cannot serve even one person (docs/models.md).
+    # A site asking for more tenants recognised than the pack can give even at one person is refused.
+    set_site_faces(client, world, min_tpir=0.999)
     refused = patch_door(client, world, "door1", "face_only")
     assert refused.status_code == 409
     error = refused.json()["error"]
     assert error["code"] == "face_only_unsafe" and "face_and_code" in error["message"]
-    assert error["details"]["people_at_door"] == 1 and error["details"]["max_people"] == calibration.max_gallery(0.001, 0.95) == 0
+    assert error["details"]["people_at_door"] == 1 and error["details"]["max_people"] == calibration.max_gallery(0.001, 0.999) == 0
     assert error["details"]["alternatives"] == ["face_and_pass", "face_and_code"]
+    assert error["details"]["tpir_at_door"] < 0.999 and error["details"]["threshold_at_door"] == calibration.threshold_for(1, 0.001)
     assert client.get(f"/v1/doors/{world.ids['door1']}", headers=world.auth("admin_a")).json()["face_mode"] == "face_and_pass"
 
     # A site that accepts fewer tenants let in by face (the QR still works for the rest) can have it
