@@ -44,7 +44,7 @@ def set_face_mode(ctx: AppContext, door_id: int, mode: FaceMode) -> None:
         s.get(Door, door_id).face_mode = mode
 
 
-def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
+def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, world, ctx: AppContext, photo, engine: FaceEngine) -> None:  # noqa: ANN001
     assert enrol(client, world, "tenant1", [photo("img1.jpg")]).json()["error"]["code"] == "consent_required"
     assert consent(client, world, "tenant1").status_code == 201
     response = enrol(client, world, "tenant1", [photo("img1.jpg"), photo("img2.jpg")])
@@ -54,7 +54,7 @@ def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, wo
     with ctx.db.session() as s:
         template = s.scalar(select(FaceTemplate))
         vector = open_embedding(ctx.sealer, template)
-        assert vector.shape == (512,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+        assert vector.shape == (engine.dim,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
         assert vector.astype("<f4").tobytes() not in template.sealed  # encrypted at rest
         template.person_id = world.ids["tenant2"]  # a blob moved to another person does not open
         with pytest.raises(SealingError):
