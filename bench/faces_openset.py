@@ -70,6 +70,11 @@ def cohort_scorer(cohort: np.ndarray, k: int = COHORT_TOP_K) -> Scorer:
     return score
 
 
+def euclidean_scorer(probes: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    squared = (probes**2).sum(axis=1)[:, None] + (templates**2).sum(axis=1)[None, :] - 2 * probes @ templates.T
+    return 1 - np.sqrt(np.maximum(squared, 0))
+
+
 def quality_scorer(weight_of: Callable[[np.ndarray], np.ndarray]) -> Scorer:
     def score(probes: np.ndarray, templates: np.ndarray) -> np.ndarray:
         return (probes @ templates.T) * np.sqrt(weight_of(probes)[:, None] * weight_of(templates)[None, :])
@@ -125,8 +130,12 @@ def candidate_variants(data: LabelledEmbeddings, folder: Path) -> list[Variant]:
         # Photos the candidate found no face in cannot be compared: set aside (counted in the header).
         print(f"{name}: {int(missing.sum())} of {len(vectors)} photos without a face (set aside)")
         found.append(Variant(name, what, normalise(np.nan_to_num(matrix, nan=1.0)), exclude=missing))
+        if name == "dlib-resnet":
+            # dlib's own rule: Euclidean distance between raw descriptors (0.6 = same person), as 1 - distance.
+            found.append(Variant("dlib-resnet-euclidean", "the same, scored 1 - Euclidean distance of the raw descriptors (dlib's rule)",
+                                 np.nan_to_num(matrix, nan=0.0), per_photo_templates=True, scorer=euclidean_scorer, exclude=missing))  # fmt: skip
     shipped = normalise(data.raw)
-    for candidate in list(found):
+    for candidate in [v for v in found if v.scorer is plain_scores]:
         # Score fusion: the mean of the two models' cosines (= cosine of the concatenated unit vectors).
         fused = normalise(np.hstack([shipped, candidate.embeddings]))
         found.append(Variant(f"fusion+{candidate.name}", f"mean of the shipped engine's and {candidate.name}'s cosines", fused, exclude=candidate.exclude))
