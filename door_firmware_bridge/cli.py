@@ -12,8 +12,10 @@ from pathlib import Path
 import typer
 
 from door_firmware_bridge.config import BridgeConfig, ConfigError, load
+from door_firmware_bridge.sensors.cli import app as sensors_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+app.add_typer(sensors_app, name="sensors")
 CONFIG = typer.Option(Path("/etc/door-bridge/site.toml"), "--config", "-c", help="The site's TOML config.", envvar="DOOR_BRIDGE_CONFIG")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from idsvc.alarms.cli import register as register_alarm_commands
 from idsvc.audit_views.cli import register as register_audit_commands
 from idsvc.auth.cli import register as register_key_commands
 from idsvc.cli.server import register as register_server_commands
@@ -21,7 +22,7 @@ from idsvc.revocation.cli import register as register_revocation_commands
 use_context_factory(AppContext.from_settings)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="idsvc: access control and identity service.")
-for register in (register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands, register_revocation_commands):
+for register in (register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands, register_revocation_commands, register_alarm_commands):
     register(app)
 
 
