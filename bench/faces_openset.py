@@ -139,7 +139,7 @@ def candidate_variants(data: LabelledEmbeddings, folder: Path) -> list[Variant]:
         # Score fusion: the mean of the two models' cosines (= cosine of the concatenated unit vectors).
         fused = normalise(np.hstack([shipped, candidate.embeddings]))
         found.append(Variant(f"fusion+{candidate.name}", f"mean of the shipped engine's and {candidate.name}'s cosines", fused, exclude=candidate.exclude))
-        found.append(Variant(f"fusion+{candidate.name}+enrol5", f"the same, up to 5 enrolment photos (mean template)", fused, enrol_photos=5, exclude=candidate.exclude))
+        found.append(Variant(f"fusion+{candidate.name}+enrol5", "the same, up to 5 enrolment photos (mean template)", fused, enrol_photos=5, exclude=candidate.exclude))
     return found
 
 

@@ -29,7 +29,6 @@ from idsvc.core.sealing import Sealer
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
-    QualityPolicy,
     Reason,
     cosine,
     get_engine,
@@ -39,7 +38,7 @@ from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.faces.openset import Calibration
 from idsvc.faces.packs import PackError
-from idsvc.faces.policy import SitePolicy, door_threshold, load_calibration, site_face_settings
+from idsvc.faces.policy import SitePolicy, door_threshold, load_calibration
 from idsvc.registry import scope
 from idsvc.registry.index import DoorContext
 from idsvc.registry.models import FaceMode, Grant, Person, Site, Status

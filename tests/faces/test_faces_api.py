@@ -229,7 +229,7 @@ def test_match_face_for_the_pass_path_identifies_without_deciding(client, world,
 def test_invalid_site_face_settings_fall_back_to_the_defaults(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
     from pydantic import ValidationError
 
-    from idsvc.faces.service import site_face_settings
+    from idsvc.faces.policy import site_face_settings
 
     with pytest.raises(ValidationError):
         site_face_settings({"faces": {"threshold": 3}})
