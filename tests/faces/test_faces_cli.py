@@ -136,3 +136,18 @@ def test_reseal_moves_templates_to_the_new_master_key(world, ctx: AppContext, ph
         assert service.reseal_templates(s, Sealer.from_config(f"{new_key},{old_key}", ctx.settings.data_dir)) == 1
     with ctx.db.session() as s:  # the old key can go now
         assert (open_embedding(Sealer.from_config(new_key, ctx.settings.data_dir), s.scalar(select(FaceTemplate))) == old_vector).all()
+
+
+def test_door_face_mode_from_the_cli(cli: CliRunner, world, ctx: AppContext) -> None:  # noqa: ANN001
+    from idsvc.registry.models import Site
+
+    with ctx.db.session() as s:
+        s.get(Site, world.ids["site_a"]).settings = {"faces": {"min_tpir": 0.999}}
+    refused = cli.invoke(app, ["door", "face-mode", str(world.ids["entrance_a"]), "face_only"])
+    assert refused.exit_code == 1 and "[face_only_unsafe]" in refused.output and "face_and_code" in refused.output
+    assert run_json(cli, "door", "face-mode", str(world.ids["entrance_a"]), "face_and_code")["face_mode"] == "face_and_code"
+    with ctx.db.session() as s:
+        s.get(Site, world.ids["site_a"]).settings = {"faces": {"min_tpir": 0.8}}
+    assert run_json(cli, "door", "face-mode", str(world.ids["entrance_a"]), "face_only")["face_mode"] == "face_only"
+    bad = cli.invoke(app, ["door", "face-mode", str(world.ids["entrance_a"]), "sometimes"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
