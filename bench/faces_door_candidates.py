@@ -45,7 +45,7 @@ def seed(ctx: AppContext, people: int) -> int:
         s.add_all([door, group])
         s.flush()
         for i in range(people):
-            person = Person(site_id=site.id, display_name=f"p{i}", kind=PersonKind.employee, pseudonym=f"ps{i:08d}")
+            person = Person(site_id=site.id, kind=PersonKind.employee, pseudonym=f"ps{i:08d}")  # no personal fields: none are read here
             s.add(person)
             s.flush()
             s.add(Grant(site_id=site.id, person_id=person.id, door_group_id=group.id, valid_from=now - timedelta(days=1),

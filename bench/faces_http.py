@@ -67,7 +67,7 @@ def seed(data_dir: Path) -> tuple[str, int]:
     try:
         world = build_world(ctx)
         with ctx.db.session() as s:
-            service.record_consent(s, OPERATOR, world.ids["tenant1"], purpose="benchmark", method="synthetic")
+            service.record_consent(s, OPERATOR, world.ids["tenant1"], method="synthetic", text_version="bench", language="en")
             service.enrol(ctx, s, OPERATOR, world.ids["tenant1"], [(PHOTOS / p).read_bytes() for p in ANGELINA])
             # 1:N at the flat door (N = 1), as before doors had a face mode; set directly, as an
             # operator's database edit would: the benchmark measures speed, not the face_only check.

@@ -14,7 +14,9 @@ from idsvc.cli.server import register as register_server_commands
 from idsvc.context import AppContext
 from idsvc.core.cli import fail, use_context_factory
 from idsvc.faces.cli import register as register_face_commands
+from idsvc.jobs.cli import register as register_job_commands
 from idsvc.passes.cli import register as register_pass_commands
+from idsvc.privacy.cli import register as register_privacy_commands
 from idsvc.registry.cli import register as register_registry_commands
 from idsvc.revocation.cli import register as register_revocation_commands
 
@@ -22,7 +24,10 @@ from idsvc.revocation.cli import register as register_revocation_commands
 use_context_factory(AppContext.from_settings)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="idsvc: access control and identity service.")
-for register in (register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands, register_revocation_commands, register_alarm_commands):
+for register in (
+    register_server_commands, register_registry_commands, register_key_commands, register_audit_commands, register_face_commands, register_pass_commands,
+    register_revocation_commands, register_alarm_commands, register_privacy_commands, register_job_commands,
+):
     register(app)
 
 

@@ -84,7 +84,8 @@ def test_strangers_at_a_gate_with_100_plus_people(client, ctx: AppContext, calib
     enrolled = {}
     for identity in to_enrol:
         pid = person_ids[identity]
-        assert client.post(f"/v1/people/{pid}/face/consent", json={"method": "signed form"}, headers=admin).status_code == 201
+        consent = {"method": "signed form", "text_version": "2026-11", "language": "zh-CN"}
+        assert client.post(f"/v1/people/{pid}/face/consent", json=consent, headers=admin).status_code == 201
         first = photos_of[identity][0]
         response = client.put(f"/v1/people/{pid}/face", files=[("images", ("p.jpg", (calib_dir / first).read_bytes(), "image/jpeg"))], headers=admin)
         if response.status_code == 200:

@@ -3,8 +3,8 @@
 Existing doors get face_and_pass (1:1 against a presented pass): a door's 1:N face search is now
 configured explicitly, and face_only is refused where the face pack cannot keep strangers out.
 
-Revision ID: 0006_door_face_mode
-Revises: 0001_foundation
+Revision ID: 0011_door_face_mode
+Revises: 0007_people_sealed
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_door_face_mode"
-down_revision = "0001_foundation"
+revision = "0011_door_face_mode"
+down_revision = "0007_people_sealed"
 branch_labels = None
 depends_on = None
 
