@@ -32,9 +32,10 @@ from door_firmware_bridge.decisions import Decider, OnlineDecider, presented_kin
 from door_firmware_bridge.journal import Entry, Journal, JournalWriter
 from door_firmware_bridge.model import Availability, Command, CommandResult, Decision, DeviceEvent, DoorState, LocalDecision, LocalUnlock, Presented, Recorded, new_id, utcnow
 from door_firmware_bridge.offline import FeedError, FeedSource, FileFeedSource, HttpFeedSource, OfflineCache
-from door_firmware_bridge.offline_faces import OfflineFaces, SiteThreshold
+from door_firmware_bridge.offline_faces import OfflineFaces, load_calibration
 from door_firmware_bridge.supervisor import Outcome, Supervisor
 from door_firmware_bridge.uploader import Uploader
+from idsvc.config import Settings
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
@@ -85,7 +86,7 @@ class Bridge:
             return None
         from door_firmware_bridge.adapters.camera import face_detector  # the face pack loads only where it is used
 
-        return OfflineFaces(face_detector(), key, SiteThreshold())
+        return OfflineFaces(face_detector(), key, load_calibration(Settings()))
 
     def _feed_source(self) -> FeedSource | None:
         offline = self.cfg.offline

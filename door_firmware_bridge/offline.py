@@ -222,9 +222,9 @@ class OfflineCache:
             return refusal  # type: ignore[return-value]
         if self.faces is None or not state.faces_shared:
             return Decision.deny("offline", "face", "offline_face_not_allowed", versions=self.versions)
-        match = self.faces.identify(state, jpeg)
-        scores = {"score": match.score, "threshold": match.threshold}
-        if match.sub is None:
+        match = self.faces.identify(state, door.door_id, jpeg, at)
+        scores = {"score": match.score, "threshold": match.threshold, "candidates": match.candidates}
+        if match.sub is None or match.reasons:
             return Decision(False, tuple(sorted(set(match.reasons))), "offline", "face", versions=self.versions | scores)
         return self._decision("face", state.subject_access(match.sub, door.door_id, at, self._uses()), [], scores | {"subject": match.sub.hex()})
 

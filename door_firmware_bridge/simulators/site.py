@@ -22,9 +22,10 @@ from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.faces import service as faces
 from idsvc.faces.models import ConsentPurpose
+from idsvc.faces.policy import FaceOnlyCheck
 from idsvc.passes import issuing, keys
 from idsvc.registry import doors, grants, people, schemas, scope, sites, units
-from idsvc.registry.models import DeviceKind, DoorKind, Grant, Person, PersonKind, Status
+from idsvc.registry.models import DeviceKind, DoorKind, FaceMode, Grant, Person, PersonKind, Status
 from idsvc.sync import feed
 
 VAN_PLATE = "粤B12345"
@@ -98,6 +99,11 @@ class Site:
                 faces.record_consent(s, OPERATOR, self.ids[person], method="signed form", text_version="2026-01", language="zh-CN", purpose=purpose)
             faces.enrol(self.ctx, s, OPERATOR, self.ids[person], photos)
 
+    def set_face_mode(self, door: str, mode: str) -> None:
+        """How a door uses faces (face_only is checked against the pack's calibration, as the operator's command does)."""
+        with self.ctx.db.session() as s:
+            doors.update_door(s, OPERATOR, self.ids[door], schemas.DoorPatch(face_mode=FaceMode(mode)), face_only_check=FaceOnlyCheck(self.ctx.settings))
+
     def withdraw_offline_face(self, person: str) -> None:
         """The person withdraws the consent to copying their template to the bridges (the template stays for online use)."""
         with self.ctx.db.session() as s:
@@ -119,7 +125,7 @@ class Site:
         """The site's signed feed snapshot, as a sync agent would drop it for a bridge (write, then rename)."""
         folder.mkdir(parents=True, exist_ok=True)
         with self.ctx.db.session() as s:
-            _, document = feed.build(s, self.ctx.sealer, self.ids["site"])
+            _, document = feed.build(s, self.ctx.sealer, self.ctx.settings, self.ids["site"])
         (folder / ".feed.tmp").write_bytes(document)
         (folder / ".feed.tmp").replace(folder / FEED_FILE)
 

@@ -22,7 +22,8 @@ from idsvc.faces.models import ConsentPurpose
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
-from idsvc.faces.policy import CALIBRATION_FILE, load_calibration
+from idsvc.faces.openset import CALIBRATION_FILE
+from idsvc.faces.policy import load_calibration
 
 
 

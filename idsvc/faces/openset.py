@@ -214,3 +214,33 @@ def group_curves(name: str, genuine: np.ndarray, impostor: np.ndarray, summary: 
         genuine=np.column_stack([grid, tar]),
         summary=dict(summary or {}),
     )
+
+
+# --- where a pack's calibration is, and the threshold a door uses ------------------------------------
+
+CALIBRATION_FILE = "calibration.json"
+SHIPPED_CALIBRATIONS = Path(__file__).resolve().parents[2] / "models" / "calibration"
+
+
+def calibration_path(calibration_file: Path | None, models_dir: Path, pack: str) -> Path | None:
+    """``IDSVC_FACE_CALIBRATION``, else ``calibration.json`` in the installed pack's folder (written by
+    ``idsvc faces calibrate``), else the one shipped in ``models/calibration/<pack>.json``."""
+    if calibration_file is not None:
+        return calibration_file
+    for candidate in (models_dir / pack / CALIBRATION_FILE, SHIPPED_CALIBRATIONS / f"{pack}.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def threshold_at(calibration: Calibration | None, fixed: float, floor: float | None, target_fpir: float, candidates: int) -> tuple[float, str]:
+    """(threshold, source) for a face compared with ``candidates`` templates: from the calibration at the
+    target stranger rate (source ``calibration``), else the fixed threshold (``fixed``); never below
+    the site's floor. The service's doors and the bridge's offline faces both use this."""
+    if calibration is None:
+        threshold, source = fixed, "fixed"
+    else:
+        threshold, source = calibration.threshold_for(max(candidates, 1), target_fpir), "calibration"
+    if floor is not None:
+        threshold = max(threshold, floor)
+    return round(threshold, 4), source

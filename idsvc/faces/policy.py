@@ -26,14 +26,13 @@ from idsvc.config import Settings
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict
 from idsvc.faces.engine import QualityPolicy
+from idsvc.faces import openset
 from idsvc.faces.openset import Calibration, CalibrationError
 from idsvc.registry.models import Door, Grant, Site, Status, door_group_doors
 from idsvc.registry.site_settings import SiteFaceSettings
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_FILE = "calibration.json"
-SHIPPED_CALIBRATIONS = Path(__file__).resolve().parents[2] / "models" / "calibration"
 
 
 def site_face_settings(site_settings: dict[str, Any] | None) -> SiteFaceSettings:
@@ -84,12 +83,7 @@ _loaded_lock = threading.Lock()
 
 
 def calibration_path(settings: Settings) -> Path | None:
-    if settings.face_calibration is not None:
-        return settings.face_calibration
-    for candidate in (settings.models_dir / settings.face_pack / CALIBRATION_FILE, SHIPPED_CALIBRATIONS / f"{settings.face_pack}.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return openset.calibration_path(settings.face_calibration, settings.models_dir, settings.face_pack)
 
 
 def load_calibration(settings: Settings) -> Calibration | None:
@@ -123,14 +117,8 @@ class DoorThreshold:
 
 
 def door_threshold(settings: Settings, policy: SitePolicy, candidates: int) -> DoorThreshold:
-    calibration = load_calibration(settings)
-    if calibration is None:
-        threshold, source = settings.face_threshold, "fixed"
-    else:
-        threshold, source = calibration.threshold_for(max(candidates, 1), policy.target_fpir), "calibration"
-    if policy.threshold_floor is not None:
-        threshold = max(threshold, policy.threshold_floor)
-    return DoorThreshold(round(threshold, 4), candidates, source)
+    threshold, source = openset.threshold_at(load_calibration(settings), settings.face_threshold, policy.threshold_floor, policy.target_fpir, candidates)
+    return DoorThreshold(threshold, candidates, source)
 
 
 # --- the face_only refusal -------------------------------------------------------------------------

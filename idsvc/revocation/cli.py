@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def write_feed(site_id: int = typer.Option(..., "--site"), out: Path = typer.Option(..., help="File to write the signed feed to."), since: int = typer.Option(None, help="Delta from this version; default a full snapshot.")) -> None:
         """Write a site's signed feed to a file (for a bridge provisioned without a network)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            version, document = feed.build(s, ctx.sealer, site_id, since)
+            version, document = feed.build(s, ctx.sealer, ctx.settings, site_id, since)
         out.write_bytes(document)
         print_json({"site": site_id, "version": version, "bytes": len(document), "file": str(out)})
 

@@ -24,14 +24,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from idsvc.config import Settings
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict
 from idsvc.core.sealing import Sealer
 from idsvc.faces import gallery
+from idsvc.faces.policy import SitePolicy
 from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.passes import codec, keys, status
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
-from idsvc.registry.models import DoorGroup, Grant, Person, Site, Status, Vehicle
+from idsvc.registry.models import Door, DoorGroup, Grant, Person, Site, Status, Vehicle
 from idsvc.registry.site_settings import bridge_settings
 from idsvc.sync import changes
 from idsvc.sync.models import SyncChange, SyncSiteKey, SyncVersion
@@ -72,7 +74,8 @@ class _Content:
     grants: list[dict[str, Any]] = field(default_factory=list)
     templates: list[dict[str, Any]] = field(default_factory=list)
     vehicles: list[dict[str, Any]] = field(default_factory=list)
-    removed: dict[str, list[Any]] = field(default_factory=lambda: {"passes": [], "people": [], "grants": [], "templates": [], "vehicles": []})
+    doors: list[dict[str, Any]] = field(default_factory=list)
+    removed: dict[str, list[Any]] = field(default_factory=lambda: {"passes": [], "people": [], "grants": [], "templates": [], "vehicles": [], "doors": []})
 
 
 class _Builder:
@@ -104,6 +107,10 @@ class _Builder:
             "from": int(row.valid_from.timestamp()), "until": int(row.valid_until.timestamp()),
             "schedule": row.schedule, "max_uses": row.max_uses, "uses": row.uses, "status": row.status.value,
         })
+
+    def add_door(self, row: Door) -> None:
+        """How the door uses faces (a face alone is decided only at face_only doors, offline too)."""
+        self.out.doors.append({"id": row.id, "face_mode": row.face_mode.value})
 
     def add_vehicle(self, row: Vehicle) -> None:
         """A vehicle by the keyed digest of its plate (the bridge computes the same from a plate read)."""
@@ -161,6 +168,8 @@ def _full(b: _Builder) -> None:
     vehicles = list(b.s.scalars(select(Vehicle).where(Vehicle.site_id == site_id, Vehicle.id.in_({g.vehicle_id for g in vehicle_grants})).order_by(Vehicle.id)))
     for vehicle in vehicles:
         b.add_vehicle(vehicle)
+    for door in b.s.scalars(select(Door).where(Door.site_id == site_id).order_by(Door.id)):
+        b.add_door(door)
     grantees = {g.person_id for g in grants}
     people = grantees | {v.owner_person_id for v in vehicles if v.owner_person_id is not None}
     for person in b.s.scalars(select(Person).where(Person.site_id == site_id, Person.id.in_(people)).order_by(Person.id)):
@@ -210,6 +219,12 @@ def _delta(b: _Builder, since: int, version: int) -> bool:
                 grantees.add(grant.person_id)
             else:
                 vehicle_ids.add(grant.vehicle_id)  # type: ignore[arg-type]
+    for door_id in sorted(int(k) for k in touched.get("door", ())):
+        door = b.s.get(Door, door_id)
+        if door is None or door.site_id != site_id:
+            b.out.removed["doors"].append(door_id)
+        else:
+            b.add_door(door)
     for vehicle_id in sorted(vehicle_ids):
         vehicle = b.s.get(Vehicle, vehicle_id)
         if vehicle is None or vehicle.site_id != site_id:
@@ -236,7 +251,13 @@ def status_lists(session: Session, sealer: Sealer) -> list[bytes]:
     return [status.status_list(session, sealer, kid) for kid in kids]
 
 
-def build(session: Session, sealer: Sealer, site_id: int, since: int | None = None) -> tuple[int, bytes]:
+def face_policy(settings: Settings, site: Site) -> dict[str, Any]:
+    """What a bridge needs to match faces offline with the service's own thresholds (faces.policy)."""
+    policy = SitePolicy.of(settings, site)
+    return {"pack": settings.face_pack, "threshold": settings.face_threshold, "threshold_floor": policy.threshold_floor, "target_fpir": policy.target_fpir}
+
+
+def build(session: Session, sealer: Sealer, settings: Settings, site_id: int, since: int | None = None) -> tuple[int, bytes]:
     """(version, signed document): the delta from ``since``, or a full snapshot when ``since`` is
     None or older than the pruned log. ``since`` above the current version is a Conflict (the
     bridge holds a feed from another database: it must start over with a snapshot)."""
@@ -256,7 +277,8 @@ def build(session: Session, sealer: Sealer, site_id: int, since: int | None = No
         "type": FEED_TYPE, "site": site_id, "timezone": site.timezone, "version": version, "since": None if full else since, "iat": int(utcnow().timestamp()),
         "faces": faces_allowed(site),
         "bridge": bridge_settings(site.settings).model_dump(),
-        "face_policy": {"threshold": ((site.settings or {}).get("faces") or {}).get("threshold")},
+        "face_policy": face_policy(settings, site),
+        "doors": b.out.doors,
         "trust_list": keys.trust_list(session, sealer) if keys_changed else None,
         "status_lists": status_lists(session, sealer) if full else None,
         "passes": b.out.passes, "people": b.out.people, "grants": b.out.grants, "templates": b.out.templates, "vehicles": b.out.vehicles,

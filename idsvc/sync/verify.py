@@ -70,7 +70,8 @@ class FeedState:
     templates: dict[bytes, list[dict[str, Any]]] = field(default_factory=dict)  # pseudonym -> sealed templates
     bridge: dict[str, Any] = field(default_factory=dict)  # the site's bridge settings (max_clock_skew_s)
     faces_shared: bool = False  # the site shares face templates with its bridges (a delta's say is the newest)
-    face_policy: dict[str, Any] = field(default_factory=dict)  # the site's face threshold for offline matching
+    face_policy: dict[str, Any] = field(default_factory=dict)  # pack, threshold, threshold_floor, target_fpir: the service's face thresholds
+    face_modes: dict[int, str] = field(default_factory=dict)  # door id -> face_mode (off, face_and_pass, face_and_code, face_only)
 
     def pass_status(self, pass_id: bytes, kid: bytes, index: int) -> int:
         """The feed's own entry wins (it is newer than any list); else the issuer's status list."""
@@ -269,7 +270,7 @@ def apply(state: FeedState | None, document: bytes, root: COSEKeyInterface, *, s
         assert state is not None
         base = replace(state, version=version, iat=body["iat"], trust_version=trust_version, issuers=issuers,
                        passes=dict(state.passes), people=dict(state.people), grants=dict(state.grants), templates=dict(state.templates),
-                       vehicles=dict(state.vehicles))
+                       vehicles=dict(state.vehicles), face_modes=dict(state.face_modes))
     if isinstance(body.get("bridge"), dict):
         base = replace(base, bridge=dict(body["bridge"]))
     base = replace(base, faces_shared=body.get("faces") is True)
@@ -286,6 +287,9 @@ def apply(state: FeedState | None, document: bytes, root: COSEKeyInterface, *, s
         base.templates.pop(sub, None)
     for vehicle_id in removed.get("vehicles", []):
         base.vehicles.pop(vehicle_id, None)
+    for door_id in removed.get("doors", []):
+        base.face_modes.pop(door_id, None)
+    base.face_modes.update({d["id"]: d["face_mode"] for d in body.get("doors", [])})
     base.passes.update({p["pass_id"]: p for p in body.get("passes", [])})
     base.people.update({p["sub"]: p["status"] for p in body.get("people", [])})
     base.grants.update({g["id"]: g for g in body.get("grants", [])})

@@ -139,6 +139,8 @@ def test_faces_decided_offline_from_the_feed_templates(site: Site, tmp_path: Pat
     photos = shared_dir / "data" / "faces"
     site.set_site_settings({"sync": {"faces": True}})
     site.enrol_face("tenant", [(photos / "img1.jpg").read_bytes(), (photos / "img2.jpg").read_bytes()])  # Angelina Jolie
+    site.enrol_face("employee", [(photos / "img3.jpg").read_bytes()], offline=True)  # Jennifer Aniston: of the site, not of this flat
+    site.set_face_mode("flat", "face_only")
     feed = tmp_path / "feed"
     site.write_feed(feed)
     key = tmp_path / "site.key"
@@ -155,17 +157,25 @@ def test_faces_decided_offline_from_the_feed_templates(site: Site, tmp_path: Pat
             await lock.show_face((photos / "img4.jpg").read_bytes())  # Angelina Jolie again, another photo
             await until(lambda: len(bridge.journal.entries("access_granted")) == 1, 30, "the offline face decision")
             granted = bridge.journal.entries("access_granted")[0].data
-            assert (granted["source"], granted["credential"]) == ("offline", "face") and granted["versions"]["score"] >= granted["versions"]["threshold"]
-            await lock.show_face((photos / "img3.jpg").read_bytes())  # Jennifer Aniston: nobody here
-            await until(lambda: len(bridge.journal.entries("access_denied")) == 1, 30, "the stranger")
-            assert bridge.journal.entries("access_denied")[0].data["reasons"] == ["unknown_face"]
+            assert (granted["source"], granted["credential"]) == ("offline", "face") and granted["versions"]["candidates"] == 1
+            assert granted["versions"]["score"] >= granted["versions"]["threshold"]
+            await lock.show_face((photos / "img3.jpg").read_bytes())  # Jennifer Aniston: the employee, who may not open the flat
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 1, 30, "the employee at the flat")
+            assert bridge.journal.entries("access_denied")[0].data["reasons"] == ["not_a_candidate"]
             assert lock.unlock_count == 1
             site.withdraw_offline_face("tenant")  # consent to the offline copy withdrawn: the template leaves the feed
             site.write_feed(feed)
-            await until(lambda: not bridge.offline.state.templates, 10, "the template removed")
+            tenant = bytes.fromhex(site.pseudonym("tenant"))
+            await until(lambda: tenant not in bridge.offline.state.templates, 10, "the template removed")
             await lock.show_face((photos / "img4.jpg").read_bytes())
             await until(lambda: len(bridge.journal.entries("access_denied")) == 2, 30, "the face without a template")
             assert bridge.journal.entries("access_denied")[1].data["reasons"] == ["unknown_face"]
+            site.set_face_mode("flat", "face_and_pass")  # a face alone does not open this door any more
+            site.write_feed(feed)
+            await until(lambda: bridge.offline.state.face_modes.get(site.ids["flat"]) == "face_and_pass", 10, "the door's face mode")
+            await lock.show_face((photos / "img4.jpg").read_bytes())
+            await until(lambda: len(bridge.journal.entries("access_denied")) == 3, 30, "the face at a face_and_pass door")
+            assert bridge.journal.entries("access_denied")[2].data["reasons"] == ["pass_required"]
         lock_task.cancel()
 
     asyncio.run(scenario())
