@@ -12,8 +12,26 @@ from pathlib import Path
 import typer
 
 from door_firmware_bridge.config import BridgeConfig, ConfigError, load
+from idsvc.cli.group import OperatorGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+app = typer.Typer(cls=OperatorGroup, no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from idsvc import __version__  # the bridge ships in the idsvc distribution, with its version
+
+        typer.echo(f"door-bridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """Drive a site's locks and gates safely (docs/bridge.md)."""
+
+
 CONFIG = typer.Option(Path("/etc/door-bridge/site.toml"), "--config", "-c", help="The site's TOML config.", envvar="DOOR_BRIDGE_CONFIG")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import typer
 
-from idsvc.cli.common import fail
+from idsvc.cli.common import fail, load_settings
 from idsvc.config import Settings
 
 
@@ -20,6 +22,19 @@ def _migrate(settings: Settings) -> None:
         fail(f"cannot reach the database ({exc.orig}); check IDSVC_DATABASE_URL")
 
 
+def _listen_address(host: str, port: int) -> tuple[str, int]:
+    """Refuse an address the service could not listen on before migrating anything."""
+    if not 1 <= port <= 65535:
+        fail(f"--port must be between 1 and 65535, not {port}")
+    try:
+        if not host.strip():
+            raise ValueError("empty")
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        fail(f"--host {host[:80]!r} is not an address to listen on; use an IP address such as 127.0.0.1 or 0.0.0.0")
+    return host, port
+
+
 def register(app: typer.Typer) -> None:
     db = typer.Typer(no_args_is_help=True, help="Database schema.")
     app.add_typer(db, name="db")
@@ -27,7 +42,7 @@ def register(app: typer.Typer) -> None:
     @db.command("upgrade")
     def db_upgrade() -> None:
         """Apply every pending migration (safe to run again)."""
-        settings = Settings()
+        settings = load_settings()
         _migrate(settings)
         typer.echo("database is up to date")
 
@@ -48,7 +63,8 @@ def register(app: typer.Typer) -> None:
         """Migrate the database and run the HTTP service."""
         import uvicorn
 
-        settings = Settings()
+        settings = load_settings()
+        host, port = _listen_address(settings.host if host is None else host, settings.port if port is None else port)
         _migrate(settings)
         if demo:
             from idsvc.demo import seed_demo_if_empty
@@ -59,8 +75,8 @@ def register(app: typer.Typer) -> None:
         uvicorn.run(
             "idsvc.app:create_app",
             factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host,
+            port=port,
             workers=workers,
             log_level=settings.log_level,
             # Bridges hold event streams open; do not wait for them forever on shutdown.

@@ -12,13 +12,14 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from pydantic import BaseModel, Field
 
 from idsvc.auth.deps import Caller, Ctx
+from idsvc.core.validation import ShortText
 from idsvc.faces import service
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
 class ConsentIn(BaseModel):
-    purpose: str = Field("door access by face at this site", min_length=3, max_length=200)
-    method: str = Field(..., min_length=2, max_length=100, description='How consent was given, e.g. "signed form", "in app".')
+    purpose: ShortText = Field("door access by face at this site", min_length=3, max_length=200)
+    method: ShortText = Field(..., min_length=2, max_length=100, description='How consent was given, e.g. "signed form", "in app".')
     given_at: datetime | None = Field(None, description="When the person consented (default: now). Timezone-aware.")
 
 

@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import cli_context, fail, print_json
+from idsvc.cli.common import ROW_ID, cli_context, fail, parse, print_json, read_file
 from idsvc.config import Settings
 from idsvc.core.errors import ApiError
 from idsvc.faces import packs, service
+from idsvc.faces.api import ConsentIn
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
@@ -33,6 +34,27 @@ def _engine(settings: Settings) -> FaceEngine:
 def _progress() -> Progress:
     # On stderr, so stdout stays pure JSON for scripts.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+
+
+def _enrolment_rows(path: Path) -> list[tuple[str, int]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [(r["file"].strip(), int(r["person_id"])) for r in csv.DictReader(handle)]
+    except OSError as exc:
+        fail(f"--csv {path}: cannot read it: {exc.strerror or exc}")
+    except (KeyError, AttributeError, ValueError, csv.Error):
+        fail(f"--csv {path}: expected a UTF-8 CSV with the columns file,person_id (a number)")
+
+
+def _finished_rows(path: Path) -> set[str]:
+    """The progress file of an earlier run (rows already enrolled), or nothing."""
+    try:
+        done = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    except (OSError, ValueError) as exc:
+        fail(f"--state {path}: not a progress file of an earlier run ({exc}); remove it or name another with --state")
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
+        fail(f"--state {path}: not a progress file of an earlier run; remove it or name another with --state")
+    return set(done)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,7 +91,7 @@ def register(app: typer.Typer) -> None:
         vectors = []
         for path in (a, b):
             try:
-                image = decode_image(path.read_bytes(), settings.face_max_pixels)
+                image = decode_image(read_file(path, "photo"), settings.face_max_pixels)
             except ApiError as exc:
                 fail(f"{path}: {exc.message} [{exc.code}]")
             found = engine.detect(image)
@@ -89,7 +111,10 @@ def register(app: typer.Typer) -> None:
         """Run the engine over labelled photos: TAR at FAR 1% / 0.1%, EER, errors at the threshold."""
         settings = Settings()
         engine = _engine(settings)
-        labels = read_identities(identities)
+        try:
+            labels = read_identities(identities)
+        except (OSError, ValueError) as exc:
+            fail(f"--identities: {exc}")
         with _progress() as bar:
             task = bar.add_task("embedding", total=len(labels))
             embeddings, names, failures = embed_folder(engine, folder, labels, settings.face_max_pixels, lambda: bar.advance(task))
@@ -104,24 +129,25 @@ def register(app: typer.Typer) -> None:
 
     @faces.command("consent")
     def faces_consent(
-        person_id: int,
+        person_id: int = typer.Argument(..., **ROW_ID),
         method: str = typer.Option(..., help='How consent was given, e.g. "signed form".'),
         purpose: str = typer.Option(DEFAULT_PURPOSE),
     ) -> None:
         """Record a person's consent (required before enrolment)."""
+        body = parse(ConsentIn, purpose=purpose, method=method)
         with cli_context() as ctx, ctx.db.session() as s:
-            consent = service.record_consent(s, OPERATOR, person_id, purpose=purpose, method=method)
+            consent = service.record_consent(s, OPERATOR, person_id, purpose=body.purpose, method=body.method)
             print_json({"consent_id": consent.id, "person_id": person_id})
 
     @faces.command("enrol")
-    def faces_enrol(person_id: int, photos: list[Path]) -> None:
+    def faces_enrol(person_id: int = typer.Argument(..., **ROW_ID), photos: list[Path] = typer.Argument(..., help="1-5 photos of the person alone.")) -> None:
         """Enrol or re-enrol one person from 1-5 photos (consent must be recorded first)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            template = service.enrol(ctx, s, OPERATOR, person_id, [p.read_bytes() for p in photos])
+            template = service.enrol(ctx, s, OPERATOR, person_id, [read_file(p, "photo") for p in photos])
             print_json({"person_id": person_id, "pack": template.pack, "quality": template.quality})
 
     @faces.command("delete")
-    def faces_delete(person_id: int, withdraw: bool = typer.Option(False, help="Also withdraw the consent.")) -> None:
+    def faces_delete(person_id: int = typer.Argument(..., **ROW_ID), withdraw: bool = typer.Option(False, help="Also withdraw the consent.")) -> None:
         """Delete a person's template (with --withdraw: record that consent was withdrawn)."""
         with cli_context() as ctx, ctx.db.session() as s:
             deleted = (service.withdraw_consent if withdraw else service.delete_template)(s, OPERATOR, person_id)
@@ -153,9 +179,8 @@ def register(app: typer.Typer) -> None:
         """Enrol many people, one transaction per row; rerun after a crash to continue where it stopped."""
         errors = errors or people.with_suffix(".errors.csv")
         state = state or people.with_suffix(".done.json")
-        done: set[str] = set(json.loads(state.read_text())) if state.exists() else set()
-        with people.open(newline="") as handle:
-            rows = [(r["file"].strip(), int(r["person_id"])) for r in csv.DictReader(handle)]
+        done = _finished_rows(state)
+        rows = _enrolment_rows(people)
         failures: list[tuple[str, int, str, str]] = []
         with cli_context() as ctx, _progress() as bar:
             service.engine_for(ctx.settings)  # fail once, up front, if the pack is missing

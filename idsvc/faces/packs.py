@@ -175,7 +175,8 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
         for file in spec.files:
             found = _find(root, file.name)
             if found is None:
-                raise PackError(f"{file.name} not found in {origin}")
+                where = f"--from {origin}" if source is not None else origin
+                raise PackError(f"{file.name} not found in {where}: the pack's files are {', '.join(f.name for f in spec.files)}")
             digest = sha256_file(found)
             if file.sha256 is not None and digest != file.sha256:
                 raise PackError(f"{file.name} from {origin} has sha256 {digest}, expected {file.sha256}; refusing to install it")

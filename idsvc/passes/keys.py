@@ -7,6 +7,7 @@ pass it signed, at once, because verifiers stop trusting its kid.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +104,8 @@ def rotate(session: Session, sealer: Sealer, actor: Principal, alg: int = codec.
 
 def withdraw(session: Session, kid: str, actor: Principal, reason: str) -> IssuerKey:
     actor.require_district_admin()
+    if re.fullmatch(r"[0-9a-f]{16}", kid) is None:
+        raise InvalidInput("A kid is 16 lower-case hex digits (the first 8 bytes of the key's SHA-256).", code="kid_invalid")
     row = session.scalar(select(IssuerKey).where(IssuerKey.kid == kid))
     if row is None:
         raise NotFound(f"No issuer key with kid {kid}.", code="pass_key_not_found")
