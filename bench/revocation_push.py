@@ -4,7 +4,7 @@ between nodes, for reference), one notice at a time.
     .venv/bin/python bench/revocation_push.py [--notices 500] [--redis-url redis://127.0.0.1:6379/0] [--mqtt-port 1883]
 
 SSE and WebSocket: a FastAPI app under uvicorn (httptools, uvloop) in a thread of this process,
-fed by the service's own notice bus (idsvc.revocation.bus) the way idsvc/sync/api.py is; this
+fed by the service's own notice bus (idsvc.core.bus) the way idsvc/sync/api.py is; this
 thread publishes a notice and times until its client has read it. MQTT: QoS 1 through the local
 Mosquitto broker (publisher and subscriber both here, paho). Redis: the service's RedisBus, publish
 to delivery on its listener thread. Prints p50/p99 in milliseconds.
@@ -34,7 +34,7 @@ from websockets.sync.client import connect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from idsvc.revocation.bus import Bus, Notice, RedisBus  # noqa: E402
+from idsvc.core.bus import Bus, Notice, RedisBus  # noqa: E402
 from tests.revocation.nodes import free_port  # noqa: E402
 
 

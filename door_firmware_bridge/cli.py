@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from door_firmware_bridge.config import BridgeConfig, ConfigError, load
-from idsvc.cli.group import OperatorGroup
+from idsvc.core.cli_group import OperatorGroup
 
 app = typer.Typer(cls=OperatorGroup, no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
 

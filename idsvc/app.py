@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
-from idsvc.audit.api import router as audit_router
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
 from idsvc.context import AppContext

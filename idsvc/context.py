@@ -5,15 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.auth import subjects
 from idsvc.auth.cache import PrincipalCache
 from idsvc.config import Settings
+from idsvc.core.bus import Bus, Notice, make_bus
 from idsvc.core.db import Database
 from idsvc.core.kv import KeyValueStore, RedisStore, make_store
 from idsvc.core.sealing import Sealer
 from idsvc.registry.index import AccessIndex
-from idsvc.revocation.bus import Bus, Notice, make_bus
+from idsvc.registry.subjects import RegistrySubjects
 from idsvc.revocation.denyset import DenySet
 from idsvc.sync import changes
+
+# auth reads the subjects of API keys through this (auth sits below the registry).
+subjects.install(RegistrySubjects())
 
 
 @dataclass
@@ -36,7 +41,7 @@ class AppContext:
         self.deny = DenySet(client, self.settings.redis_prefix, self.bus)
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
-        self.access = AccessIndex(self.db, self.bus)
+        self.access = AccessIndex(self.db, self.bus, lambda session: changes.current_version(session)[0])
 
     def _forget_principals(self, notice: Notice) -> None:
         """A device or key changed somewhere: drop the one-second key memory now, not in a second."""

@@ -8,7 +8,7 @@ from idsvc.auth import service
 from idsvc.auth.api import ApiKeyIn, ApiKeyOut, IssuedKeyOut
 from idsvc.auth.models import Role
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import ROW_ID, parse, run
+from idsvc.core.cli import ROW_ID, parse, run
 
 
 def register(app: typer.Typer) -> None:

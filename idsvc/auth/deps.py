@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from idsvc.auth import service
+from idsvc.auth.cache import PrincipalCache
 from idsvc.auth.principal import Principal
-from idsvc.context import AppContext
+from idsvc.core.context import ServiceContext
 from idsvc.core.errors import TooManyRequests, Unauthenticated
 
 
-def get_context(request: Request) -> AppContext:
+class AuthContext(ServiceContext, Protocol):
+    """The app context (idsvc.context.AppContext, set on app.state by create_app) as views use it."""
+
+    principals: PrincipalCache
+
+
+def get_context(request: Request) -> AuthContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-Ctx = Annotated[AppContext, Depends(get_context)]
+Ctx = Annotated[AuthContext, Depends(get_context)]
 
 
-def _resolve(ctx: AppContext, token: str) -> Principal:
+def _resolve(ctx: AuthContext, token: str) -> Principal:
     with ctx.db.session() as session:
         return service.resolve(session, token)
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from idsvc.audit import service as audit
 from idsvc.auth.models import ApiKey, Role
 from idsvc.auth.principal import Principal
+from idsvc.auth.subjects import directory
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from idsvc.registry.models import Device, Person, Site, Status
 
 TOKEN_PREFIX = "idsvc_"
 
@@ -32,29 +32,30 @@ class IssuedKey:
 
 def _subject_site(session: Session, role: Role, site_id: int | None, person_id: int | None, device_id: int | None) -> int | None:
     """Check that the binding makes sense for the role and return the site it is scoped to."""
+    subjects = directory()
     if role is Role.district_admin:
-        if person_id is not None and session.get(Person, person_id) is None:
+        if person_id is not None and subjects.person(session, person_id) is None:
             raise NotFound(f"Person {person_id} does not exist.", code="person_not_found")
         return None
     if role is Role.device:
-        device = session.get(Device, device_id) if device_id is not None else None
+        device = subjects.device(session, device_id) if device_id is not None else None
         if device is None:
             raise InvalidInput("A device key needs an existing device_id.", code="device_required")
-        if device.status is Status.revoked:
+        if device.revoked:
             raise Conflict("This device is revoked; register the replacement device instead.", code="device_revoked")
         return device.site_id
     if role in (Role.owner, Role.tenant):
-        person = session.get(Person, person_id) if person_id is not None else None
+        person = subjects.person(session, person_id) if person_id is not None else None
         if person is None:
             raise InvalidInput(f"An {role.value} key needs an existing person_id.", code="person_required")
-        if person.status is Status.revoked:
+        if person.revoked:
             raise Conflict("This person is revoked; reinstate them first.", code="person_revoked")
         return person.site_id
     # site_admin
-    if site_id is None or session.get(Site, site_id) is None:
+    if site_id is None or not subjects.site_exists(session, site_id):
         raise InvalidInput("A site_admin key needs an existing site_id.", code="site_required")
     if person_id is not None:
-        person = session.get(Person, person_id)
+        person = subjects.person(session, person_id)
         if person is None or person.site_id != site_id:
             raise InvalidInput("person_id must be a person of that site.", code="person_not_in_site")
     return site_id
@@ -145,12 +146,12 @@ def resolve(session: Session, token: str) -> Principal:
         raise refused
     door_ids: frozenset[int] = frozenset()
     if key.role is Role.device:
-        device = session.get(Device, key.device_id)
-        if device is None or device.status is not Status.active:
+        device = directory().device(session, key.device_id) if key.device_id is not None else None
+        if device is None or not device.active:
             raise Unauthenticated("This device is suspended or revoked.", code="device_inactive")
-        door_ids = frozenset(door.id for door in device.doors)
+        door_ids = device.door_ids
     elif key.person_id is not None:
-        person = session.get(Person, key.person_id)
-        if person is None or person.status is Status.revoked:
+        person = directory().person(session, key.person_id)
+        if person is None or person.revoked:
             raise refused
     return Principal(role=key.role, key_id=key.id, site_id=key.site_id, person_id=key.person_id, device_id=key.device_id, door_ids=door_ids)

@@ -3,7 +3,7 @@
 Each domain keeps its commands in its own ``cli.py`` (a ``register(app)`` function). The root loads
 a domain's module only when one of its commands runs: importing them all costs FastAPI, SQLAlchemy,
 numpy and onnxruntime, seconds that ``idsvc --help`` or ``idsvc --version`` should not pay. The help
-line of each top-level command is therefore written here too; tests/foundation/test_cli_all.py keeps
+line of each top-level command is therefore written here too; tests/foundation/test_cli_shape.py keeps
 it equal to the domain's own.
 """
 
@@ -19,7 +19,7 @@ from typer import _click as click
 from typer.core import TyperCommand
 
 from idsvc import __version__
-from idsvc.cli.group import OperatorGroup
+from idsvc.core.cli_group import OperatorGroup
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ COMMANDS: dict[str, Mounted] = {
     "device": Mounted("idsvc.registry.cli", "Locks, readers, cameras and bridges."),
     "grant": Mounted("idsvc.registry.cli", "Grants and tenancies."),
     "key": Mounted("idsvc.auth.cli", "API keys for people and devices."),
-    "audit": Mounted("idsvc.audit.cli", "The hash-chained audit trail."),
+    "audit": Mounted("idsvc.audit_views.cli", "The hash-chained audit trail."),
     "models": Mounted("idsvc.faces.cli", "Face model packs (see docs/models.md for licences)."),
     "faces": Mounted("idsvc.faces.cli", "Face comparison, threshold calibration and enrolment."),
     "pass": Mounted("idsvc.passes.cli", "Signed e-passes and their QR codes."),
@@ -51,8 +51,18 @@ COMMANDS: dict[str, Mounted] = {
 }
 
 
+def _open_app_context(settings: Any) -> Any:
+    from idsvc.context import AppContext  # the wiring: imported when a command needs a context, not for --help
+
+    return AppContext.from_settings(settings)
+
+
 def load_domain(module: str) -> Any:
     """The click group holding every command a domain module registers."""
+    from idsvc.core.cli import use_context_factory
+
+    # The domains' commands open the app's context through core.cli; building one is the wiring's job.
+    use_context_factory(_open_app_context)
     app = typer.Typer()
     importlib.import_module(module).register(app)
     return typer.main.get_group(app)

@@ -6,8 +6,8 @@ import socket
 
 import typer
 
-from idsvc.cli.common import fail, load_settings
 from idsvc.config import Settings
+from idsvc.core.cli import fail, load_settings
 
 
 def _migrate(settings: Settings) -> None:

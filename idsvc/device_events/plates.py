@@ -12,10 +12,10 @@ from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
-from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden
+from idsvc.registry.index import DoorContext
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class PlateDecision:
     grant_id: int | None
 
 
-def decide(ctx: AppContext, caller: Principal, door_id: int, plate: str) -> PlateDecision:
+def decide(ctx: DoorContext, caller: Principal, door_id: int, plate: str) -> PlateDecision:
     caller.require_role(Role.device)
     if door_id not in caller.door_ids:
         raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")

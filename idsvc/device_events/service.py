@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
-from idsvc.context import AppContext
+from idsvc.core.context import ServiceContext
 from idsvc.device_events.models import DeviceEvent
 from idsvc.registry.models import Door
 
@@ -42,7 +42,7 @@ class IngestResult:
     rejected: dict[str, str] = field(default_factory=dict)  # event id -> reason
 
 
-def ingest(ctx: AppContext, caller: Principal, events: list[Incoming]) -> IngestResult:
+def ingest(ctx: ServiceContext, caller: Principal, events: list[Incoming]) -> IngestResult:
     caller.require_role(Role.device)
     assert caller.device_id is not None
     for attempt in range(_ATTEMPTS):
@@ -54,7 +54,7 @@ def ingest(ctx: AppContext, caller: Principal, events: list[Incoming]) -> Ingest
     raise AssertionError("unreachable")
 
 
-def _ingest_once(ctx: AppContext, caller: Principal, events: list[Incoming]) -> IngestResult:
+def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming]) -> IngestResult:
     result = IngestResult()
     with ctx.db.session() as session:
         ids = [e.event_id for e in events]

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import ROW_ID, cli_context, fail, parse, print_json, read_file
 from idsvc.config import Settings
+from idsvc.core.cli import ROW_ID, cli_context, fail, parse, print_json, read_file
 from idsvc.core.errors import ApiError
 from idsvc.faces import packs, service
 from idsvc.faces.api import ConsentIn

@@ -23,7 +23,6 @@ from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.config import Settings
-from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
@@ -41,6 +40,7 @@ from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
+from idsvc.registry.index import DoorContext
 from idsvc.registry.models import Grant, Person, Site, Status
 from idsvc.registry.site_settings import SiteFaceSettings
 
@@ -199,7 +199,7 @@ _REJECTIONS = {
 }
 
 
-def enrol(ctx: AppContext, session: Session, principal: Principal, person_id: int, images: list[bytes]) -> FaceTemplate:
+def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: int, images: list[bytes]) -> FaceTemplate:
     """Create or replace the person's template from 1..5 photos (the mean of their embeddings)."""
     person = _person_for(session, principal, person_id, manage=True)
     if not 1 <= len(images) <= MAX_ENROL_IMAGES:
@@ -364,7 +364,7 @@ class FaceDecision:
     decision_id: str = field(default_factory=ids.decision_id)
 
 
-def match_face(ctx: AppContext, site_id: int, image: bytes, person_id: int | None = None) -> FaceMatch:
+def match_face(ctx: DoorContext, site_id: int, image: bytes, person_id: int | None = None) -> FaceMatch:
     """Identify a frame's face within a site: 1:N, or 1:1 against person_id. No authorisation, no audit.
 
     For verify paths that combine the face with other evidence ("person and pass as one": the pass
@@ -384,7 +384,7 @@ def match_face(ctx: AppContext, site_id: int, image: bytes, person_id: int | Non
 
 
 def _identify(
-    ctx: AppContext, session: Session, pack: str, policy: SitePolicy, site_id: int, extraction: Extraction, claimed_person_id: int | None
+    ctx: DoorContext, session: Session, pack: str, policy: SitePolicy, site_id: int, extraction: Extraction, claimed_person_id: int | None
 ) -> FaceMatch:
     match = FaceMatch(None, None, policy.threshold, extraction.blocking_problems, [], extraction.quality())
     if extraction.spoof_suspected:
@@ -422,7 +422,7 @@ def _identify(
 
 
 def verify_at_door(
-    ctx: AppContext, principal: Principal, door_id: int, image: bytes, *, person_id: int | None = None, at: datetime | None = None
+    ctx: DoorContext, principal: Principal, door_id: int, image: bytes, *, person_id: int | None = None, at: datetime | None = None
 ) -> FaceDecision:
     """A lock's face decision: identify (1:N, or 1:1 against person_id), authorise, audit."""
     principal.require_role(Role.device)

@@ -11,20 +11,20 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import typer
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from sqlalchemy import select
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import ROW_ID, cli_context, fail, parse_when, print_json, read_file
-from idsvc.context import AppContext
+from idsvc.core.cli import ROW_ID, cli_context, fail, parse_when, print_json, read_file
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes.claims import PassType
 from idsvc.passes.inspect import Standing, TrustedSigner, inspect
 from idsvc.passes.models import IssuerKey, KeyPurpose
-from idsvc.passes.verify import PassVerifier
+from idsvc.passes.verify import PassContext, PassVerifier
 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"BM")
 # A QR text starts with its scheme (NH1:, HC1:, NHU1:, https:, ...); a file name does not. Telling
@@ -51,7 +51,7 @@ def _lifetime(days: float) -> timedelta:
     return timedelta(days=days)
 
 
-def _service_checks(ctx: AppContext) -> tuple[list[TrustedSigner], Standing]:
+def _service_checks(ctx: PassContext) -> tuple[list[TrustedSigner], Standing]:
     """This service's issuer keys and its records check, for --service-keys (the same as a door's)."""
     with ctx.db.session() as session:
         rows = session.scalars(select(IssuerKey).where(IssuerKey.purpose == KeyPurpose.issuer)).all()
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         text, image = _read_input(source)
         if service_keys:
             with cli_context() as ctx:
-                service_signers, standing = _service_checks(ctx)
+                service_signers, standing = _service_checks(cast(PassContext, ctx))  # the app's context is one
                 report = inspect(text, image=image, prefix=prefix, signers=signers + service_signers, standing=standing, at=when)
         else:
             report = inspect(text, image=image, prefix=prefix, signers=signers, at=when)

@@ -17,18 +17,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idsvc.audit import decision_log
 from idsvc.audit import service as audit
-from idsvc.context import AppContext
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.models import Pass
+from idsvc.registry.index import DoorContext
 from idsvc.registry.models import Status
 
 _STATUS_REASON = {Status.revoked: "pass_revoked", Status.suspended: "pass_suspended"}
@@ -73,10 +74,24 @@ class Decision:
         }
 
 
+class DenyList(Protocol):
+    """The instant deny set (revocation.denyset.DenySet, above passes): reasons for what a pass names."""
+
+    def reasons(self, *, pass_id: bytes | None = None, sub: bytes | None = None, kid: bytes | None = None) -> list[str]: ...
+
+    def rebuild(self, session: Session, *, shared: bool = True) -> bool:
+        """Load this process's copy from the database (``shared=False``: leave the Redis copy alone)."""
+        ...
+
+
+class PassContext(DoorContext, Protocol):
+    deny: DenyList
+
+
 class PassVerifier:
     def __init__(
         self,
-        ctx: AppContext,
+        ctx: PassContext,
         refresh_seconds: float = 1.0,
         max_cached_passes: int = 200_000,
         remember_tokens: bool = True,
@@ -92,7 +107,7 @@ class PassVerifier:
         self._non_valid: dict[bytes, Status] = {}
         self._passes: dict[bytes, tuple[int, int]] = {}  # pass id -> (row id, person id); never changes
         self._known_tokens: dict[bytes, tuple[keys.TrustedKey, PassClaims]] = {}
-        # A change committed on any node reloads keys and statuses here at once (revocation/bus.py).
+        # A change committed on any node reloads keys and statuses here at once (core/bus.py).
         ctx.bus.subscribe(self._on_notice)
 
     def _on_notice(self, notice: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import ROW_ID, parse, run
+from idsvc.core.cli import ROW_ID, parse, run
 from idsvc.core.db import utcnow
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
 from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, UnitKind

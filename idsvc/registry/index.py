@@ -19,11 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.audit.decision_log import DecisionLog
+from idsvc.core.bus import Bus, Notice
+from idsvc.core.context import ServiceContext
 from idsvc.core.db import Database
 from idsvc.registry.access import (
     AccessResult,
@@ -41,8 +44,6 @@ from idsvc.registry.models import (
     Vehicle,
     door_group_doors,
 )
-from idsvc.revocation.bus import Bus, Notice
-from idsvc.sync.changes import current_version
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,11 @@ def load_site(session: Session, site_id: int) -> SiteCopy | None:
 
 
 class AccessIndex:
-    def __init__(self, db: Database, bus: Bus, poll_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, bus: Bus, data_version: Callable[[Session], int], poll_seconds: float = 1.0) -> None:
+        """``data_version`` reads the version every committed change raises (sync's feed version,
+        passed in because change capture sits above the registry)."""
         self.db = db
+        self._data_version = data_version
         self.poll_seconds = poll_seconds
         self._sites: dict[int, SiteCopy] = {}
         self._door_sites: dict[int, int] = {}
@@ -155,7 +159,7 @@ class AccessIndex:
         now = time.monotonic()
         if now - self._polled_at < self.poll_seconds:
             return
-        version, _ = current_version(session())
+        version = self._data_version(session())
         with self._lock:
             if version != self._version:
                 self._sites.clear()
@@ -225,3 +229,11 @@ class AccessIndex:
                 if not consume_use(session, result.grant_id):
                     return AccessResult.deny(Reason.USES_EXHAUSTED)
         return result
+
+
+class DoorContext(ServiceContext, Protocol):
+    """The app context as a door decision (pass, face, plate) uses it: this index, and the decision
+    log that batches decisions into the audit trail while an app runs."""
+
+    access: AccessIndex
+    decision_log: DecisionLog | None

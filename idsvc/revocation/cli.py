@@ -16,7 +16,7 @@ import typer
 from sqlalchemy import func, select
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.cli.common import ROW_ID, cli_context, parse, print_json, run
+from idsvc.core.cli import ROW_ID, cli_context, parse, print_json, run
 from idsvc.core.db import utcnow
 from idsvc.registry.schemas import StatusChange
 from idsvc.revocation import service

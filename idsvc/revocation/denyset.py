@@ -18,14 +18,14 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.core.bus import Bus, Notice
 from idsvc.core.db import Database, utcnow
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Person, Status
-from idsvc.revocation.bus import Bus, Notice
+from idsvc.sync.changes import DenyEntry, kid_key, pass_key, sub_key
 from idsvc.sync.models import SyncVersion
 
 log = logging.getLogger(__name__)
-Entry = tuple[str, str | None]  # ("pass:<hex>", "revoked"), or (key, None) to remove
 _REASONS = {
     ("pass", "revoked"): "pass_revoked",
     ("pass", "suspended"): "pass_suspended",
@@ -33,18 +33,6 @@ _REASONS = {
     ("sub", "suspended"): "subject_suspended",
     ("kid", "withdrawn"): "issuer_key_withdrawn",
 }
-
-
-def pass_key(pass_id: bytes | str) -> str:
-    return "pass:" + (pass_id.hex() if isinstance(pass_id, bytes) else pass_id)
-
-
-def sub_key(pseudonym: bytes | str) -> str:
-    return "sub:" + (pseudonym.hex() if isinstance(pseudonym, bytes) else pseudonym)
-
-
-def kid_key(kid: bytes | str) -> str:
-    return "kid:" + (kid.hex() if isinstance(kid, bytes) else kid)
 
 
 def from_database(session: Session) -> dict[str, str]:
@@ -111,7 +99,7 @@ class DenySet:
             self._local = entries
             return True
 
-    def record(self, entries: list[Entry]) -> None:
+    def record(self, entries: list[DenyEntry]) -> None:
         """Write changes to the shared copy; the notice that follows updates every node's local copy."""
         if self._client is not None and entries:
             pipe = self._client.pipeline()

@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core.bus import Notice
 from idsvc.core.validation import RowId
 from idsvc.registry.models import Site
 from idsvc.registry.scope import not_visible
-from idsvc.revocation.bus import Notice
 from idsvc.sync import changes, feed
 
 router = APIRouter(prefix="/v1/sync", tags=["sync"])

@@ -21,66 +21,80 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, event, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from idsvc.auth.models import ApiKey
+from idsvc.core.bus import Bus
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Device, Door, DoorGroup, Grant, Person, Site, Status, Vehicle
-from idsvc.revocation import denyset
-from idsvc.revocation.bus import Bus
 from idsvc.sync.models import SyncChange, SyncVersion
 
 log = logging.getLogger(__name__)
 
 Logged = tuple[int | None, str, str]  # (site_id or None for every site, section, key)
+# The "deny" part of a notice: ("pass:<hex>", "revoked"), or (key, None) to remove. Keys name only
+# random identifiers; the deny set (revocation/denyset.py) is built from these entries.
+DenyEntry = tuple[str, str | None]
+
+
+def pass_key(pass_id: bytes | str) -> str:
+    return "pass:" + (pass_id.hex() if isinstance(pass_id, bytes) else pass_id)
+
+
+def sub_key(pseudonym: bytes | str) -> str:
+    return "sub:" + (pseudonym.hex() if isinstance(pseudonym, bytes) else pseudonym)
+
+
+def kid_key(kid: bytes | str) -> str:
+    return "kid:" + (kid.hex() if isinstance(kid, bytes) else kid)
 
 
 def _status_changed(row: Any) -> bool:
     return bool(inspect(row).attrs.status.history.has_changes())
 
 
-def _grant(row: Grant, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+def _grant(row: Grant, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
     return [(row.site_id, "grant", str(row.id))], []
 
 
-def _pass(row: Pass, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
-    deny = [(denyset.pass_key(row.pass_id), None if row.status is Status.active else row.status.value)] if changed else []
+def _pass(row: Pass, changed: bool) -> tuple[list[Logged], list[DenyEntry]]:
+    deny = [(pass_key(row.pass_id), None if row.status is Status.active else row.status.value)] if changed else []
     return [(row.site_id, "pass", row.pass_id)], deny
 
 
-def _person(row: Person, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
-    deny = [(denyset.sub_key(row.pseudonym), None if row.status is Status.active else row.status.value)] if changed else []
+def _person(row: Person, changed: bool) -> tuple[list[Logged], list[DenyEntry]]:
+    deny = [(sub_key(row.pseudonym), None if row.status is Status.active else row.status.value)] if changed else []
     return [(row.site_id, "person", row.pseudonym)], deny
 
 
-def _door_group(row: DoorGroup, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+def _door_group(row: DoorGroup, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
     return [(row.site_id, "door_group", str(row.id))], []
 
 
-def _issuer_key(row: IssuerKey, changed: bool) -> tuple[list[Logged], list[denyset.Entry]]:
-    deny = [(denyset.kid_key(row.kid), KeyStatus.withdrawn.value)] if changed and row.status is KeyStatus.withdrawn else []
+def _issuer_key(row: IssuerKey, changed: bool) -> tuple[list[Logged], list[DenyEntry]]:
+    deny = [(kid_key(row.kid), KeyStatus.withdrawn.value)] if changed and row.status is KeyStatus.withdrawn else []
     return [(None, "trust", row.kid)], deny
 
 
-def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
     return [(row.site_id, "template", str(row.person_id))], []
 
 
-def _registry_only(section: str) -> Callable[[Any, bool], tuple[list[Logged], list[denyset.Entry]]]:
+def _registry_only(section: str) -> Callable[[Any, bool], tuple[list[Logged], list[DenyEntry]]]:
     """Rows the feed does not carry but the in-process access index (registry/index.py) copies:
     logged under a section the feed builder ignores, so the change is versioned and announced."""
 
-    def describe(row: Any, _: bool) -> tuple[list[Logged], list[denyset.Entry]]:
+    def describe(row: Any, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
         return [(row.site_id if section != "site" else row.id, section, str(row.id))], []
 
     return describe
 
 
-_TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[denyset.Entry]]]] = {
+_TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[DenyEntry]]]] = {
     Grant: _grant,
     Pass: _pass,
     Person: _person,
@@ -103,12 +117,20 @@ class _Pending:
     version: int | None = None
 
 
+class DenyRecorder(Protocol):
+    """Writes deny entries to the copy all nodes share before the notice goes out, so a node that
+    reloads on ``resync`` finds them; revocation.denyset.DenySet implements it (change capture sits
+    below revocation and must not import it)."""
+
+    def record(self, entries: list[DenyEntry]) -> None: ...
+
+
 @dataclass
 class Propagation:
     """Where one process's commits are announced (set by the AppContext that owns the engine)."""
 
     bus: Bus
-    deny: denyset.DenySet
+    deny: DenyRecorder
 
 
 _attached: weakref.WeakKeyDictionary[Engine, Propagation] = weakref.WeakKeyDictionary()

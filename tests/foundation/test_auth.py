@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from idsvc.auth import service
+from idsvc.auth import service, subjects
 from idsvc.auth.models import ApiKey, Role
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
@@ -87,3 +88,10 @@ def test_no_key_for_a_revoked_person_or_device(ctx: AppContext, client: TestClie
     assert person.status_code == 409 and person.json()["error"]["code"] == "person_revoked"
     device = client.post("/v1/api-keys", headers=admin, json={"role": "device", "device_id": world.ids["device2"]})
     assert device.status_code == 409 and device.json()["error"]["code"] == "device_revoked"
+
+
+def test_without_a_subject_directory_keys_are_refused_not_guessed(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    # auth reads key subjects through the registry's directory, installed by the app wiring.
+    monkeypatch.setattr(subjects, "_installed", None)
+    with ctx.db.session() as s, pytest.raises(RuntimeError, match="subject directory"):
+        service.issue_key(s, OPERATOR, Role.site_admin, site_id=1)

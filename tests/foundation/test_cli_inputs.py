@@ -174,7 +174,7 @@ def cli_env(ctx: AppContext, world: World, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("IDSVC_DATABASE_URL", ctx.settings.database_url)
     monkeypatch.setenv("IDSVC_DATA_DIR", str(ctx.settings.data_dir))
     # Without Redis: input handling does not depend on it, and closing a Redis notice listener costs
-    # each of the ~700 runs half a second (revocation/bus.py polls its channel every 0.5 s).
+    # each of the ~700 runs half a second (core/bus.py polls its channel every 0.5 s).
     monkeypatch.setenv("IDSVC_REDIS_URL", "")
     monkeypatch.setenv("IDSVC_MASTER_KEY", "")
     monkeypatch.delenv("DOOR_BRIDGE_CONFIG", raising=False)

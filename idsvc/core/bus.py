@@ -8,6 +8,9 @@ shared store), and the one-second version polls of passes/verify.py remain as th
 
 Subscribers are held weakly when they are bound methods, so an app (and its verifier) that goes
 away does not stay subscribed.
+
+Infrastructure, hence in core: layers from registry (access index) to sync (bridge event streams)
+subscribe to it, and a publisher needs nothing from the layers that listen.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from idsvc.audit import service
-from idsvc.cli.common import ROW_ID, cli_context, parse_when, print_json
+from idsvc.core.cli import ROW_ID, cli_context, parse_when, print_json
 
 def register(app: typer.Typer) -> None:
     audit = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")

@@ -1,4 +1,9 @@
-"""What every CLI command shares: the context, JSON output, and errors that name the fix."""
+"""What every CLI command shares: the context, JSON output, and errors that name the fix.
+
+In core so that each domain's ``cli.py`` can use it without importing the CLI root, which mounts
+them all. The root (``idsvc.cli``) installs how a context is opened (``use_context_factory``),
+because building one is the app wiring's job (``idsvc.context``), above every domain.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,20 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from idsvc.config import Settings
-from idsvc.context import AppContext
+from idsvc.core.context import ServiceContext
 from idsvc.core.errors import ApiError
 from idsvc.core.sealing import SealingError
 from idsvc.core.validation import MAX_ROW_ID, Timestamp
 
 M = TypeVar("M", bound=BaseModel)
+ContextFactory = Callable[[Settings], ServiceContext]
+_open_context: ContextFactory | None = None
+
+
+def use_context_factory(factory: ContextFactory) -> None:
+    global _open_context
+    _open_context = factory
+
 
 # Options and arguments that name a row: out-of-range ids are refused by the parser, naming the option,
 # before they reach the database (where PostgreSQL would fail on an integer out of range).
@@ -89,11 +102,13 @@ def load_settings() -> Settings:
 
 
 @contextmanager
-def cli_context() -> Iterator[AppContext]:
+def cli_context() -> Iterator[ServiceContext]:
     """An app context for one command; service errors become one readable line, not a traceback."""
     settings = load_settings()
+    if _open_context is None:  # a wiring mistake: commands run mounted on the idsvc.cli root, which installs it
+        raise RuntimeError("no CLI context factory installed; run commands through idsvc.cli")
     try:
-        ctx = AppContext.from_settings(settings)
+        ctx = _open_context(settings)
     except SealingError as exc:
         fail(str(exc))
     try:
