@@ -76,8 +76,8 @@ class StatusIn(BaseModel):
 
 class VerifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    door_id: RowId
-    qr_text: str
+    door_id: RowId = Field(description="the door the reader guards (one of the device's doors)")
+    qr_text: str = Field(description=f"the QR content exactly as scanned, at most {codec.MAX_TEXT} characters")
     challenge: str | None = Field(None, max_length=100, description="base64url reader challenge shown to the phone, if any")
 
 
@@ -201,7 +201,30 @@ async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes
     raise ApiError("Send application/json or multipart/form-data.", code="unsupported_media_type", status=415)
 
 
-@router.post("/device/verify", responses={200: {"description": "allow or deny, with reasons"}})
+# The body is read by hand (JSON or multipart, see _read_verify_request), so its schema is declared here.
+_VERIFY_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": VerifyIn.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["door_id", "image"],
+                "properties": {
+                    "door_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "the door the camera guards"},
+                    "image": {"type": "string", "format": "binary", "description": f"a camera frame: PNG, JPEG, WebP or BMP, at most {MAX_UPLOAD} bytes"},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/device/verify",
+    responses={200: {"description": "allow or deny, with reasons"}},
+    openapi_extra={"requestBody": _VERIFY_BODY},
+)
 async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
     """A lock or reader asks: may the holder of this QR (text or camera frame) open this door now?"""
     ctx = request.app.state.ctx
