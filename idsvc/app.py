@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
@@ -15,10 +18,14 @@ from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
 from idsvc.context import AppContext
+from idsvc.core import metrics
 from idsvc.core.errors import install_error_handlers
+from idsvc.core.health import Check, ProbeFailed, run_checks
 from idsvc.core.limits import BodySizeLimit
+from idsvc.core.metrics import RequestTimer
 from idsvc.device_events.api import router as device_events_router
 from idsvc.faces.api import router as faces_router
+from idsvc.faces.service import FaceEngineUnavailable, engine_for
 from idsvc.passes.api import router as passes_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
@@ -29,6 +36,34 @@ from idsvc.sync.api import router as sync_router
 MultiPartParser.spool_max_size = 0
 
 
+def _face_engine(settings: Settings) -> str:
+    try:
+        return f"model pack {engine_for(settings).pack}"
+    except FaceEngineUnavailable:
+        raise ProbeFailed(f"model pack {settings.face_pack} is not installed: run `idsvc models install`; face endpoints answer 503") from None
+
+
+def _face_engine_loaded(settings: Settings) -> bool:
+    try:
+        _face_engine(settings)
+    except ProbeFailed:
+        return False
+    return True
+
+
+def readiness_checks(context: AppContext) -> list[Check]:
+    def database() -> str:
+        with context.db.session() as session:
+            session.execute(text("SELECT 1"))
+        return context.db.engine.dialect.name
+
+    return [
+        Check("database", database),
+        Check("kv", context.kv.ping),
+        Check("face_engine", lambda: _face_engine(context.settings), required=False),
+    ]
+
+
 def create_app(ctx: AppContext | None = None, settings: Settings | None = None) -> FastAPI:
     owned = ctx is None
     context = ctx or AppContext.from_settings(settings or get_settings())
@@ -36,27 +71,49 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.decision_log = DecisionLog(context.db, context.settings.data_dir / "decision-journal")
+        stop_observing = context.bus.subscribe(metrics.observe_notice)
         try:
             yield
         finally:
+            stop_observing()
             log, context.decision_log = context.decision_log, None
             await run_in_threadpool(log.close)  # flushes what is queued
             if owned:
                 context.close()
 
-    app = FastAPI(
+    # The interactive docs load Swagger UI and ReDoc from the package, not a CDN: sites without internet use them too.
+    app = FastAPIOffline(
         title="idsvc",
         version=__version__,
-        description="Access control and identity service: registry, passes, faces, decisions, audit.",
+        description="Access control and identity service: registry, passes, faces, decisions, audit. "
+        "Authorize with an API key (`Authorization: Bearer idsvc_...`). Errors: docs/errors.md.",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},  # no call to validator.swagger.io
     )
     app.state.ctx = context
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=context.settings.max_body_bytes)
+    app.add_middleware(RequestTimer)
+    checks = readiness_checks(context)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:
+        """Always 200 while the process serves requests; whether it can do its work is ``/readyz``."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: each dependency's state", responses={503: {"description": "a required dependency is down"}})
+    def readyz() -> JSONResponse:
+        """``{"status", "version", "checked_at", "checks": {name: {"state", "required", "latency_ms", "detail"}}}``;
+        503 when a required check (database, key-value store) is down. The face engine is not required:
+        without it the face endpoints answer 503 ``face_engine_unavailable`` and QR doors keep working."""
+        ready, answer = run_checks(checks, __version__)
+        return JSONResponse(answer, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response, responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
+    def prometheus_metrics() -> Response:
+        """Decisions by method, result and reason, request latency, feed notices and streams, the face engine's state (docs/operations.md)."""
+        metrics.FACE_ENGINE_UP.set(1 if _face_engine_loaded(context.settings) else 0)
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
     for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router):

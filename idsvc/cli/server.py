@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import typer
 
 from idsvc.config import Settings
 from idsvc.core.cli import fail, load_settings
+from idsvc.core.logs import logging_config
+from idsvc.core.metrics import MULTIPROCESS_ENV
 
 
 def _migrate(settings: Settings) -> None:
@@ -33,6 +37,18 @@ def _listen_address(host: str, port: int) -> tuple[str, int]:
     except (OSError, UnicodeError, ValueError):
         fail(f"--host {host[:80]!r} is not an address to listen on; use an IP address such as 127.0.0.1 or 0.0.0.0")
     return host, port
+
+
+def _fresh_metrics_dir() -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (several workers, core/metrics.py), counts of an earlier run must go."""
+    folder = os.environ.get(MULTIPROCESS_ENV)
+    if not folder:
+        return
+    path = Path(folder)
+    if not path.is_dir():
+        fail(f"{MULTIPROCESS_ENV}={folder} is not a directory; create an empty one for the workers' metrics")
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +88,7 @@ def register(app: typer.Typer) -> None:
             seed_demo_if_empty(settings)
         if workers > 1 and not (settings.redis_url and not settings.effective_database_url.startswith("sqlite")):
             fail("several workers need IDSVC_REDIS_URL and a PostgreSQL IDSVC_DATABASE_URL (in-process caches are per process)")
+        _fresh_metrics_dir()
         uvicorn.run(
             "idsvc.app:create_app",
             factory=True,
@@ -79,6 +96,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level,
+            log_config=logging_config(settings.log_level, settings.log_format),
             # Bridges hold event streams open; do not wait for them forever on shutdown.
             timeout_graceful_shutdown=5,
         )

@@ -18,6 +18,7 @@ such statement today is the grant use counter (registry/access.py), which the fe
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -196,7 +197,8 @@ def _announce(session: Session) -> None:
     if propagation is None:
         return
     sites = sorted({s for s, _, _ in pending.logged}, key=lambda s: -1 if s is None else s)
-    notice = {"kind": "change", "version": pending.version, "sites": sites, "deny": sorted(pending.deny.items()), "auth": pending.auth}
+    # "at" (wall clock, seconds): receivers measure how long notices take (idsvc_feed_notice_lag_seconds).
+    notice = {"kind": "change", "version": pending.version, "sites": sites, "deny": sorted(pending.deny.items()), "auth": pending.auth, "at": time.time()}
     try:
         propagation.deny.record(list(pending.deny.items()))
         propagation.bus.publish(notice)
