@@ -19,13 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.errors import (
-    ApiError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-)
+from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge, validation_details
 from idsvc.core.validation import Reason, RowId
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes import status as pass_status
@@ -181,8 +175,7 @@ async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes
         except orjson.JSONDecodeError:
             raise InvalidInput("The body is not valid JSON.", code="invalid_json") from None
         except ValidationError as exc:
-            details = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()]
-            raise InvalidInput("Send {door_id, qr_text}.", code="invalid_input", details=details) from None
+            raise InvalidInput("Send {door_id, qr_text}.", code="invalid_input", details=validation_details(list(exc.errors()))) from None
         if len(body.qr_text) > codec.MAX_TEXT:
             raise InvalidInput(f"qr_text is longer than any QR code ({codec.MAX_TEXT} characters).", code="qr_text_too_long")
         challenge = _b64(body.challenge, "challenge") if body.challenge else None
@@ -234,10 +227,7 @@ async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
         await run_in_threadpool(_refuse_door, ctx, door_id)
     verifier = get_verifier(request)
     if image is not None:
-        try:
-            found = await run_in_threadpool(qr.decode_image, image)
-        except qr.ImageError as exc:
-            raise ApiError(exc.message, code=exc.code, status=415 if exc.code != "image_too_large" else 413) from None
+        found = await run_in_threadpool(qr.decode_image, image)  # a bad picture is a 4xx of core/images.py
         text = found[0] if found else None  # None: the frame holds no readable QR (a deny, not an error)
     decision = await run_in_threadpool(lambda: verifier.decide(door_id, text, actor=caller.actor, challenge=challenge))
     return decision.to_dict()

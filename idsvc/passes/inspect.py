@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cwt.cose_key_interface import COSEKeyInterface
 
+from idsvc.core.errors import ApiError
 from idsvc.core.kv import MemoryStore
 from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, qr
@@ -174,7 +175,7 @@ def inspect(
     if image is not None:
         try:
             found = qr.decode_image(image)
-        except qr.ImageError as exc:
+        except ApiError as exc:  # the picture is refused as an upload would be (core/images.py)
             layers["picture"].fail(exc.code, exc.message)
             return report
         if not found:
