@@ -23,6 +23,7 @@ from idsvc.core.errors import install_error_handlers
 from idsvc.core.health import Check, ProbeFailed, run_checks
 from idsvc.core.limits import BodySizeLimit
 from idsvc.core.metrics import RequestTimer
+from idsvc.core.times import use_rfc3339_in_plain_answers
 from idsvc.device_events.api import router as device_events_router
 from idsvc.faces.api import router as faces_router
 from idsvc.faces.service import FaceEngineUnavailable, engine_for
@@ -34,6 +35,7 @@ from idsvc.sync.api import router as sync_router
 # Uploaded photos must stay in memory (design/privacy.md), but Starlette spools uploads over 1 MB to
 # a temp file. 0 = never roll over to disk; BodySizeLimit already bounds what is held in memory.
 MultiPartParser.spool_max_size = 0
+use_rfc3339_in_plain_answers()  # every time in every answer: RFC 3339 UTC with Z (core/times.py)
 
 
 def _face_engine(settings: Settings) -> str:

@@ -10,6 +10,7 @@ import typer
 from idsvc.audit import service
 from idsvc.core.cli import ROW_ID, cli_context, parse_when, print_json
 
+
 def register(app: typer.Typer) -> None:
     audit = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
     app.add_typer(audit, name="audit")

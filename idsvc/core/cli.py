@@ -24,6 +24,7 @@ from idsvc.config import Settings
 from idsvc.core.context import ServiceContext
 from idsvc.core.errors import ApiError
 from idsvc.core.sealing import SealingError
+from idsvc.core.times import rfc3339
 from idsvc.core.validation import MAX_ROW_ID, Timestamp
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,8 +68,12 @@ def read_file(path: Path, what: str) -> bytes:
         fail(f"cannot read {what} {path}: {exc.strerror or exc}")
 
 
+def _json_default(value: Any) -> Any:
+    return rfc3339(value) if isinstance(value, datetime) else str(value)  # times as the API answers them
+
+
 def print_json(value: Any) -> None:
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=_json_default) + "\n"
     # A file name from argv may hold bytes that are not UTF-8 (surrogates here): show them escaped.
     sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 

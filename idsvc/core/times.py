@@ -25,6 +25,16 @@ def rfc3339_or_none(value: datetime | None) -> str | None:
     return None if value is None else rfc3339(value)
 
 
+def use_rfc3339_in_plain_answers() -> None:
+    """Answers built as plain dicts holding datetime objects are encoded by FastAPI's
+    ``jsonable_encoder``, whose table maps datetime to ``isoformat()`` ("+00:00", or any offset the
+    value has). Point that entry here, so no answer can carry another form. (Pydantic models use
+    :data:`UtcDateTime`; this covers the rest.)"""
+    from fastapi import encoders
+
+    encoders.ENCODERS_BY_TYPE[datetime] = rfc3339
+
+
 # The JSON schema says so too, so the OpenAPI tells clients the exact form (and a test can find any
 # datetime field of an answer that does not use this type).
 UtcDateTime = Annotated[

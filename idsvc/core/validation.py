@@ -77,11 +77,12 @@ def _in_range(value: datetime) -> datetime:
         raise ValueError("the time is out of range") from None
     if not _EARLIEST <= utc <= _LATEST:
         raise ValueError("the time must be between 1970-01-01 and 9999-12-30 (UTC)")
-    return value
+    return utc
 
 
 # A time without a zone is ambiguous at a door: refuse it. Years 1 or 9999 in some zones are not
-# representable in UTC (or in the site's zone), so the range is bounded too.
+# representable in UTC (or in the site's zone), so the range is bounded too. Accepted times become
+# UTC at the edge: the service stores, compares, audits and answers UTC only (core/times.py).
 Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 

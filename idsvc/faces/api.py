@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from pydantic import BaseModel, Field
 
 from idsvc.auth.deps import Caller, Ctx
+from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import ShortText
 from idsvc.faces import service
 
@@ -29,7 +30,7 @@ class ConsentOut(BaseModel):
     site_id: int
     purpose: str
     method: str
-    given_at: datetime
+    given_at: UtcDateTime
     recorded_by: str
 
 
@@ -39,7 +40,7 @@ class TemplateOut(BaseModel):
     pack: str
     images_used: int
     quality: list[dict[str, Any]]
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class DecisionOut(BaseModel):

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from idsvc.core.times import rfc3339
+
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.json"
 PACK_FILE = "pack.json"
 
@@ -184,7 +186,7 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
             recorded[file.role] = {"name": file.name, "sha256": digest}
         (staged / PACK_FILE).write_text(
             json.dumps(
-                {"name": spec.name, "kind": spec.kind, "source": origin, "installed_at": datetime.now(UTC).isoformat(), "files": recorded},
+                {"name": spec.name, "kind": spec.kind, "source": origin, "installed_at": rfc3339(datetime.now(UTC)), "files": recorded},
                 indent=2,
             )
         )

@@ -27,6 +27,7 @@ from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
 from idsvc.core.sealing import Sealer
+from idsvc.core.times import rfc3339
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
@@ -149,7 +150,7 @@ def record_consent(
             person_id=person.id,
             entity_type="face_consent",
             entity_id=consent.id,
-            data={"purpose": purpose, "method": method, "given_at": consent.given_at.isoformat()},
+            data={"purpose": purpose, "method": method, "given_at": rfc3339(consent.given_at)},
         ),
     )
     return consent

@@ -27,6 +27,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, InvalidInput, NotFound
 from idsvc.core.sealing import Sealer
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, versions
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 
@@ -97,7 +98,7 @@ def rotate(session: Session, sealer: Sealer, actor: Principal, alg: int = codec.
     new = _new_key(session, sealer, KeyPurpose.issuer, alg)
     audit.append(
         session,
-        audit.NewEvent(kind="pass_key.rotated", actor=actor.actor, entity_type="pass_issuer_key", entity_id=new.id, data={"new_kid": new.kid, "old_kid": old.kid, "old_verifies_until": old.verify_until.isoformat()}),
+        audit.NewEvent(kind="pass_key.rotated", actor=actor.actor, entity_type="pass_issuer_key", entity_id=new.id, data={"new_kid": new.kid, "old_kid": old.kid, "old_verifies_until": rfc3339(old.verify_until)}),
     )
     return new
 

@@ -26,6 +26,7 @@ from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.core import ids
 from idsvc.core.db import utcnow
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.models import Pass
@@ -68,7 +69,7 @@ class Decision:
             "allow": self.allow,
             "reasons": self.reasons,
             "door_id": self.door_id,
-            "at": self.at.isoformat(),
+            "at": rfc3339(self.at),
             "presentation": self.presentation,
             "versions": self.versions,
         }

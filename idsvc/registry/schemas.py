@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
+from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
 from idsvc.registry import site_settings
 from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
@@ -42,7 +42,7 @@ class SiteOut(Out):
     name: str
     timezone: str
     settings: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class BuildingIn(In):
@@ -254,8 +254,8 @@ class GrantOut(Out):
     vehicle_id: int | None
     door_group_id: int
     unit_id: int | None
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: UtcDateTime
+    valid_until: UtcDateTime
     schedule: list[dict[str, Any]] | None
     max_uses: int | None
     uses: int
@@ -282,4 +282,4 @@ class AccessCheckOut(BaseModel):
     allowed: bool
     reasons: list[str]
     grant_id: int | None
-    at: datetime
+    at: UtcDateTime

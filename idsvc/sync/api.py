@@ -24,8 +24,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
-from idsvc.core import metrics
 from idsvc.auth.models import Role
+from idsvc.core import metrics
 from idsvc.core.bus import Notice
 from idsvc.core.validation import RowId
 from idsvc.registry.models import Site

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from door_firmware_bridge.cli import app as bridge_app
 from idsvc import __version__
-from idsvc.cli import COMMANDS, app as idsvc_app, load_domain
+from idsvc.cli import COMMANDS, load_domain
+from idsvc.cli import app as idsvc_app
 from tests.conftest import REPO_ROOT
 from tests.foundation.test_cli_inputs import leaf_commands
 

@@ -89,7 +89,7 @@ def _picture(kind: str) -> bytes:
 
 
 def test_every_kind_of_refusal_has_the_one_shape(client: TestClient, world: World) -> None:
-    device, door = world.auth("device1"), world.ids["door1"]
+    device = world.auth("device1")
     _shape(client.get("/v1/me"), 401, "missing_credentials")
     _shape(client.get("/v1/me", headers={"Authorization": "Bearer idsvc_nope"}), 401, "invalid_credentials")
     _shape(client.post("/v1/device/verify", headers=device, json={"door_id": world.ids["door2"], "qr_text": "NH1:X"}), 403, "door_not_assigned")
