@@ -12,7 +12,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from idsvc.registry import events, schemas
 from idsvc.registry.models import Person, PersonKind, Vehicle
-from idsvc.registry.scope import can_see_person, load, not_visible, visible_person_ids_for_owner
+from idsvc.registry.scope import admin_listing, can_see_person, in_site, listed_site, load, not_visible, visible_person_ids_for_owner
 
 # An owner registers the people who live or work in their units, never staff or other owners.
 OWNER_MAY_CREATE = {PersonKind.tenant, PersonKind.resident, PersonKind.visitor, PersonKind.employee}
@@ -39,17 +39,21 @@ def create_person(session: Session, principal: Principal, body: schemas.PersonIn
     return person
 
 
-def list_people(session: Session, principal: Principal, site_id: int) -> list[Person]:
-    stmt = select(Person).where(Person.site_id == site_id).order_by(Person.id)
+def list_people(session: Session, principal: Principal, site_id: int | None = None) -> list[Person]:
+    site = listed_site(principal, site_id)
+    stmt = select(Person).where(*in_site(Person, site)).order_by(Person.id)
     if principal.role is Role.owner:
         stmt = stmt.where(Person.id.in_(visible_person_ids_for_owner(session, principal)))
     elif principal.role is Role.tenant:
         stmt = stmt.where(Person.id == principal.person_id)
     else:
-        principal.require_site_admin(site_id)
+        site = admin_listing(principal, site)
     people = list(session.scalars(stmt))
     if principal.role in (Role.site_admin, Role.district_admin, Role.owner):
-        events.record(session, principal, "person.listed", entity_type="site", entity_id=site_id, site_id=site_id, data={"count": len(people)})
+        # Who listed whom is audited per site (a district admin's listing of every site: one event per site).
+        for listed in sorted({p.site_id for p in people} | ({site} if site is not None else set())):
+            count = sum(1 for p in people if p.site_id == listed)
+            events.record(session, principal, "person.listed", entity_type="site", entity_id=listed, site_id=listed, data={"count": count})
     return people
 
 
@@ -96,9 +100,9 @@ def create_vehicle(session: Session, principal: Principal, body: schemas.Vehicle
     return vehicle
 
 
-def list_vehicles(session: Session, principal: Principal, site_id: int) -> list[Vehicle]:
-    principal.require_site_admin(site_id)
-    return list(session.scalars(select(Vehicle).where(Vehicle.site_id == site_id).order_by(Vehicle.id)))
+def list_vehicles(session: Session, principal: Principal, site_id: int | None = None) -> list[Vehicle]:
+    site = admin_listing(principal, site_id)
+    return list(session.scalars(select(Vehicle).where(*in_site(Vehicle, site)).order_by(Vehicle.id)))
 
 
 def get_vehicle(session: Session, principal: Principal, vehicle_id: int) -> Vehicle:

@@ -219,7 +219,7 @@ ROWS = [
     # api keys and me
     Row("POST", "/v1/api-keys", "/v1/api-keys", ADMINS_CREATE, body=lambda i, t: {"role": "tenant", "person_id": i["tenant2"], "label": t}),
     Row("GET", "/v1/api-keys", "/v1/api-keys?site_id={site_a}", ADMINS_READ),
-    Row("GET", "/v1/api-keys", "/v1/api-keys", expect(403, district=200), name="GET /v1/api-keys of every site"),
+    Row("GET", "/v1/api-keys", "/v1/api-keys", expect(403, district=200, admin_a=200, admin_b=200), name="GET /v1/api-keys of the key's scope"),
     Row("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{spare_key}", ADMINS_READ, prepare=spare_key),
     Row("GET", "/v1/me", "/v1/me", expect(200)),
     # audit
