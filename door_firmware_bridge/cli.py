@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import signal
@@ -52,10 +54,13 @@ def check_config(config: Path = CONFIG) -> None:
     if cfg.offline.enabled:
         try:
             kid = root_key(cfg.offline.root_public_key).kid.hex()
+            fingerprint = hashlib.sha256(base64.b64decode(cfg.offline.root_public_key)).hexdigest()
         except Exception as exc:
             typer.echo(f"config error:\n{config}: offline.root_public_key: not a base64 DER public key ({exc})", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"offline: on, root key kid {kid}, staleness limit {cfg.offline.max_staleness_s} s, feed {cfg.offline.feed.value}")
+        # Compare with the sha256 `idsvc pass root-key` prints on the server, out of band (docs/device-api.md).
+        typer.echo(f"root key sha256 {fingerprint}")
     else:
         typer.echo("offline: off (every decision needs the service)")
     typer.echo(f"site {cfg.site}: service {cfg.service.url}, broker {cfg.broker.host}:{cfg.broker.port} as {cfg.client_id}")

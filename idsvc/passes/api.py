@@ -101,6 +101,14 @@ def list_passes(
         return [issuing.pass_to_dict(r) for r in rows if status_filter is None or r.status is status_filter]
 
 
+@router.get("/trust-anchor", tags=["passes"])
+def trust_anchor(ctx: Ctx) -> dict[str, str]:
+    """The root public key bridges pin (no API key needed: it is public). Pin it only after comparing
+    its `sha256` with the one `idsvc pass root-key` prints on the server (docs/device-api.md)."""
+    with ctx.db.session() as s:
+        return keys.trust_anchor(s, ctx.sealer)
+
+
 @router.get("/passes/trust-list", response_class=Response, responses={200: {"content": {CBOR: {}}}})
 def trust_list(ctx: Ctx, caller: Caller) -> Response:
     """COSE_Sign1 by the root key over every issuer key and its state (for bridges and auditors)."""

@@ -5,7 +5,6 @@ Revoking and suspending are the revocation verbs (``idsvc revoke pass ID``), lik
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 import sys
@@ -130,10 +129,7 @@ def register(app: typer.Typer) -> None:
     def root_key_command() -> None:
         """Print the trust-list root public key (base64 DER) that bridges pin as offline.root_public_key."""
         with cli_context() as ctx, ctx.db.session() as session:
-            keys.active_issuer_key(session, ctx.sealer)  # a fresh install makes its root key here
-            root = keys.root_public_key(session)
-            assert root is not None
-            print_json({"kid": root.kid, "root_public_key": base64.b64encode(root.public_der).decode()})
+            print_json(keys.trust_anchor(session, ctx.sealer))
 
 
 def _emit(issued: issuing.IssuedPass, png: Path | None, svg: Path | None) -> None:

@@ -7,6 +7,8 @@ pass it signed, at once, because verifiers stop trusting its kid.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,4 +171,18 @@ def trust_list(session: Session, sealer: Sealer) -> bytes:
 
 def root_public_key(session: Session) -> IssuerKey | None:
     return _active(session, KeyPurpose.root)
+
+
+def trust_anchor(session: Session, sealer: Sealer) -> dict[str, str]:
+    """The root public key a bridge pins (it signs the trust list), and the SHA-256 of its DER that an
+    installer compares out of band before pinning it (docs/device-api.md, "The trust anchor")."""
+    active_issuer_key(session, sealer)  # a fresh install makes its root key with its first issuer key
+    root = root_public_key(session)
+    assert root is not None  # made just above
+    return {
+        "kid": root.kid,
+        "alg": codec.ALG_NAMES[root.alg],
+        "root_public_key": base64.b64encode(root.public_der).decode(),
+        "sha256": hashlib.sha256(root.public_der).hexdigest(),
+    }
 
