@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from idsvc.config import Settings
-from idsvc.core.cli import fail, load_settings
+from idsvc.core.cli import fail, load_settings, print_json
 from idsvc.core.logs import logging_config
 from idsvc.core.metrics import MULTIPROCESS_ENV
 
@@ -61,6 +61,23 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         _migrate(settings)
         typer.echo("database is up to date")
+
+    @db.command("current")
+    def db_current() -> None:
+        """The schema revisions the database has and the ones this release needs (before and after an upgrade)."""
+        from sqlalchemy.exc import OperationalError
+
+        from idsvc.db.migrate import current_heads, release_heads
+
+        settings = load_settings()
+        try:
+            applied = current_heads(settings.effective_database_url)
+        except OperationalError as exc:
+            fail(f"cannot reach the database ({exc.orig}); check IDSVC_DATABASE_URL")
+        wanted = release_heads()
+        print_json({"database": sorted(applied), "release": sorted(wanted), "up_to_date": applied == wanted})
+        if applied != wanted:
+            raise typer.Exit(3)
 
     @app.command("master-key")
     def master_key() -> None:

@@ -174,3 +174,20 @@ def test_revocation_is_pushed_to_the_bridge_by_the_version_stream(site: Site, se
             assert denied.reasons == ("pass_revoked",) and denied.versions["feed"] > first
 
     asyncio.run(scenario())
+
+
+def test_a_service_behind_the_bridge_is_an_alarm_not_a_silent_retry(site: Site, service: ServiceProcess) -> None:
+    """After a restore the service's feed is older than the bridge's: the bridge says so (feed_version_ahead),
+    and keeps refusing to go back by itself (feed_rollback guards against replayed old feeds)."""
+    from door_firmware_bridge.offline import HttpFeedSource
+
+    async def ahead() -> None:
+        source = HttpFeedSource(service.url, site.bridge_key, site.ids["site"], 5)
+        try:
+            with pytest.raises(FeedError) as refused:
+                await source.fetch(10**9)
+            assert refused.value.code == "feed_version_ahead"
+        finally:
+            await source.aclose()
+
+    asyncio.run(ahead())
