@@ -14,9 +14,11 @@ from pathlib import Path
 import typer
 
 from door_firmware_bridge.config import BridgeConfig, ConfigError, load
+from door_firmware_bridge.sensors.cli import app as sensors_app
 from idsvc.core.cli_group import OperatorGroup
 
 app = typer.Typer(cls=OperatorGroup, no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+app.add_typer(sensors_app, name="sensors")
 
 
 def _print_version(value: bool) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
 from door_firmware_bridge.config import JournalConfig, ServiceConfig
-from door_firmware_bridge.journal import REJECTED, UPLOADED, Journal
+from door_firmware_bridge.journal import REJECTED, UPLOADED, Entry, Journal
 from door_firmware_bridge.model import utcnow
 
 log = logging.getLogger(__name__)
@@ -25,9 +27,13 @@ BACKOFF_FACTOR = 32  # after failures, wait up to 32x the interval (never more t
 
 
 class Uploader:
-    def __init__(self, journal: Journal, service: ServiceConfig, cfg: JournalConfig) -> None:
+    """``path`` and ``to_body`` let another journal (the sensor ingest's readings) use the same loop."""
+
+    def __init__(self, journal: Journal, service: ServiceConfig, cfg: JournalConfig, *, path: str = "/v1/device/events",
+                 to_body: Callable[[list[Entry]], dict[str, Any]] = lambda entries: {"events": [e.to_upload() for e in entries]}) -> None:
         self.journal = journal
         self.cfg = cfg
+        self.path, self.to_body = path, to_body
         self._client = httpx.AsyncClient(base_url=service.url, headers={"Authorization": f"Bearer {service.key()}"}, timeout=max(5.0, service.timeout_s))
         self.last_error: str | None = None
 
@@ -39,7 +45,7 @@ class Uploader:
         pending = await asyncio.to_thread(self.journal.pending, self.cfg.upload_batch)
         if not pending:
             return 0
-        answer = await self._client.post("/v1/device/events", json={"events": [e.to_upload() for e in pending]})
+        answer = await self._client.post(self.path, json=self.to_body(pending))
         answer.raise_for_status()
         body = answer.json()
         done = list(body.get("stored", [])) + list(body.get("duplicates", []))

@@ -13,6 +13,8 @@ from sqlalchemy import text
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
+from idsvc.alarms.api import router as alarms_router
+from idsvc.alarms.runtime import AlarmRuntime
 from idsvc.audit.decision_log import DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
@@ -73,11 +75,15 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.decision_log = DecisionLog(context.db, context.settings.data_dir / "decision-journal")
+        settings = context.settings
+        alarms = AlarmRuntime(context.db, context.sealer, context.bus, sweep_s=settings.alarm_sweep_s, hj212_host=settings.hj212_host, hj212_port=settings.hj212_port)
+        await alarms.start()
         stop_observing = context.bus.subscribe(metrics.observe_notice)
         try:
             yield
         finally:
             stop_observing()
+            await alarms.close()
             log, context.decision_log = context.decision_log, None
             await run_in_threadpool(log.close)  # flushes what is queued
             if owned:
@@ -118,6 +124,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router):
+    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router):
         app.include_router(router)
     return app

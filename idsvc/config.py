@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         7, ge=0, description="Days after a person's last grant ended before `idsvc faces purge` deletes their template."
     )
 
+    # Alarms (issue 14).
+    alarm_sweep_s: float = Field(2.0, gt=0, le=60, description="How often held conditions and silent sensors are checked.")
+    hj212_host: str = Field("127.0.0.1", description="Where the HJ 212-2017 station server listens (0.0.0.0 for stations on other hosts).")
+    hj212_port: int = Field(0, ge=0, le=65535, description="Port of the HJ 212-2017 station server; 0 = not started.")
+
     @field_validator("data_dir", "models_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -48,6 +48,8 @@ COMMANDS: dict[str, Mounted] = {
     "suspend": Mounted("idsvc.revocation.cli", "Suspend a pass, person, grant or device."),
     "reinstate": Mounted("idsvc.revocation.cli", "Reinstate a pass, person, grant or device."),
     "sync": Mounted("idsvc.revocation.cli", "The signed sync feed for bridges."),
+    "alarm": Mounted("idsvc.alarms.cli", "Alarms: list, acknowledge, clear (docs/alarms.md)."),
+    "sensor": Mounted("idsvc.alarms.cli", "Safety sensors and HJ 212 stations (docs/sensors.md)."),
 }
 
 

@@ -49,9 +49,11 @@ CODES: dict[str, ErrorCode] = {
     "forbidden_scope": ErrorCode(403, "the key's role may do this, but not for this site, unit or person"),
     "forbidden_kind": ErrorCode(403, "owners may register tenants, residents, visitors and employees only"),
     "door_not_assigned": ErrorCode(403, "the door exists but is not one of this device's doors"),
+    "not_a_sensor_ingest": ErrorCode(403, "the device reports for no sensor: register sensors with it as their `device_id`"),
     # Rows that are not there (or not visible to the key)
     **{f"{what}_not_found": _not_found(what.replace("_", " ")) for what in (
         "site", "building", "unit", "door", "door_group", "person", "vehicle", "device", "grant", "tenancy", "pass", "api_key",
+        "alarm", "sensor",
     )},
     "pass_key_not_found": ErrorCode(404, "no issuer key with this kid (or none that still verifies passes)"),
     # Values that break a rule
@@ -73,6 +75,13 @@ CODES: dict[str, ErrorCode] = {
     "challenge_invalid": ErrorCode(422, "`challenge` is not base64url"),
     "qr_text_too_long": ErrorCode(422, "`qr_text` is longer than any QR code holds (4,296 characters)"),
     "consent_in_future": ErrorCode(422, "`given_at` is in the future"),
+    "building_not_in_site": ErrorCode(422, "the building belongs to another site"),
+    "unit_not_in_building": ErrorCode(422, "the unit belongs to another building"),
+    "device_not_in_site": ErrorCode(422, "the device belongs to another site"),
+    "sensor_kind_mismatch": ErrorCode(422, "HJ 212 stations are of kind `emission_station`, and only they are"),
+    "password_required": ErrorCode(422, "an HJ 212 station needs its access password (PW)"),
+    "invalid_settings": ErrorCode(422, "a station's `settings` hold an unknown key or a bad `crc` or `limits` value"),
+    "reason_required": ErrorCode(422, "clearing an alarm needs a reason"),
     # State conflicts
     "conflict": ErrorCode(409, "the change conflicts with data changed meanwhile; reload and retry"),
     "duplicate_code": ErrorCode(409, "the code is taken in this site"),
@@ -93,6 +102,7 @@ CODES: dict[str, ErrorCode] = {
     "unit_without_doors": ErrorCode(409, "the unit has no door group; the site admin must repair it"),
     "feed_version_ahead": ErrorCode(409, "the bridge's feed version is ahead of this service: it holds another database's feed; fetch a snapshot"),
     "consent_required": ErrorCode(409, "record the person's consent before enrolling their face"),
+    "sensor_code_taken": ErrorCode(409, "the sensor code is taken in this site (a station's MN in every site)"),
     # Pictures (QR camera frames and face photos alike)
     "image_missing": ErrorCode(422, "no file field `image` in the multipart body"),
     "image_empty": ErrorCode(422, "the picture is empty"),

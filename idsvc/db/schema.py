@@ -1,5 +1,6 @@
 """Imports every domain's models so ``Base.metadata`` knows the whole schema (Alembic, tests)."""
 
+from idsvc.alarms import models as alarm_models  # noqa: F401
 from idsvc.audit import models as audit_models  # noqa: F401
 from idsvc.auth import models as auth_models  # noqa: F401
 from idsvc.core.db import Base

@@ -4,16 +4,22 @@ Bridges upload at least once (they retry until they see an answer), so the uniqu
 what makes the trail exactly-once: ids already stored are reported as duplicates and skipped. Two
 uploads of the same batch racing each other end in a unique-constraint error for the loser, which
 retries and then finds them stored.
+
+Domains above this one react to stored events inside the same transaction through
+:func:`on_stored` (the alarm core turns ``"alarm": true`` events into alarms), so an event and what
+follows from it commit together, and a re-uploaded event, being a duplicate, is not acted on twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
@@ -21,8 +27,16 @@ from idsvc.auth.principal import Principal
 from idsvc.core.context import ServiceContext
 from idsvc.device_events.models import DeviceEvent
 from idsvc.registry.models import Door
+from idsvc.core.bus import Bus
 
 _ATTEMPTS = 3
+StoredHandler = Callable[[Session, Bus, Sequence[DeviceEvent]], None]
+_handlers: dict[str, StoredHandler] = {}
+
+
+def on_stored(name: str, handler: StoredHandler) -> None:
+    """Call ``handler(session, bus, rows)`` with each batch of newly stored events, before commit."""
+    _handlers[name] = handler
 
 
 @dataclass(frozen=True)
@@ -88,19 +102,22 @@ def _ingest_once(ctx: ServiceContext, caller: Principal, events: list[Incoming])
                 for e in fresh
             ),
         )
-        for event, row in zip(fresh, rows, strict=True):
-            session.add(
-                DeviceEvent(
-                    event_id=event.event_id,
-                    device_id=caller.device_id,
-                    site_id=row.site_id,
-                    door_id=event.door_id,
-                    kind=event.kind,
-                    at=event.at,
-                    audit_seq=row.seq,
-                    data=event.data,
-                )
+        stored = [
+            DeviceEvent(
+                event_id=event.event_id,
+                device_id=caller.device_id,
+                site_id=row.site_id,
+                door_id=event.door_id,
+                kind=event.kind,
+                at=event.at,
+                audit_seq=row.seq,
+                data=event.data,
             )
-            result.stored.append(event.event_id)
+            for event, row in zip(fresh, rows, strict=True)
+        ]
+        session.add_all(stored)
+        result.stored.extend(e.event_id for e in fresh)
         session.flush()
+        for handler in _handlers.values():
+            handler(session, ctx.bus, stored)
     return result

@@ -52,6 +52,9 @@ NOT_OURS = (
     r"/v1/issuer-keys\b",  # revocation: withdrawing a pass issuer key
     r"/v1/status-lists\b",  # revocation: per-issuer status lists
     r"/v1/sync\b",  # the bridges' signed sync feed
+    r"/v1/alarms\b",  # alarms: tests/alarms/test_roles.py
+    r"/v1/sensors\b",  # alarms: sensors and emission data, same test
+    r"/v1/trust-anchor$",  # passes: public on purpose, tests/foundation/test_device_docs.py
 )
 
 

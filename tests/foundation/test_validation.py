@@ -134,7 +134,7 @@ def cases(i: dict[str, Any]) -> dict[str, list[Case]]:
             c("site id a float", "POST", "/v1/buildings", {"site_id": 1.5, "code": "b9", "name": "X"}, 422, "invalid_input", "body.site_id"),
             c("duplicate code", "POST", "/v1/buildings", {"site_id": site, "code": "B1", "name": "X"}, 409, "duplicate_code"),
             c("list: site id out of range", "GET", f"/v1/buildings?site_id={BIG}", None, 422, "invalid_input", "query.site_id"),
-            c("list: site id missing", "GET", "/v1/buildings", None, 422, "invalid_input", "query.site_id"),
+            c("list: site id zero", "GET", "/v1/buildings?site_id=0", None, 422, "invalid_input", "query.site_id"),
         ],
         "units": [
             c("label too long", "POST", "/v1/units", {"building_id": bld, "label": "1" * 41}, 422, "invalid_input", "body.label"),
