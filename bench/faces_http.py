@@ -66,7 +66,7 @@ def seed(data_dir: Path) -> tuple[str, int]:
     try:
         world = build_world(ctx)
         with ctx.db.session() as s:
-            service.record_consent(s, OPERATOR, world.ids["tenant1"], purpose="benchmark", method="synthetic")
+            service.record_consent(s, OPERATOR, world.ids["tenant1"], method="synthetic", text_version="bench", language="en")
             service.enrol(ctx, s, OPERATOR, world.ids["tenant1"], [(PHOTOS / p).read_bytes() for p in ANGELINA])
         return world.tokens["device1"], world.ids["door1"]
     finally:

@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartParser
 from idsvc import __version__
 from idsvc.alarms.api import router as alarms_router
 from idsvc.alarms.runtime import AlarmRuntime
-from idsvc.audit.decision_log import DecisionLog
+from idsvc.audit.decision_log import JOURNAL_DIR, DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
@@ -29,7 +29,10 @@ from idsvc.core.times import use_rfc3339_in_plain_answers
 from idsvc.device_events.api import router as device_events_router
 from idsvc.faces.api import router as faces_router
 from idsvc.faces.service import FaceEngineUnavailable, engine_for
+from idsvc.jobs import scheduler
+from idsvc.jobs.api import router as jobs_router
 from idsvc.passes.api import router as passes_router
+from idsvc.privacy.api import router as privacy_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
 from idsvc.sync.api import router as sync_router
@@ -74,15 +77,21 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        context.decision_log = DecisionLog(context.db, context.settings.data_dir / "decision-journal")
+        context.decision_log = DecisionLog(context.db, context.settings.data_dir / JOURNAL_DIR)
         settings = context.settings
         alarms = AlarmRuntime(context.db, context.sealer, context.bus, sweep_s=settings.alarm_sweep_s, hj212_host=settings.hj212_host, hj212_port=settings.hj212_port)
         await alarms.start()
+        # The periodic jobs (purge, pruning, journal compaction, retention): every node looks, one runs each.
+        jobs = scheduler(context) if settings.scheduler_enabled else None
+        if jobs is not None:
+            jobs.start()
         stop_observing = context.bus.subscribe(metrics.observe_notice)
         try:
             yield
         finally:
             stop_observing()
+            if jobs is not None:
+                await run_in_threadpool(jobs.stop)
             await alarms.close()
             log, context.decision_log = context.decision_log, None
             await run_in_threadpool(log.close)  # flushes what is queued
@@ -124,6 +133,9 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router):
+    for router in (
+        passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router,
+        privacy_router, jobs_router,
+    ):
         app.include_router(router)
     return app

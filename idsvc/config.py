@@ -44,8 +44,25 @@ class Settings(BaseSettings):
     face_min_sharpness: float = Field(50.0, ge=0.0, description="Smallest Laplacian variance of the 112x112 aligned face (blur gate).")
     face_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height); bigger is refused as a decompression bomb.")
     face_template_grace_days: int = Field(
-        7, ge=0, description="Days after a person's last grant ended before `idsvc faces purge` deletes their template."
+        7, ge=0, le=30, description="Days after a person's last grant ended before the template purge deletes their template (site override: retention.face_template_days)."
     )
+    # Filing (docs/privacy.md): the 2025 face-recognition measures require filing at 100,000 people.
+    face_filing_warning_at: int = Field(90_000, ge=1, description="Enrolled people (all sites) from which the filing status says 'warning' and enrolment logs a warning.")
+    face_filing_ceiling: int = Field(
+        100_000, ge=1, description="Enrolled people (all sites) past which new enrolments are refused until an operator confirms the filing (`idsvc faces filing confirm`)."
+    )
+    # Retention (docs/privacy.md); each site may override within the same bounds (site settings "retention").
+    retention_contact_days: int = Field(
+        180, ge=0, le=1095, description="Days after a person's last tenancy ended before their phone and registration fields are deleted."
+    )
+    retention_decision_days: int = Field(
+        180, ge=30, le=1095, description="Days after which door decisions and device events are pseudonymised (the person replaced by a pseudonym)."
+    )
+
+    # Scheduled jobs inside `idsvc serve` (docs/operations.md): one node runs each job.
+    scheduler_enabled: bool = Field(True, description="Run the periodic jobs (template purge, feed pruning, journal compaction, retention) inside the service.")
+    scheduler_tick_seconds: float = Field(30.0, gt=0, le=3600, description="How often each node looks for a job that is due.")
+    sync_keep_days: int = Field(30, ge=1, le=3650, description="Days of the sync change log kept by the feed pruning job; bridges further behind get a snapshot.")
 
     # Alarms (issue 14).
     alarm_sweep_s: float = Field(2.0, gt=0, le=60, description="How often held conditions and silent sensors are checked.")

@@ -51,11 +51,12 @@ class AppContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         kv = make_store(settings.redis_url, settings.redis_prefix)
+        sealer = Sealer.from_config(settings.master_key, settings.data_dir)
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
+            db=Database(settings.effective_database_url, sealer),
             kv=kv,
-            sealer=Sealer.from_config(settings.master_key, settings.data_dir),
+            sealer=sealer,
             bus=make_bus(kv.client if isinstance(kv, RedisStore) else None, settings.redis_prefix),
         )
 

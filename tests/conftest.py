@@ -79,6 +79,8 @@ def session_ctx(database_url: str, redis_url: str, tmp_path_factory: pytest.Temp
         redis_prefix=f"idsvc-test-{secrets.token_hex(4)}:",
         data_dir=tmp_path_factory.mktemp("data"),
         master_key="",
+        # Periodic jobs run when a test asks (tests/privacy/test_scheduler.py), not behind other tests' backs.
+        scheduler_enabled=False,
         _env_file=None,  # type: ignore[call-arg]
     )
     ctx = AppContext.from_settings(settings)

@@ -55,6 +55,12 @@ def password_aad(sensor_id: int) -> str:
     return f"sensor:{sensor_id}:hj212-password"
 
 
+def resealed(sealer: Sealer, sensor: Sensor) -> dict[str, bytes]:
+    """The station password re-sealed under the current master key (idsvc keys rotate)."""
+    aad = password_aad(sensor.id)
+    return {"sealed_password": sealer.seal(sealer.open(sensor.sealed_password or b"", aad), aad)}
+
+
 def create(session: Session, sealer: Sealer, caller: Principal, new: NewSensor) -> Sensor:
     caller.require_site_admin(new.site_id)
     building = session.get(Building, new.building_id)

@@ -38,6 +38,8 @@ from idsvc.core.db import Database
 
 log = logging.getLogger(__name__)
 
+# Under IDSVC_DATA_DIR: each process's journal segments.
+JOURNAL_DIR = "decision-journal"
 _FIELDS = ("kind", "actor", "site_id", "unit_id", "door_id", "person_id", "entity_type", "entity_id", "data")
 
 
@@ -68,6 +70,8 @@ class DecisionLog:
         self._pending: list[audit.NewEvent] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        # Held while a batch is taken and written (taken before _lock): flush waits for the writer's batch.
+        self._writing = threading.Lock()
         self._closed = False
         self.replay_orphans()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
@@ -116,10 +120,12 @@ class DecisionLog:
             handle.close()
 
     def flush(self) -> None:
-        """Write everything queued so far (tests, shutdown); on failure the events stay queued."""
-        with self._lock:
-            events, segment = self._take()
-        self._write(events, segment)
+        """Write everything queued so far, and wait for a batch the writer is writing (an erasure,
+        shutdown, tests rely on it); on failure the events stay queued."""
+        with self._writing:
+            with self._lock:
+                events, segment = self._take()
+            self._write(events, segment)
 
     def close(self) -> None:
         """Stop the writer and flush; if the trail cannot be reached, the journals stay for the next start."""
@@ -149,9 +155,12 @@ class DecisionLog:
                     return
                 if not self._pending:
                     continue
-                events, segment = self._take()
+            events: list[audit.NewEvent] = []
             try:
-                self._write(events, segment)
+                with self._writing:
+                    with self._lock:
+                        events, segment = self._take()
+                    self._write(events, segment)
             except Exception:
                 log.exception("writing %d decisions to the audit trail failed; will retry", len(events))
                 with self._lock:
@@ -159,43 +168,54 @@ class DecisionLog:
 
     def replay_orphans(self) -> int:
         """Write the journals of dead processes to the trail, skipping events already there."""
-        replayed = 0
-        for path in sorted(self._dir.glob("decisions-*.journal")):
-            if path.name.startswith(self._name + "-"):
-                continue  # our own segments
-            try:
-                handle = open(path, "rb+")  # noqa: SIM115 - closed below
-            except FileNotFoundError:
-                continue
-            with handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its process is alive
-                events = [_from_line(line) for line in handle.read().splitlines() if line.strip()]
-                fresh = self._not_yet_written(events)
-                if fresh:
-                    with self.db.session() as session:
-                        audit.append(session, *fresh)
-                replayed += len(fresh)
-                path.unlink()
-        if replayed:
-            log.warning("replayed %d decisions from the journals of stopped processes", replayed)
-        return replayed
+        return replay_journals(self.db, self._dir, own_prefix=self._name + "-")
 
-    def _not_yet_written(self, events: Iterable[audit.NewEvent]) -> list[audit.NewEvent]:
-        events = list(events)
-        ids = [e.data.get("decision_id") for e in events]
-        if not events:
-            return []
-        earliest = min(e.at for e in events if e.at is not None)
-        with self.db.session() as session:
-            stored = set(
-                session.scalars(
-                    select(AuditEvent.data["decision_id"].as_string()).where(AuditEvent.kind == "decision", AuditEvent.at >= earliest)
-                )
+
+def replay_journals(db: Database, journal_dir: Path, *, own_prefix: str | None = None, dry_run: bool = False) -> int:
+    """Write the journal segments no live process holds (their process died) to the trail, skipping
+    events already there, and delete them. Run at start and by the journal compaction job, so a
+    crashed worker's decisions reach the trail without waiting for a restart. Returns the events
+    written (with dry_run: that would be)."""
+    replayed = 0
+    for path in sorted(journal_dir.glob("decisions-*.journal")) if journal_dir.is_dir() else []:
+        if own_prefix is not None and path.name.startswith(own_prefix):
+            continue  # our own segments
+        try:
+            handle = open(path, "rb+")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its process is alive
+            events = [_from_line(line) for line in handle.read().splitlines() if line.strip()]
+            fresh = _not_yet_written(db, events)
+            replayed += len(fresh)
+            if dry_run:
+                continue
+            if fresh:
+                with db.session() as session:
+                    audit.append(session, *fresh)
+            path.unlink()
+    if replayed and not dry_run:
+        log.warning("replayed %d decisions from the journals of stopped processes", replayed)
+    return replayed
+
+
+def _not_yet_written(db: Database, events: Iterable[audit.NewEvent]) -> list[audit.NewEvent]:
+    events = list(events)
+    ids = [e.data.get("decision_id") for e in events]
+    if not events:
+        return []
+    earliest = min(e.at for e in events if e.at is not None)
+    with db.session() as session:
+        stored = set(
+            session.scalars(
+                select(AuditEvent.data["decision_id"].as_string()).where(AuditEvent.kind == "decision", AuditEvent.at >= earliest)
             )
-        return [e for e, decision_id in zip(events, ids, strict=True) if decision_id not in stored]
+        )
+    return [e for e, decision_id in zip(events, ids, strict=True) if decision_id not in stored]
 
 
 def record(db: Database, log: DecisionLog | None, event: audit.NewEvent) -> None:

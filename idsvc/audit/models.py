@@ -3,14 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idsvc.core.db import Base, UTCDateTime
 
 
 class AuditEvent(Base):
-    """One event. ``hash`` = SHA-256 over ``prev_hash`` and the canonical form of the other fields.
+    """One event. ``hash`` = SHA-256 over ``prev_hash`` and the canonical form of its public fields and
+    of ``personal_digest``, a salted commitment to its personal fields (audit/chain.py).
 
     No foreign keys on purpose: the trail must outlive the rows it talks about.
     """
@@ -23,6 +24,7 @@ class AuditEvent(Base):
         Index("ix_audit_person_at", "person_id", "at"),
         Index("ix_audit_kind_at", "kind", "at"),
         Index("ix_audit_actor_at", "actor", "at"),
+        Index("ix_audit_subject_at", "subject", "at"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False)
@@ -36,6 +38,13 @@ class AuditEvent(Base):
     entity_type: Mapped[str | None] = mapped_column(String(32))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set while the event holds personal fields; deleted when they are pseudonymised.
+    personal_salt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    personal_digest: Mapped[str | None] = mapped_column(String(64))
+    # After pseudonymisation: the person's audit pseudonym in place of person_id, and the seq of the
+    # event that recorded the pseudonymisation (retention run or erasure).
+    subject: Mapped[str | None] = mapped_column(String(40))
+    pseudonymised_in: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -14,7 +14,6 @@ from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import InvalidInput
-from idsvc.core.times import rfc3339
 from idsvc.core.validation import RowId, Seq, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
 
@@ -59,7 +58,7 @@ def list_events(
     with ctx.db.session() as s:
         events = service.query(s, flt, limit)
         return {
-            "events": [{**service.event_to_dict(e), "at": rfc3339(e.at)} for e in events],
+            "events": [service.event_to_dict(e) for e in events],
             "next_after_seq": events[-1].seq if len(events) == limit else None,
         }
 

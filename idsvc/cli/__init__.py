@@ -50,6 +50,9 @@ COMMANDS: dict[str, Mounted] = {
     "sync": Mounted("idsvc.revocation.cli", "The signed sync feed for bridges."),
     "alarm": Mounted("idsvc.alarms.cli", "Alarms: list, acknowledge, clear (docs/alarms.md)."),
     "sensor": Mounted("idsvc.alarms.cli", "Safety sensors and HJ 212 stations (docs/sensors.md)."),
+    "privacy": Mounted("idsvc.privacy.cli", "A person's data: export everything held, or erase it (on their request)."),
+    "keys": Mounted("idsvc.privacy.cli", "Master keys that seal personal data, templates and issuer keys at rest (IDSVC_MASTER_KEY)."),
+    "jobs": Mounted("idsvc.jobs.cli", "The periodic jobs `idsvc serve` runs (purge, pruning, journal compaction, retention)."),
 }
 
 

@@ -17,13 +17,16 @@ from idsvc.core.metrics import MULTIPROCESS_ENV
 def _migrate(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
+    from idsvc.core.sealing import Sealer, SealingError
     from idsvc.db.migrate import upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        upgrade(settings.effective_database_url)
+        upgrade(settings.effective_database_url, sealer=Sealer.from_config(settings.master_key, settings.data_dir))
     except OperationalError as exc:
         fail(f"cannot reach the database ({exc.orig}); check IDSVC_DATABASE_URL")
+    except SealingError as exc:
+        fail(str(exc))
 
 
 def _listen_address(host: str, port: int) -> tuple[str, int]:

@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from idsvc.core.sealing import Sealer, SealingError
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timestamps go in and come out timezone-aware UTC on every backend (SQLite drops the zone)."""
@@ -39,6 +41,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def session_sealer(session: Session) -> Sealer:
+    sealer = session.info.get("sealer")
+    if sealer is None:
+        raise SealingError("this database handle was opened without the master key; personal fields cannot be read or written")
+    return sealer  # type: ignore[no-any-return]
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # As many pooled connections as request threads (Starlette's threadpool has 40): a connection
@@ -51,6 +60,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Overwrite deleted content with zeros: erased personal data must not linger in free pages.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
@@ -58,12 +69,16 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """Owns the engine and hands out transactional sessions."""
+    """Owns the engine and hands out transactional sessions.
 
-    def __init__(self, url: str) -> None:
+    Each session carries the sealer (``session_sealer``): personal fields are sealed at rest, so a
+    service that reads or writes them needs the key as surely as it needs the connection.
+    """
+
+    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"sealer": sealer})
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,6 +100,14 @@ class Database:
             raise
         finally:
             session.close()
+
+    def compact_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and empty it, so content deleted
+        or overwritten (erased personal data) survives in neither. Best effort: readers may keep part
+        of the log alive until they finish. PostgreSQL: nothing to do here (VACUUM reclaims rows)."""
+        if self.is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -53,7 +53,7 @@ CODES: dict[str, ErrorCode] = {
     # Rows that are not there (or not visible to the key)
     **{f"{what}_not_found": _not_found(what.replace("_", " ")) for what in (
         "site", "building", "unit", "door", "door_group", "person", "vehicle", "device", "grant", "tenancy", "pass", "api_key",
-        "alarm", "sensor",
+        "alarm", "sensor", "job",
     )},
     "pass_key_not_found": ErrorCode(404, "no issuer key with this kid (or none that still verifies passes)"),
     # Values that break a rule
@@ -82,6 +82,9 @@ CODES: dict[str, ErrorCode] = {
     "password_required": ErrorCode(422, "an HJ 212 station needs its access password (PW)"),
     "invalid_settings": ErrorCode(422, "a station's `settings` hold an unknown key or a bad `crc` or `limits` value"),
     "reason_required": ErrorCode(422, "clearing an alarm needs a reason"),
+    "invalid_date_range": ErrorCode(422, "`to` is before `from`, or the range is longer than allowed"),
+    "registration_field_not_enabled": ErrorCode(422, "the site does not collect this personal field; `details.fields` names them and `details.enabled` what it does collect"),
+    "request_names_the_person": ErrorCode(422, "an erasure or export request names the person it is about; describe the requester without their name or phone"),
     # State conflicts
     "conflict": ErrorCode(409, "the change conflicts with data changed meanwhile; reload and retry"),
     "duplicate_code": ErrorCode(409, "the code is taken in this site"),
@@ -103,6 +106,8 @@ CODES: dict[str, ErrorCode] = {
     "feed_version_ahead": ErrorCode(409, "the bridge's feed version is ahead of this service: it holds another database's feed; fetch a snapshot"),
     "consent_required": ErrorCode(409, "record the person's consent before enrolling their face"),
     "sensor_code_taken": ErrorCode(409, "the sensor code is taken in this site (a station's MN in every site)"),
+    "face_filing_required": ErrorCode(409, "the deployment holds faces of as many people as it may without its filing with the cyberspace administration (docs/privacy.md)"),
+    "job_running": ErrorCode(409, "the job is running on another node or process; try again when it has finished"),
     # Pictures (QR camera frames and face photos alike)
     "image_missing": ErrorCode(422, "no file field `image` in the multipart body"),
     "image_empty": ErrorCode(422, "the picture is empty"),
@@ -121,6 +126,7 @@ CODES: dict[str, ErrorCode] = {
     "spoof_suspected": ErrorCode(422, "the photo looks like a re-captured picture or screen"),
     # The service
     "face_engine_unavailable": ErrorCode(503, "no face model pack is installed on this service (`idsvc models install`); QR passes still work"),
+    "sealed_data_unreadable": ErrorCode(500, "stored sealed data does not open with the configured master keys (an operator must check IDSVC_MASTER_KEY)"),
     "internal_error": ErrorCode(500, "the service failed while answering (a bug, logged with its trace): a change may or may not have been made, so read the state back before repeating it; a lock keeps the door shut and retries"),
 }
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idsvc.core.error_codes import check_registered
+from idsvc.core.sealing import SealingError
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return _answer(code, message, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SealingError)
+    async def _sealing_error(_request: Request, exc: SealingError) -> JSONResponse:
+        # Stored data that does not open: a wrong or missing master key, or an edited row. Not the caller's fault.
+        log.error("sealed data could not be opened: %s", exc)
+        return _answer("sealed_data_unreadable", f"Stored data could not be opened: {exc}. An operator must check IDSVC_MASTER_KEY.", 500)
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:

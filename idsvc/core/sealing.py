@@ -5,12 +5,18 @@ separated by commas; the first one seals, all of them open, so a key is rotated 
 one first and keeping the old one until nothing sealed with it remains. Each sealed blob names its
 key by a 4-byte id and is bound to an ``aad`` string (what it belongs to), so a blob copied onto
 another row does not open.
+
+Sealed values cannot be searched, so a field that needs an equality lookup (a phone number, an
+external reference) also gets a *blind index*: a keyed HMAC of its normalised value under a key
+derived from each master key. Lookups try the index under every configured key, so they keep
+working while ``idsvc keys rotate`` moves rows to the new one.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 import os
 from pathlib import Path
@@ -31,6 +37,11 @@ def _key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"idsvc-master-key-id" + key).digest()[:4]
 
 
+def _index_key(key: bytes) -> bytes:
+    # A key of its own for blind indexes, so an index value says nothing about the sealing key.
+    return hmac.new(key, b"idsvc blind index v1", hashlib.sha256).digest()
+
+
 class Sealer:
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
@@ -41,6 +52,7 @@ class Sealer:
         self._current = keys[0]
         self._by_id = {_key_id(k): AESGCM(k) for k in keys}
         self._current_id = _key_id(self._current)
+        self._index_keys = [_index_key(k) for k in keys]  # current first
 
     @classmethod
     def from_config(cls, master_key: str, data_dir: Path) -> Sealer:
@@ -55,6 +67,25 @@ class Sealer:
     def seal(self, plaintext: bytes, aad: str) -> bytes:
         nonce = os.urandom(12)
         return _VERSION + self._current_id + nonce + self._by_id[self._current_id].encrypt(nonce, plaintext, aad.encode())
+
+    @property
+    def current_key_id(self) -> bytes:
+        return self._current_id
+
+    def sealed_with_current_key(self, blob: bytes) -> bool:
+        return blob[1:5] == self._current_id
+
+    def blind_index(self, field: str, value: str) -> str:
+        """The index of a normalised value under the current key (what is stored)."""
+        return self._index(self._index_keys[0], field, value)
+
+    def blind_indexes(self, field: str, value: str) -> list[str]:
+        """The index under every configured key (what a lookup matches, during a rotation too)."""
+        return [self._index(key, field, value) for key in self._index_keys]
+
+    @staticmethod
+    def _index(key: bytes, field: str, value: str) -> str:
+        return hmac.new(key, f"{field}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def open(self, blob: bytes, aad: str) -> bytes:
         if len(blob) < 1 + 4 + 12 + 16 or blob[:1] != _VERSION:

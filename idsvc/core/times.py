@@ -1,4 +1,7 @@
-"""One form for every time in an answer: RFC 3339 in UTC with ``Z`` (``2026-12-01T10:00:00Z``).
+"""One form for every time in an answer: RFC 3339 in UTC with ``Z``. Times this code writes carry
+microseconds (``2026-12-01T10:00:00.000000Z``, the form the audit chain hashes: audit.chain.canonical_time);
+values pydantic writes inside plain answers leave out a zero fraction (``2026-12-01T10:00:00Z``).
+Both are the same instant in the same zone: clients parse RFC 3339.
 
 Clients send times with any offset (terminals in China send +08:00); the service stores UTC and
 answers UTC, so a lock maker parses one form. Pydantic models use :data:`UtcDateTime`; code that
@@ -18,7 +21,7 @@ RFC3339_UTC_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 def rfc3339(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("a naive datetime has no place in an answer; use an aware UTC datetime")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def rfc3339_or_none(value: datetime | None) -> str | None:
@@ -40,5 +43,5 @@ def use_rfc3339_in_plain_answers() -> None:
 UtcDateTime = Annotated[
     datetime,
     PlainSerializer(rfc3339, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_UTC_PATTERN, "examples": ["2026-12-01T10:00:00Z"]}, mode="serialization"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_UTC_PATTERN, "examples": ["2026-12-01T10:00:00.000000Z"]}, mode="serialization"),
 ]

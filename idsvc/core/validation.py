@@ -65,6 +65,10 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w][\w .#/-]*$")]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_text)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{5,31}$")]
+# The version of a text shown to a person (a consent text): what a site prints on its form, e.g. "2026-11" or "v3.1".
+TextVersion = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")]
+# A BCP 47 language tag such as zh-CN, zh-Hans-CN or en: language, then up to three subtags.
+LanguageTag = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")]
 ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)]
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)  # a day short of the end: any zone can still show it

@@ -7,19 +7,23 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from idsvc.core.sealing import Sealer
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, sealer: Sealer | None = None) -> Config:
     config = Config()
+    # Migrations that seal existing personal data use it (else they build one from the settings).
+    config.attributes["sealer"] = sealer
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser treats % as interpolation; URLs may contain it (escaped passwords).
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "heads", sealer: Sealer | None = None) -> None:
+    command.upgrade(alembic_config(database_url, sealer), revision)
 
 
 def release_heads() -> set[str]:

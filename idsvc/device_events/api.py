@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
-from idsvc.core.validation import Plate, RowId, Timestamp
+from idsvc.core.validation import JsonObject, Plate, RowId, Timestamp
 from idsvc.device_events import plates, service
 
 router = APIRouter(prefix="/v1/device", tags=["device"])
@@ -24,7 +24,7 @@ class EventIn(BaseModel):
     at: Timestamp
     door_id: RowId | None = None
     person_id: RowId | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict, description="Any JSON object (finite numbers, valid Unicode, at most 32 levels deep).")
 
 
 class EventsIn(BaseModel):

@@ -5,30 +5,37 @@ Sync views on purpose: the engine's onnxruntime calls block, so FastAPI runs the
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
+from idsvc.auth.models import Role
 from idsvc.core.times import UtcDateTime
-from idsvc.core.validation import ShortText
-from idsvc.faces import service
+from idsvc.core.validation import LanguageTag, Name, ShortText, TextVersion, Timestamp
+from idsvc.faces import filing, service
+from idsvc.faces.models import ConsentPurpose
 
 router = APIRouter(prefix="/v1", tags=["faces"])
 
 class ConsentIn(BaseModel):
-    purpose: ShortText = Field("door access by face at this site", min_length=3, max_length=200)
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: ConsentPurpose = Field(ConsentPurpose.face_access, description="face_access (enrolment needs it) or face_offline (templates in the bridges' feed)")
     method: ShortText = Field(..., min_length=2, max_length=100, description='How consent was given, e.g. "signed form", "in app".')
-    given_at: datetime | None = Field(None, description="When the person consented (default: now). Timezone-aware.")
+    text_version: TextVersion = Field(..., description="Version of the consent text the person was shown, as printed on it.")
+    language: LanguageTag = Field(..., description="Language of that text, a BCP 47 tag such as zh-CN.")
+    given_at: Timestamp | None = Field(None, description="When the person consented (default: now). Timezone-aware.")
 
 
 class ConsentOut(BaseModel):
     id: int
     person_id: int
     site_id: int
-    purpose: str
+    purpose: ConsentPurpose
+    text_version: str
+    language: str
     method: str
     given_at: UtcDateTime
     recorded_by: str
@@ -62,15 +69,19 @@ def _read_all(files: list[UploadFile]) -> list[bytes]:
 @router.post("/people/{person_id}/face/consent", status_code=status.HTTP_201_CREATED)
 def record_consent(person_id: int, body: ConsentIn, ctx: Ctx, caller: Caller) -> ConsentOut:
     with ctx.db.session() as s:
-        consent = service.record_consent(s, caller, person_id, purpose=body.purpose, method=body.method, given_at=body.given_at)
+        consent = service.record_consent(
+            s, caller, person_id, purpose=body.purpose, method=body.method, text_version=body.text_version, language=body.language, given_at=body.given_at
+        )
         return ConsentOut.model_validate(consent, from_attributes=True)
 
 
 @router.delete("/people/{person_id}/face/consent")
-def withdraw_consent(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, int]:
-    """Withdrawing consent deletes the face template at once."""
+def withdraw_consent(
+    person_id: int, ctx: Ctx, caller: Caller, purpose: Annotated[ConsentPurpose | None, Query(description="Withdraw this purpose only (default: all).")] = None
+) -> dict[str, int]:
+    """One call, by the person themself or staff: withdrawing face_access consent deletes the face template at once."""
     with ctx.db.session() as s:
-        return {"templates_deleted": service.withdraw_consent(s, caller, person_id)}
+        return {"templates_deleted": service.withdraw_consent(s, caller, person_id, purpose)}
 
 
 @router.put("/people/{person_id}/face")
@@ -91,6 +102,29 @@ def face_record(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
 def delete_template(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, int]:
     with ctx.db.session() as s:
         return {"templates_deleted": service.delete_template(s, caller, person_id)}
+
+
+class FilingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reference: Name = Field(..., description="The filing's number or receipt, as the provincial cyberspace administration gave it.")
+
+
+@router.get("/faces/filing")
+def filing_status(ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """People enrolled per site and in the whole deployment, against the filing threshold (docs/privacy.md).
+    District admins see every site; a site admin sees the deployment's total and their own site."""
+    caller.require_role(Role.district_admin, Role.site_admin)
+    with ctx.db.session() as s:
+        return filing.status(s, ctx.settings, None if caller.is_district_admin else [caller.site_id or -1])
+
+
+@router.post("/faces/filing", status_code=status.HTTP_201_CREATED)
+def confirm_filing(body: FilingIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Record that the deployment was filed: enrolment past the ceiling is allowed from now on."""
+    with ctx.db.session() as s:
+        filing.confirm(s, caller, body.reference)
+        return filing.status(s, ctx.settings)
 
 
 @router.post("/device/face-verify")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -15,13 +14,12 @@ from idsvc.auth.principal import OPERATOR
 from idsvc.config import Settings
 from idsvc.core.cli import ROW_ID, cli_context, fail, parse, print_json, read_file
 from idsvc.core.errors import ApiError
-from idsvc.faces import packs, service
-from idsvc.faces.api import ConsentIn
+from idsvc.faces import filing, packs, service
+from idsvc.faces.api import ConsentIn, FilingIn
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
-
-DEFAULT_PURPOSE = "door access by face at this site"
+from idsvc.faces.models import ConsentPurpose
 
 
 def _engine(settings: Settings) -> FaceEngine:
@@ -131,13 +129,15 @@ def register(app: typer.Typer) -> None:
     def faces_consent(
         person_id: int = typer.Argument(..., **ROW_ID),
         method: str = typer.Option(..., help='How consent was given, e.g. "signed form".'),
-        purpose: str = typer.Option(DEFAULT_PURPOSE),
+        text_version: str = typer.Option(..., help="Version of the consent text the person was shown, as printed on it."),
+        language: str = typer.Option(..., help="Language of that text (BCP 47, e.g. zh-CN)."),
+        purpose: ConsentPurpose = typer.Option(ConsentPurpose.face_access.value, help="face_access (needed to enrol) or face_offline (templates in the bridges' feed)."),
     ) -> None:
-        """Record a person's consent (required before enrolment)."""
-        body = parse(ConsentIn, purpose=purpose, method=method)
+        """Record a person's separate consent for one purpose (face_access is required before enrolment)."""
+        body = parse(ConsentIn, method=method, text_version=text_version, language=language, purpose=purpose)
         with cli_context() as ctx, ctx.db.session() as s:
-            consent = service.record_consent(s, OPERATOR, person_id, purpose=body.purpose, method=body.method)
-            print_json({"consent_id": consent.id, "person_id": person_id})
+            consent = service.record_consent(s, OPERATOR, person_id, purpose=body.purpose, method=body.method, text_version=body.text_version, language=body.language)
+            print_json({"consent_id": consent.id, "person_id": person_id, "purpose": consent.purpose.value})
 
     @faces.command("enrol")
     def faces_enrol(person_id: int = typer.Argument(..., **ROW_ID), photos: list[Path] = typer.Argument(..., help="1-5 photos of the person alone.")) -> None:
@@ -154,31 +154,50 @@ def register(app: typer.Typer) -> None:
             print_json({"person_id": person_id, "templates_deleted": deleted})
 
     @faces.command("purge")
-    def faces_purge() -> None:
-        """Delete templates no grant needs any more (after IDSVC_FACE_TEMPLATE_GRACE_DAYS); run daily."""
+    def faces_purge(dry_run: bool = typer.Option(False, "--dry-run", help="List whose templates would go; delete nothing.")) -> None:
+        """Delete templates no grant needs any more (after the site's retention.face_template_days, else
+        IDSVC_FACE_TEMPLATE_GRACE_DAYS). `idsvc serve` runs it daily (job template_purge)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            deleted = service.purge_unneeded_templates(s, timedelta(days=ctx.settings.face_template_grace_days))
-            print_json({"templates_deleted_for_people": deleted})
+            deleted = service.purge_templates(s, ctx.settings, dry_run=dry_run)
+            print_json({"dry_run": dry_run, "templates_deleted_for_people": deleted})
 
-    @faces.command("reseal")
-    def faces_reseal() -> None:
-        """Re-encrypt face templates under the first key of IDSVC_MASTER_KEY (after adding a new key)."""
+    filing_group = typer.Typer(no_args_is_help=True, help="The filing threshold for 100,000 enrolled people (docs/privacy.md).")
+    faces.add_typer(filing_group, name="filing")
+
+    @filing_group.command("status")
+    def filing_status() -> None:
+        """People enrolled per site and in the deployment; ok, warning, filing_required or filed."""
         with cli_context() as ctx, ctx.db.session() as s:
-            print_json({"templates_resealed": service.reseal_templates(s, ctx.sealer)})
+            print_json(filing.status(s, ctx.settings))
+
+    @filing_group.command("confirm")
+    def filing_confirm(reference: str = typer.Option(..., help="The filing's number or receipt from the provincial cyberspace administration.")) -> None:
+        """Record that the deployment's face-recognition use was filed; enrolment past the ceiling resumes."""
+        body = parse(FilingIn, reference=reference)
+        with cli_context() as ctx, ctx.db.session() as s:
+            filing.confirm(s, OPERATOR, body.reference)
+            print_json(filing.status(s, ctx.settings))
 
     @faces.command("bulk-enrol")
     def faces_bulk_enrol(
         folder: Path = typer.Argument(..., help="Folder of photos."),
         people: Path = typer.Option(..., "--csv", help="CSV with columns file,person_id."),
         consent_method: str = typer.Option(
-            None, help="Record consent with this method for people who have none (only if you hold their signed consent)."
+            None, help="Record face_access consent with this method for people who have none (only if you hold their signed consent)."
         ),
+        consent_text_version: str = typer.Option(None, help="With --consent-method: the version of the consent text they signed."),
+        consent_language: str = typer.Option(None, help="With --consent-method: its language (BCP 47, e.g. zh-CN)."),
         errors: Path = typer.Option(None, help="Per-file error report CSV (default: <csv>.errors.csv)."),
         state: Path = typer.Option(None, help="Progress file that makes a rerun skip finished rows (default: <csv>.done.json)."),
     ) -> None:
         """Enrol many people, one transaction per row; rerun after a crash to continue where it stopped."""
         errors = errors or people.with_suffix(".errors.csv")
         state = state or people.with_suffix(".done.json")
+        consent = None
+        if consent_method is not None:
+            if consent_text_version is None or consent_language is None:
+                fail("--consent-method needs --consent-text-version and --consent-language: a consent record names the text the person signed")
+            consent = parse(ConsentIn, method=consent_method, text_version=consent_text_version, language=consent_language)
         done = _finished_rows(state)
         rows = _enrolment_rows(people)
         failures: list[tuple[str, int, str, str]] = []
@@ -192,8 +211,10 @@ def register(app: typer.Typer) -> None:
                 try:
                     data = (folder / name).read_bytes()
                     with ctx.db.session() as s:
-                        if consent_method and service.active_consent(s, person_id) is None:
-                            service.record_consent(s, OPERATOR, person_id, purpose=DEFAULT_PURPOSE, method=consent_method)
+                        if consent is not None and service.active_consent(s, person_id) is None:
+                            service.record_consent(
+                                s, OPERATOR, person_id, method=consent.method, text_version=consent.text_version, language=consent.language
+                            )
                         service.enrol(ctx, s, OPERATOR, person_id, [data])
                     done.add(key)
                     state.write_text(json.dumps(sorted(done)))

@@ -36,6 +36,11 @@ def open_embedding(sealer: Sealer, template: FaceTemplate) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
 
+def resealed(sealer: Sealer, template: FaceTemplate) -> dict[str, bytes]:
+    """The template re-sealed under the current master key (master-key rotation); same embedding."""
+    return {"sealed": seal_embedding(sealer, open_embedding(sealer, template), template.site_id, template.person_id, template.pack)}
+
+
 def bump_version(session: Session, site_id: int) -> None:
     """Call in the transaction that changes a site's templates."""
     row = session.get(FaceGalleryVersion, site_id)

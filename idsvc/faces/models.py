@@ -6,24 +6,36 @@ copied to another row or site does not open. Photos are never stored.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idsvc.core.db import Base, UTCDateTime, utcnow
 
 
+class ConsentPurpose(str, enum.Enum):
+    """What a separate consent (PIPL art. 29) is given for; each purpose needs its own record."""
+
+    face_access = "face_access"  # a face template, matched at this site's doors by the service
+    face_offline = "face_offline"  # that template copied, encrypted, to the site's bridges for offline decisions
+
+
 class FaceConsent(Base):
-    """Who agreed, when, for which site and purpose; withdrawn_at set = no longer valid."""
+    """Who agreed to what, when, how, having read which text in which language; withdrawn_at set = no longer valid."""
 
     __tablename__ = "face_consents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
-    purpose: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[ConsentPurpose] = mapped_column(Enum(ConsentPurpose, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e], validate_strings=True))
+    text_version: Mapped[str] = mapped_column(String(40))  # the version of the consent text the person was shown
+    language: Mapped[str] = mapped_column(String(16))  # its language, a BCP 47 tag such as zh-CN
+    # The free-text purpose of a consent recorded before purposes were codes (migration 0008).
+    legacy_purpose: Mapped[str | None] = mapped_column(String(200))
     method: Mapped[str] = mapped_column(String(100))  # how it was given: "signed form", "in app", ...
     given_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_by: Mapped[str] = mapped_column(String(80))
@@ -60,3 +72,17 @@ class FaceGalleryVersion(Base):
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     token: Mapped[str] = mapped_column(String(32))
+
+
+class FaceFiling(Base):
+    """An operator's confirmation that the deployment's face-recognition use was filed with the
+    provincial cyberspace administration (2025 measures, art. 15: at 100,000 people). Enrolment past
+    the configured ceiling needs one."""
+
+    __tablename__ = "face_filings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))  # the filing's number or receipt, as the authority gave it
+    people_enrolled: Mapped[int] = mapped_column(Integer)  # how many people had a template when it was confirmed
+    confirmed_by: Mapped[str] = mapped_column(String(80))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

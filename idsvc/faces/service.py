@@ -9,13 +9,14 @@ consent deletes the template. Door decisions search only the door's own site and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.audit import decision_log
@@ -26,8 +27,8 @@ from idsvc.config import Settings
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
-from idsvc.core.sealing import Sealer
 from idsvc.core.times import rfc3339
+from idsvc.faces import filing
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
@@ -38,18 +39,17 @@ from idsvc.faces.engine import (
 )
 from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
 from idsvc.faces.imaging import decode_image
-from idsvc.faces.models import FaceConsent, FaceTemplate
+from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.faces.packs import PackError
 from idsvc.registry import scope
+from idsvc.registry.grants import last_grant_ended
 from idsvc.registry.index import DoorContext
-from idsvc.registry.models import Grant, Person, Site, Status
-from idsvc.registry.site_settings import SiteFaceSettings
+from idsvc.registry.models import Grant, Person, Site
+from idsvc.registry.site_settings import SiteFaceSettings, retention_periods
 
 log = logging.getLogger(__name__)
 
 MAX_ENROL_IMAGES = 5
-FILING_THRESHOLD = 100_000
-FILING_WARNING_AT = 90_000
 UNKNOWN_FACE = "unknown_face"
 FACE_MISMATCH = "face_mismatch"
 NO_TEMPLATE = "no_face_template"
@@ -120,9 +120,11 @@ def _person_for(session: Session, principal: Principal, person_id: int, *, manag
     return person
 
 
-def active_consent(session: Session, person_id: int) -> FaceConsent | None:
+def active_consent(session: Session, person_id: int, purpose: ConsentPurpose = ConsentPurpose.face_access) -> FaceConsent | None:
     return session.scalar(
-        select(FaceConsent).where(FaceConsent.person_id == person_id, FaceConsent.withdrawn_at.is_(None)).order_by(FaceConsent.id.desc())
+        select(FaceConsent)
+        .where(FaceConsent.person_id == person_id, FaceConsent.purpose == purpose, FaceConsent.withdrawn_at.is_(None))
+        .order_by(FaceConsent.id.desc())
     )
 
 
@@ -130,14 +132,24 @@ def active_consent(session: Session, person_id: int) -> FaceConsent | None:
 
 
 def record_consent(
-    session: Session, principal: Principal, person_id: int, *, purpose: str, method: str, given_at: datetime | None = None
+    session: Session,
+    principal: Principal,
+    person_id: int,
+    *,
+    method: str,
+    text_version: str,
+    language: str,
+    purpose: ConsentPurpose = ConsentPurpose.face_access,
+    given_at: datetime | None = None,
 ) -> FaceConsent:
+    """Record one separate consent: for one purpose, with the text version and language shown."""
     person = _person_for(session, principal, person_id, manage=True)
     now = utcnow()
     if given_at is not None and given_at > now:
         raise InvalidInput("given_at is in the future.", code="consent_in_future")
     consent = FaceConsent(
-        site_id=person.site_id, person_id=person.id, purpose=purpose, method=method, given_at=given_at or now, recorded_by=principal.actor
+        site_id=person.site_id, person_id=person.id, purpose=purpose, text_version=text_version, language=language, method=method,
+        given_at=given_at or now, recorded_by=principal.actor,
     )
     session.add(consent)
     session.flush()
@@ -150,20 +162,22 @@ def record_consent(
             person_id=person.id,
             entity_type="face_consent",
             entity_id=consent.id,
-            data={"purpose": purpose, "method": method, "given_at": rfc3339(consent.given_at)},
+            data={"purpose": purpose.value, "method": method, "text_version": text_version, "language": language, "given_at": rfc3339(consent.given_at)},
         ),
     )
     return consent
 
 
-def withdraw_consent(session: Session, principal: Principal, person_id: int) -> int:
-    """Withdraw every active consent and delete the person's templates; returns templates deleted."""
+def withdraw_consent(session: Session, principal: Principal, person_id: int, purpose: ConsentPurpose | None = None) -> int:
+    """Withdraw the person's active consents (of one purpose, or all). Without face_access consent no
+    template may stay: it is deleted at once. Returns the templates deleted."""
     person = _person_for(session, principal, person_id, manage=False)
     now = utcnow()
-    consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id, FaceConsent.withdrawn_at.is_(None))).all()
+    stmt = select(FaceConsent).where(FaceConsent.person_id == person.id, FaceConsent.withdrawn_at.is_(None))
+    consents = session.scalars(stmt if purpose is None else stmt.where(FaceConsent.purpose == purpose)).all()
     for consent in consents:
         consent.withdrawn_at, consent.withdrawn_by = now, principal.actor
-    deleted = _delete_templates(session, person)
+    deleted = _delete_templates(session, person) if active_consent(session, person.id) is None else 0
     audit.append(
         session,
         audit.NewEvent(
@@ -171,7 +185,7 @@ def withdraw_consent(session: Session, principal: Principal, person_id: int) -> 
             actor=principal.actor,
             site_id=person.site_id,
             person_id=person.id,
-            data={"consents": [c.id for c in consents], "templates_deleted": deleted},
+            data={"consents": [c.id for c in consents], "purposes": sorted({c.purpose.value for c in consents}), "templates_deleted": deleted},
         ),
     )
     return deleted
@@ -207,7 +221,8 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
         raise InvalidInput(f"Send between 1 and {MAX_ENROL_IMAGES} photos.", code="image_count")
     consent = active_consent(session, person.id)
     if consent is None:
-        raise Conflict("Record the person's consent before enrolling their face.", code="consent_required")
+        raise Conflict("Record the person's separate consent for face access before enrolling their face.", code="consent_required", details={"purpose": ConsentPurpose.face_access.value})
+    filing.check_new_enrolment(session, ctx.settings, person.id)  # before the photos are even looked at
     engine = engine_for(ctx.settings)
     policy = SitePolicy.of(ctx.settings, session.get(Site, person.site_id))  # type: ignore[arg-type]
     extractions = []
@@ -236,10 +251,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
     template.updated_at = utcnow()
     bump_version(session, person.site_id)
     session.flush()
-    enrolled = session.scalar(select(func.count()).select_from(FaceTemplate).where(FaceTemplate.site_id == person.site_id)) or 0
-    if enrolled >= FILING_WARNING_AT:
-        # China's 2025 face-recognition measures: deployments holding 100,000+ faces must be filed.
-        log.warning("site %s holds %d face templates; deployments with %d or more must be filed with the authorities", person.site_id, enrolled, FILING_THRESHOLD)
+    enrolled = filing.enrolled_people(session)
     audit.append(
         session,
         audit.NewEvent(
@@ -249,7 +261,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
             person_id=person.id,
             entity_type="face_template",
             entity_id=template.id,
-            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id, "site_templates": enrolled},
+            data={"pack": engine.pack, "images": len(images), "consent_id": consent.id, "site_people_enrolled": enrolled.get(person.site_id, 0), "people_enrolled": sum(enrolled.values())},
         ),
     )
     return template
@@ -272,20 +284,29 @@ def delete_template(session: Session, principal: Principal, person_id: int) -> i
     return deleted
 
 
-def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime | None = None) -> list[int]:
-    """Delete templates of people whose last grant ended (expired or revoked) more than `grace` ago.
+def purge_unneeded_templates(
+    session: Session, grace: timedelta | Callable[[int], timedelta], now: datetime | None = None, *, dry_run: bool = False
+) -> list[int]:
+    """Delete templates of people whose last grant ended (expired or revoked) more than `grace` ago
+    (a timedelta, or a function of the site id: its retention setting).
 
     A template enrolled before any grant was given is kept for `grace` after its enrolment.
-    Returns the person ids whose templates were deleted.
+    Returns the person ids whose templates were (with dry_run: would be) deleted.
     """
     now = now or utcnow()
-    deleted = []
+    grace_of = grace if callable(grace) else (lambda _site_id: grace)
+    deleted: list[int] = []
     for template in session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all():
+        if template.person_id in deleted:
+            continue
         grants = session.scalars(select(Grant).where(Grant.person_id == template.person_id)).all()
-        if any(g.status is not Status.revoked and g.valid_until > now for g in grants):
+        if grants and last_grant_ended(grants, now) is None:
             continue  # a current or future grant still needs the face
-        ends = [g.updated_at if g.status is Status.revoked else g.valid_until for g in grants]
-        if max([template.updated_at, *ends]) + grace > now:
+        last_needed = max(filter(None, [template.updated_at, last_grant_ended(grants, now)]))
+        if last_needed + grace_of(template.site_id) > now:
+            continue
+        deleted.append(template.person_id)
+        if dry_run:
             continue
         person = session.get(Person, template.person_id)
         _delete_templates(session, person)  # type: ignore[arg-type]
@@ -293,35 +314,36 @@ def purge_unneeded_templates(session: Session, grace: timedelta, now: datetime |
             session,
             audit.NewEvent(kind="face.deleted", actor="system:retention", site_id=template.site_id, person_id=template.person_id, data={"reason": "no_grant"}),
         )
-        deleted.append(template.person_id)
     return deleted
 
 
-def reseal_templates(session: Session, sealer: Sealer) -> int:
-    """Re-encrypt every template under the sealer's current (first) key, so older keys can be dropped.
-
-    All of them, not only those under old keys: a few microseconds each, and no reliance on key ids.
-    """
-    templates = session.scalars(select(FaceTemplate).order_by(FaceTemplate.id)).all()
-    for template in templates:
-        vector = open_embedding(sealer, template)
-        template.sealed = seal_embedding(sealer, vector, template.site_id, template.person_id, template.pack)
-    return len(templates)
+def purge_templates(session: Session, settings: Settings, now: datetime | None = None, *, dry_run: bool = False) -> list[int]:
+    """The template purge with each site's own period (settings.retention.face_template_days)."""
+    sites = {site.id: site.settings for site in session.scalars(select(Site))}
+    return purge_unneeded_templates(session, lambda site_id: retention_periods(settings, sites.get(site_id)).face_template, now, dry_run=dry_run)
 
 
 def face_record(session: Session, principal: Principal, person_id: int) -> dict[str, Any]:
     """What is held about a person's face (never the template itself); reading it is audited."""
     person = _person_for(session, principal, person_id, manage=False)
+    audit.append(session, audit.NewEvent(kind="face.record_read", actor=principal.actor, site_id=person.site_id, person_id=person.id))
+    return face_data(session, person)
+
+
+def face_data(session: Session, person: Person) -> dict[str, Any]:
+    """The person's consents and template metadata, unaudited: for callers that audit the read themselves."""
     consents = session.scalars(select(FaceConsent).where(FaceConsent.person_id == person.id).order_by(FaceConsent.id)).all()
     templates = session.scalars(select(FaceTemplate).where(FaceTemplate.person_id == person.id).order_by(FaceTemplate.id)).all()
-    audit.append(session, audit.NewEvent(kind="face.record_read", actor=principal.actor, site_id=person.site_id, person_id=person.id))
     return {
         "person_id": person.id,
         "site_id": person.site_id,
         "consents": [
             {
                 "id": c.id,
-                "purpose": c.purpose,
+                "purpose": c.purpose.value,
+                "text_version": c.text_version,
+                "language": c.language,
+                "legacy_purpose": c.legacy_purpose,
                 "method": c.method,
                 "given_at": c.given_at,
                 "recorded_by": c.recorded_by,

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +37,11 @@ from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 
 def _aad(kid: str) -> str:
     return f"pass-issuer-key:{kid}"
+
+
+def resealed(sealer: Sealer, row: IssuerKey) -> dict[str, Any]:
+    """The row's sealed column re-sealed under the current master key (master-key rotation)."""
+    return {"sealed_private": sealer.seal(sealer.open(row.sealed_private, _aad(row.kid)), _aad(row.kid))}
 
 
 _GENERATORS: dict[int, Callable[[], PrivateKeyTypes]] = {

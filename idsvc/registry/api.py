@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.core.db import utcnow
-from idsvc.core.validation import Reason, RowId
-from idsvc.registry import access, doors, grants, people, schemas, sites, units
+from idsvc.core.errors import InvalidInput
+from idsvc.core.validation import Phone, Reason, RowId
+from idsvc.registry import access, doors, grants, people, schemas, sites, tenancies, units
 from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -40,6 +42,29 @@ def get_site(site_id: RowId, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
 def update_site(site_id: RowId, body: schemas.SitePatch, ctx: Ctx, caller: Caller) -> schemas.SiteOut:
     with ctx.db.session() as s:
         return schemas.SiteOut.model_validate(sites.update_site(s, caller, site_id, body))
+
+
+@router.get("/sites/{site_id}/tenancies/daily")
+def tenancies_per_day(
+    site_id: RowId, ctx: Ctx, caller: Caller, first: Annotated[date, Query(alias="from", description="First day, in the site's time zone.")],
+    last: Annotated[date, Query(alias="to", description="Last day (included); at most 366 days after 'from'.")],
+) -> list[dict[str, Any]]:
+    """Arrivals and departures of tenants per day (police registration of rental housing)."""
+    if not 0 <= (last - first).days < tenancies.MAX_DAYS:
+        raise InvalidInput(f"'to' must be on or after 'from', at most {tenancies.MAX_DAYS} days in all.", code="invalid_date_range")
+    with ctx.db.session() as s:
+        site = sites.get_site(s, caller, site_id)
+        caller.require_site_admin(site.id)
+        return [d.__dict__ for d in tenancies.daily(s, site, first, last)]
+
+
+@router.get("/sites/{site_id}/registrations/overdue")
+def registrations_overdue(site_id: RowId, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    """Tenants who arrived more than the site's registration.deadline_days ago with fields still missing."""
+    with ctx.db.session() as s:
+        site = sites.get_site(s, caller, site_id)
+        caller.require_site_admin(site.id)
+        return [o.__dict__ for o in tenancies.registration_overdue(s, site, utcnow())]
 
 
 @router.post("/buildings", **CREATED)
@@ -182,25 +207,28 @@ def update_device(device_id: RowId, body: schemas.DevicePatch, ctx: Ctx, caller:
 @router.post("/people", **CREATED)
 def create_person(body: schemas.PersonIn, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.create_person(s, caller, body))
+        return schemas.PersonOut.of(s, people.create_person(s, caller, body))
 
 
 @router.get("/people")
-def list_people(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.PersonOut]:
+def list_people(
+    ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None,
+    phone: Annotated[Phone | None, Query(description="Only people with this phone number (blind-index lookup).")] = None,
+) -> list[schemas.PersonOut]:
     with ctx.db.session() as s:
-        return [schemas.PersonOut.model_validate(p) for p in people.list_people(s, caller, site_id)]
+        return [schemas.PersonOut.of(s, p) for p in people.list_people(s, caller, site_id, phone)]
 
 
 @router.get("/people/{person_id}")
 def get_person(person_id: RowId, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.get_person(s, caller, person_id))
+        return schemas.PersonOut.of(s, people.get_person(s, caller, person_id))
 
 
 @router.patch("/people/{person_id}")
 def update_person(person_id: RowId, body: schemas.PersonPatch, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
     with ctx.db.session() as s:
-        return schemas.PersonOut.model_validate(people.update_person(s, caller, person_id, body))
+        return schemas.PersonOut.of(s, people.update_person(s, caller, person_id, body))
 
 
 @router.post("/vehicles", **CREATED)

@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         external_ref: str = typer.Option(None, help="Your own id for this person (unique per site)."),
     ) -> None:
         body = parse(schemas.PersonIn, site_id=site_id, display_name=display_name, kind=kind, phone=phone, external_ref=external_ref)
-        run(lambda s: schemas.PersonOut.model_validate(people.create_person(s, OPERATOR, body)))
+        run(lambda s: schemas.PersonOut.of(s, people.create_person(s, OPERATOR, body)))
 
     @person.command("vehicle")
     def vehicle_create(plate: str, site_id: int = typer.Option(..., "--site", **ROW_ID), owner_id: int = typer.Option(None, "--owner", **ROW_ID)) -> None:

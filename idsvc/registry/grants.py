@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.registry import events, schemas
 from idsvc.registry.doors import get_door_group
 from idsvc.registry.models import DoorGroup, Grant, Person, Status, Unit, Vehicle
 from idsvc.registry.scope import can_manage_unit, load, not_visible, owned_unit_ids
+
+
+def grant_end(grant: Grant) -> datetime:
+    """When the grant stopped (or will stop) letting anyone in: its revocation, else its window's end."""
+    if grant.status is Status.revoked:
+        return grant.ended_at or grant.updated_at
+    return grant.valid_until
+
+
+def last_grant_ended(grants: Iterable[Grant], now: datetime) -> datetime | None:
+    """When the last of these grants ended; None while one is current or still to come (or there are none)."""
+    ends = []
+    for grant in grants:
+        if grant.status is not Status.revoked and grant.valid_until > now:
+            return None
+        ends.append(grant_end(grant))
+    return max(ends, default=None)
 
 
 def _grant_fields(body: schemas.Window) -> dict[str, object]:
@@ -132,6 +153,8 @@ def change_status(session: Session, principal: Principal, grant_id: int, verb: s
     if grant.status not in allowed_from:
         raise Conflict(f"A {grant.status.value} grant cannot be {target.value}.", code="invalid_transition")
     grant.status, grant.status_reason = target, reason
+    if target is Status.revoked:
+        grant.ended_at = utcnow()
     events.record(
         session, principal, f"grant.{target.value}" if verb != "reinstate" else "grant.reinstated", entity_type="grant",
         entity_id=grant.id, site_id=grant.site_id, unit_id=grant.unit_id, person_id=grant.person_id, data={"reason": reason},

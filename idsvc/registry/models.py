@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Enum, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Enum, ForeignKey, Index, Integer, LargeBinary, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idsvc.core.db import Base, UTCDateTime, utcnow
@@ -94,20 +94,36 @@ device_doors = Table(
 
 
 class Person(Base):
+    """A person of one site. Name, phone, external reference and the optional registration fields are
+    sealed together in ``sealed`` (registry/personal.py); equality lookups use blind indexes."""
+
     __tablename__ = "people"
+    __table_args__ = (
+        Index("ix_people_site_phone", "site_id", "phone_index"),
+        Index("ix_people_site_external_ref", "site_id", "external_ref_index"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
-    display_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[PersonKind] = mapped_column(_enum(PersonKind))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    external_ref: Mapped[str | None] = mapped_column(String(100))
+    # AES-GCM sealed JSON of the personal fields, bound to the pseudonym; NULL once erased.
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_index: Mapped[str | None] = mapped_column(String(32))
+    external_ref_index: Mapped[str | None] = mapped_column(String(32))
+    # Names (never values) of the registration fields that are filled: "registration overdue" needs no key.
+    registration_filled: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The only identifier that leaves the service (passes, sync feeds): random, unlinkable to the name.
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    # Stands for the person in pseudonymised audit events; deleted on erasure, which unlinks them for good.
+    audit_pseudonym: Mapped[str | None] = mapped_column(String(32), unique=True)
     status: Mapped[Status] = mapped_column(_enum(Status), default=Status.active)
     # An owner who registered this tenant may see and manage them.
     created_by_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Retention removed the phone and registration fields (the tenancy ended long enough ago).
+    contact_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Erased on request: what is left is a tombstone (status revoked) that keeps bridges refusing them.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Unit(Base):
@@ -189,6 +205,9 @@ class Grant(Base):
         CheckConstraint("valid_until > valid_from", name="grant_window_order"),
         Index("ix_grants_person_status", "person_id", "status"),
         Index("ix_grants_vehicle_status", "vehicle_id", "status"),
+        # Arrivals and departures per day (tenancy reports).
+        Index("ix_grants_site_from", "site_id", "valid_from"),
+        Index("ix_grants_site_ended", "site_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -206,6 +225,8 @@ class Grant(Base):
     uses: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[Status] = mapped_column(_enum(Status), default=Status.active)
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    # When it was revoked: a tenancy ended before valid_until ended then (the departure day).
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

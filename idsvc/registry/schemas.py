@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
-from idsvc.registry import site_settings
-from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, PersonKind, Status, Unit, UnitKind
+from idsvc.registry import personal, site_settings
+from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, Person, PersonKind, Site, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
 from idsvc.registry.scope import unit_door_group_id
 
@@ -135,7 +137,36 @@ class DoorGroupOut(Out):
         return cls(id=group.id, site_id=group.site_id, name=group.name, unit_id=group.unit_id, door_ids=[d.id for d in group.doors])
 
 
-class PersonIn(In):
+def _province(code: str) -> str:
+    if code not in personal.PROVINCES:
+        raise ValueError("a GB/T 2260 province code: two digits such as 44 (Guangdong) or 51 (Sichuan)")
+    return code
+
+
+def _born(day: date) -> date:
+    if not date(1900, 1, 1) <= day <= date.today():
+        raise ValueError("a date of birth between 1900-01-01 and today")
+    return day
+
+
+ProvinceCode = Annotated[str, AfterValidator(_province)]
+BirthDate = Annotated[date, AfterValidator(_born)]
+OptionalText = Annotated[Name, Field(description="free text, one line, up to 200 characters")]
+
+
+class RegistrationFields(In):
+    """Optional tenant-registration fields; each is accepted only where the site collects it
+    (``registration.fields`` in the site's settings). Sealed at rest like the name."""
+
+    sex: personal.Sex | None = None
+    birth_date: BirthDate | None = None
+    household_province: ProvinceCode | None = Field(None, description="household-registration (hukou) province, GB/T 2260 code")
+    household_address: OptionalText | None = Field(None, description="household-registration place below the province")
+    occupation: OptionalText | None = None
+    workplace: OptionalText | None = None
+
+
+class PersonIn(RegistrationFields):
     site_id: RowId
     display_name: Name
     kind: PersonKind
@@ -143,7 +174,7 @@ class PersonIn(In):
     external_ref: ExternalRef | None = None
 
 
-class PersonPatch(In):
+class PersonPatch(RegistrationFields):
     display_name: Name | None = None
     phone: Phone | None = None
     external_ref: ExternalRef | None = None
@@ -151,13 +182,13 @@ class PersonPatch(In):
     @field_validator("display_name")
     @classmethod
     def _keep_name(cls, value: str | None) -> str:
-        # phone and external_ref may be cleared with null; a person always has a name.
+        # phone, external_ref and registration fields may be cleared with null; a person always has a name.
         if value is None:
             raise ValueError("display_name cannot be cleared")
         return value
 
 
-class PersonOut(Out):
+class PersonOut(BaseModel):
     id: int
     site_id: int
     display_name: str
@@ -166,6 +197,24 @@ class PersonOut(Out):
     external_ref: str | None
     pseudonym: str
     status: Status
+    sex: personal.Sex | None = None
+    birth_date: date | None = None
+    age: int | None = Field(None, description="derived from birth_date on today's date in the site's time zone")
+    household_province: str | None = None
+    household_address: str | None = None
+    occupation: str | None = None
+    workplace: str | None = None
+
+    @classmethod
+    def of(cls, session: Session, person: Person) -> PersonOut:
+        record = personal.read(session, person)
+        site = session.get(Site, person.site_id)
+        today = datetime.now(ZoneInfo(site.timezone if site else "UTC")).date()
+        return cls(
+            id=person.id, site_id=person.site_id, kind=person.kind, pseudonym=person.pseudonym, status=person.status,
+            age=personal.age_on(record.birth_date, today) if record.birth_date else None,
+            **record.model_dump(),
+        )
 
 
 class VehicleIn(In):

@@ -63,6 +63,8 @@ def visible_person_ids_for_owner(session: Session, principal: Principal) -> set[
 
 
 def can_see_person(session: Session, principal: Principal, person: Person) -> bool:
+    if person.erased_at is not None:
+        return False  # an erased person's tombstone is there for the bridges only: gone for everyone
     if principal.administers_site(person.site_id):
         return True
     if principal.role is Role.owner:

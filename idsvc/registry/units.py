@@ -146,8 +146,9 @@ def end_tenancy(session: Session, principal: Principal, unit_id: int, person_id:
     )
     if not grants:
         raise not_visible("tenancy", person_id)
+    now = utcnow()
     for grant in grants:
-        grant.status, grant.status_reason = Status.revoked, reason
+        grant.status, grant.status_reason, grant.ended_at = Status.revoked, reason, now
         events.record(session, principal, "grant.revoked", entity_type="grant", entity_id=grant.id, site_id=unit.site_id, unit_id=unit.id, person_id=person_id, data={"reason": reason})
     events.record(session, principal, "tenancy.ended", entity_type="unit", entity_id=unit.id, site_id=unit.site_id, unit_id=unit.id, person_id=person_id, data={"reason": reason, "grant_ids": [g.id for g in grants]})
     return grants

@@ -13,16 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
-from sqlalchemy import func, select
 
 from idsvc.auth.principal import OPERATOR
 from idsvc.core.cli import ROW_ID, cli_context, parse, print_json, run
-from idsvc.core.db import utcnow
 from idsvc.registry.schemas import StatusChange
 from idsvc.revocation import service
 from idsvc.revocation.service import Verb
 from idsvc.sync import feed
-from idsvc.sync.models import SyncChange
 
 _CHANGES = {"pass": service.change_pass, "person": service.change_person, "grant": service.change_grant, "device": service.change_device}
 REASON = typer.Option(..., "--reason", help="Why; recorded in the audit trail.")
@@ -60,14 +57,13 @@ def register(app: typer.Typer) -> None:
             print_json({"site": site_id, "face_key": base64.b64encode(feed.site_face_key(s, ctx.sealer, site_id)).decode()})
 
     @sync.command("prune")
-    def prune(days: int = typer.Option(30, min=1, max=36500, help="Keep this many days of changes; bridges further behind get a snapshot.")) -> None:
-        """Drop old entries of the change log (run daily); its size then stays bounded."""
-
-        def action(s):  # type: ignore[no-untyped-def]
-            cutoff = s.scalar(select(func.max(SyncChange.version)).where(SyncChange.at < utcnow() - timedelta(days=days))) or 0
-            return {"pruned_through": cutoff, "deleted": feed.prune(s, cutoff)}
-
-        run(action)
+    def prune(
+        days: int = typer.Option(None, min=1, max=36500, help="Keep this many days of changes (default IDSVC_SYNC_KEEP_DAYS); bridges further behind get a snapshot."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; delete nothing."),
+    ) -> None:
+        """Drop old entries of the change log; its size then stays bounded. `idsvc serve` runs it daily (job sync_prune)."""
+        with cli_context() as ctx, ctx.db.session() as s:
+            print_json(feed.prune_older_than(s, timedelta(days=days or ctx.settings.sync_keep_days), dry_run=dry_run))
 
     @sync.command("rebuild-deny-set")
     def rebuild_deny_set() -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from idsvc.auth.models import ApiKey
 from idsvc.core.bus import Bus
-from idsvc.faces.models import FaceTemplate
+from idsvc.faces.models import FaceConsent, FaceTemplate
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
 from idsvc.registry.models import Device, Door, DoorGroup, Grant, Person, Site, Status, Vehicle
 from idsvc.sync.models import SyncChange, SyncVersion
@@ -81,7 +81,8 @@ def _issuer_key(row: IssuerKey, changed: bool) -> tuple[list[Logged], list[DenyE
     return [(None, "trust", row.kid)], deny
 
 
-def _template(row: FaceTemplate, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
+def _template(row: FaceTemplate | FaceConsent, _: bool) -> tuple[list[Logged], list[DenyEntry]]:
+    # A consent given or withdrawn decides whether the template may be in the feed (face_offline).
     return [(row.site_id, "template", str(row.person_id))], []
 
 
@@ -102,6 +103,7 @@ _TRACKED: dict[type, Callable[[Any, bool], tuple[list[Logged], list[DenyEntry]]]
     DoorGroup: _door_group,
     IssuerKey: _issuer_key,
     FaceTemplate: _template,
+    FaceConsent: _template,
     Door: _registry_only("door"),
     Vehicle: _registry_only("vehicle"),
     Site: _registry_only("site"),

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict
 from idsvc.core.sealing import Sealer
 from idsvc.faces import gallery
-from idsvc.faces.models import FaceTemplate
+from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.passes import codec, keys, status
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 from idsvc.registry.models import DoorGroup, Grant, Person, Site, Status
@@ -42,9 +43,19 @@ def faces_allowed(site: Site) -> bool:
     return bool((site.settings or {}).get("sync", {}).get("faces", False))
 
 
+def _site_key_aad(site_id: int) -> str:
+    return f"sync-site-key:site={site_id}"
+
+
+def resealed_site_key(sealer: Sealer, row: SyncSiteKey) -> dict[str, bytes]:
+    """The site's feed key re-sealed under the current master key (master-key rotation); same key."""
+    aad = _site_key_aad(row.site_id)
+    return {"sealed_key": sealer.seal(sealer.open(row.sealed_key, aad), aad)}
+
+
 def site_face_key(session: Session, sealer: Sealer, site_id: int) -> bytes:
     """The site's feed key for templates (32 bytes, AES-256-GCM), created on first use."""
-    aad = f"sync-site-key:site={site_id}"
+    aad = _site_key_aad(site_id)
     row = session.get(SyncSiteKey, site_id)
     if row is None:
         row = SyncSiteKey(site_id=site_id, sealed_key=sealer.seal(os.urandom(32), aad))
@@ -111,6 +122,14 @@ class _Builder:
             self.out.templates.append({"sub": sub, "pack": row.pack, "dim": row.dim, "sealed": sealed})
 
 
+def _offline_consented(session: Session, site_id: int) -> set[int]:
+    """People of the site whose separate consent covers copying their template to its bridges: the
+    2025 face-recognition measures keep face data on the device that uses it unless the person agrees."""
+    return set(session.scalars(select(FaceConsent.person_id).where(
+        FaceConsent.site_id == site_id, FaceConsent.purpose == ConsentPurpose.face_offline, FaceConsent.withdrawn_at.is_(None),
+    )))
+
+
 def _live_grants(site_id: int) -> Select[tuple[Grant]]:
     """Person grants of the site that have not ended: what the snapshot carries, and who may have a template there."""
     return select(Grant).where(Grant.site_id == site_id, Grant.person_id.is_not(None), Grant.status != Status.revoked, Grant.valid_until > utcnow())
@@ -130,7 +149,7 @@ def _full(b: _Builder) -> None:
         b.add_person(person)
     if faces_allowed(b.site):
         enrolled = set(b.s.scalars(select(FaceTemplate.person_id).where(FaceTemplate.site_id == site_id)))
-        for person_id in sorted(enrolled & people):  # type: ignore[operator]
+        for person_id in sorted(enrolled & people & _offline_consented(b.s, site_id)):  # type: ignore[operator]
             b.add_templates(person_id)
 
 
@@ -170,8 +189,9 @@ def _delta(b: _Builder, since: int, version: int) -> bool:
             b.add_grant(grant, b.door_ids(grant.door_group_id))
             grantees.add(grant.person_id)
     if faces_allowed(b.site):
-        # Templates follow both their own changes and the grants: no live grant here, no template here.
-        live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id)))
+        # Templates follow their own changes, consents and grants: no live grant or no consent to
+        # the offline copy here, no template here.
+        live = set(b.s.scalars(_live_grants(site_id).with_only_columns(Grant.person_id))) & _offline_consented(b.s, site_id)
         for person_id in sorted({int(k) for k in touched.get("template", ())} | grantees):
             if b.s.get(Person, person_id) is None:
                 continue
@@ -212,6 +232,14 @@ def build(session: Session, sealer: Sealer, site_id: int, since: int | None = No
     }
     signer = keys.active_issuer_key(session, sealer)
     return version, codec.sign(cbor2.dumps(body), keys.signing_key(signer, sealer))
+
+
+def prune_older_than(session: Session, keep: timedelta, *, dry_run: bool = False) -> dict[str, int]:
+    """Drop the change log older than ``keep`` (the daily job, `idsvc sync prune`)."""
+    cutoff = session.scalar(select(func.max(SyncChange.version)).where(SyncChange.at < utcnow() - keep)) or 0
+    if dry_run:
+        return {"pruned_through": cutoff, "deleted": session.scalar(select(func.count()).select_from(SyncChange).where(SyncChange.version <= cutoff)) or 0}
+    return {"pruned_through": cutoff, "deleted": prune(session, cutoff)}
 
 
 def prune(session: Session, keep_versions_after: int) -> int:

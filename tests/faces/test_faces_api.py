@@ -24,7 +24,7 @@ BLANK = encode(np.full((480, 640, 3), 128, np.uint8))
 
 
 def consent(client, world, person: str, who: str = "admin_a"):  # noqa: ANN001, ANN201
-    return client.post(f"/v1/people/{world.ids[person]}/face/consent", json={"method": "signed form"}, headers=world.auth(who))
+    return client.post(f"/v1/people/{world.ids[person]}/face/consent", json={"method": "signed form", "text_version": "2026-11", "language": "zh-CN"}, headers=world.auth(who))
 
 
 def enrol(client, world, person: str, photos: list[bytes], who: str = "admin_a"):  # noqa: ANN001, ANN201

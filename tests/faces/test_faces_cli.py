@@ -69,12 +69,12 @@ def test_bulk_enrolment_reports_per_file_and_resumes(cli: CliRunner, world, ctx:
     assert first == {"rows": 4, "enrolled_total": 0, "failed": 4, "error_report": str(tmp_path / "people.errors.csv")}
     assert {r["code"] for r in csv.DictReader((tmp_path / "people.errors.csv").open())} == {"consent_required", "unreadable"}
 
-    second = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", exit_code=2)
+    second = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", "--consent-text-version", "2026-11", "--consent-language", "zh-CN", exit_code=2)
     assert second["enrolled_total"] == 2 and second["failed"] == 2
     errors = {r["file"]: r["code"] for r in csv.DictReader((tmp_path / "people.errors.csv").open())}
     assert errors == {"couple.jpg": "multiple_faces", "missing.jpg": "unreadable"}
 
-    third = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", exit_code=2)
+    third = run_json(cli, "faces", "bulk-enrol", str(faces_dir), "--csv", str(sheet), "--consent-method", "signed form", "--consent-text-version", "2026-11", "--consent-language", "zh-CN", exit_code=2)
     assert third["enrolled_total"] == 2
     with ctx.db.session() as s:
         assert len(s.scalars(select(AuditEvent).where(AuditEvent.kind == "face.enrolled")).all()) == 2  # finished rows not redone
@@ -82,27 +82,10 @@ def test_bulk_enrolment_reports_per_file_and_resumes(cli: CliRunner, world, ctx:
 
 
 def test_templates_outlive_the_last_grant_by_the_grace_period_only(cli: CliRunner, world, ctx: AppContext, faces_dir: Path) -> None:  # noqa: ANN001
-    run_json(cli, "faces", "consent", str(world.ids["tenant1"]), "--method", "signed form")
+    run_json(cli, "faces", "consent", str(world.ids["tenant1"]), "--method", "signed form", "--text-version", "2026-11", "--language", "zh-CN")
     run_json(cli, "faces", "enrol", str(world.ids["tenant1"]), str(faces_dir / "img1.jpg"))
     grace = timedelta(days=7)
     with ctx.db.session() as s:  # the world's tenancy runs 30 days from now
         assert purge_unneeded_templates(s, grace, now=utcnow() + timedelta(days=35)) == []
         assert purge_unneeded_templates(s, grace, now=utcnow() + timedelta(days=38)) == [world.ids["tenant1"]]
         assert s.scalars(select(FaceTemplate)).all() == []
-
-
-def test_reseal_moves_templates_to_the_new_master_key(world, ctx: AppContext, photo) -> None:  # noqa: ANN001
-    from idsvc.auth.principal import OPERATOR
-    from idsvc.core.sealing import Sealer, new_master_key
-    from idsvc.faces import service
-    from idsvc.faces.gallery import open_embedding
-
-    with ctx.db.session() as s:
-        service.record_consent(s, OPERATOR, world.ids["tenant1"], purpose="door access", method="signed form")
-        service.enrol(ctx, s, OPERATOR, world.ids["tenant1"], [photo("img1.jpg")])
-        old_vector = open_embedding(ctx.sealer, s.scalar(select(FaceTemplate)))
-    old_key, new_key = (ctx.settings.data_dir / "master.key").read_text().strip(), new_master_key()
-    with ctx.db.session() as s:
-        assert service.reseal_templates(s, Sealer.from_config(f"{new_key},{old_key}", ctx.settings.data_dir)) == 1
-    with ctx.db.session() as s:  # the old key can go now
-        assert (open_embedding(Sealer.from_config(new_key, ctx.settings.data_dir), s.scalar(select(FaceTemplate))) == old_vector).all()

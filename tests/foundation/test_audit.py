@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
+from idsvc.audit import chain as audit_chain
 from idsvc.audit import service as audit
 from idsvc.audit.models import AuditEvent, AuditHead
 from idsvc.auth.models import ApiKey
@@ -184,7 +185,7 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(ctx: AppContext) ->
         row = s.get(AuditEvent, 4)
         assert row is not None
         row.data = {"forged": True}
-        row.hash = audit.chain_hash(row.prev_hash, row)
+        row.hash = audit_chain.chain_hash(row.prev_hash, row)
     problems = verify(ctx).problems
     assert problems and all("event 4" not in p for p in problems)
     assert any("event 5: prev_hash" in p for p in problems)
@@ -249,7 +250,7 @@ def test_rewriting_the_whole_tail_is_caught_by_a_saved_head(ctx: AppContext) -> 
         rows[0].data = {"forged": True}
         for row in rows:
             row.prev_hash = prev
-            row.hash = prev = audit.chain_hash(prev, row)
+            row.hash = prev = audit_chain.chain_hash(prev, row)
         s.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
     assert verify(ctx).ok  # the rewritten chain is self-consistent ...
     with ctx.db.session() as s:

@@ -42,6 +42,32 @@ def test_events_reach_the_trail_on_flush_and_the_journal_empties(ctx: AppContext
     assert list(tmp_path.glob("decisions-*.journal")) == []
 
 
+def test_flush_waits_for_a_batch_the_writer_is_writing(ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers rely on flush (an erasure, shutdown, tests): decisions the background writer already
+    took must be in the trail when it returns, not still on their way."""
+    import threading
+    import time
+
+    from idsvc.audit import decision_log
+
+    writing = threading.Event()
+    real_append = decision_log.audit.append
+
+    def slow_append(session, *events):  # type: ignore[no-untyped-def]
+        writing.set()
+        time.sleep(0.5)
+        return real_append(session, *events)
+
+    monkeypatch.setattr(decision_log.audit, "append", slow_append)
+    log = DecisionLog(ctx.db, tmp_path, interval=0.01, batch=10_000)
+    event = _event()
+    log.submit(event)
+    assert writing.wait(5)  # the writer has the batch and is writing it
+    log.flush()
+    assert _decision_ids(ctx) == [event.data["decision_id"]]
+    log.close()
+
+
 def test_journal_of_a_dead_process_is_replayed_once(ctx: AppContext, tmp_path: Path) -> None:
     already, lost = _event(), [_event(), _event()]
     with ctx.db.session() as s:

@@ -37,7 +37,7 @@ ROLES = ("district", "admin_a", "admin_b", "owner1", "owner2", "tenant1", "devic
 # The prefixes this matrix owns: every endpoint under them needs a row.
 OURS = (
     "/v1/sites", "/v1/buildings", "/v1/units", "/v1/doors", "/v1/door-groups", "/v1/devices", "/v1/people",
-    "/v1/vehicles", "/v1/grants", "/v1/access", "/v1/api-keys", "/v1/me", "/v1/audit",
+    "/v1/vehicles", "/v1/grants", "/v1/access", "/v1/api-keys", "/v1/me", "/v1/audit", "/v1/jobs",
 )
 # Endpoints of other issues (passes, the device API, faces), covered by their own role tests: path
 # patterns, since some live under our prefixes. A new /v1 endpoint must fall under OURS (and get a
@@ -161,6 +161,9 @@ ROWS = [
     Row("POST", "/v1/sites", "/v1/sites", expect(403, district=201), body=lambda i, t: {"code": f"s-{slug(t)}", "name": "New site"}),
     Row("GET", "/v1/sites", "/v1/sites", expect(200, device1=403)),
     Row("GET", "/v1/sites/{site_id}", "/v1/sites/{site_a}", SITE_MEMBERS),
+    # tenancy figures for the police registration: the site's admins
+    Row("GET", "/v1/sites/{site_id}/tenancies/daily", "/v1/sites/{site_a}/tenancies/daily?from=2026-12-01&to=2026-12-07", expect(403, district=200, admin_a=200, admin_b=404, device1=404)),
+    Row("GET", "/v1/sites/{site_id}/registrations/overdue", "/v1/sites/{site_a}/registrations/overdue", expect(403, district=200, admin_a=200, admin_b=404, device1=404)),
     Row("PATCH", "/v1/sites/{site_id}", "/v1/sites/{site_a}", expect(403, district=200, admin_a=200, admin_b=404, device1=404), body=lambda i, t: {"name": f"Site {t}"}),
     Row("POST", "/v1/buildings", "/v1/buildings", expect(403, district=201, admin_a=201, admin_b=404, device1=404), body=lambda i, t: {"site_id": i["site_a"], "code": f"b-{slug(t)}", "name": "B"}),
     Row("GET", "/v1/buildings", "/v1/buildings?site_id={site_a}", SITE_MEMBERS),
@@ -206,6 +209,9 @@ ROWS = [
     Row("POST", "/v1/people/{item_id}/suspend", "/v1/people/{tenant1}/suspend", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.active)),
     Row("POST", "/v1/people/{item_id}/reinstate", "/v1/people/{tenant1}/reinstate", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.suspended)),
     Row("POST", "/v1/people/{item_id}/revoke", "/v1/people/{tenant1}/revoke", UNIT1_MANAGE | {"owner1": 403}, body=lambda i, t: {"reason": "r"}, prepare=tenant1_status(Status.active)),
+    # a person's export and erasure (privacy): the site's admins, on the person's request
+    Row("POST", "/v1/people/{person_id}/export", "/v1/people/{tenant1}/export", expect(404, district=200, admin_a=200, owner1=403, tenant1=403), body=lambda i, t: {"requester": "the person", "purpose": "access request"}),
+    Row("POST", "/v1/people/{person_id}/erase", "/v1/people/{registered}/erase", expect(404, district=200, admin_a=200, owner1=403), body=lambda i, t: {"requester": "the person", "purpose": "moved out"}, prepare=person_of_owner1, name="erase a person owner1 registered"),
     Row("POST", "/v1/vehicles", "/v1/vehicles", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "plate": f"AB{ROLES.index(t)}00X"}),
     Row("GET", "/v1/vehicles", "/v1/vehicles?site_id={site_a}", ADMINS_READ),
     Row("GET", "/v1/vehicles/{vehicle_id}", "/v1/vehicles/{vehicle1}", expect(404, district=200, admin_a=200, tenant1=200)),
@@ -230,6 +236,9 @@ ROWS = [
     Row("GET", "/v1/audit/events.csv", "/v1/audit/events.csv", expect(200, device1=403)),
     Row("GET", "/v1/audit/head", "/v1/audit/head", expect(403, district=200, admin_a=200, admin_b=200)),
     Row("GET", "/v1/audit/verify", "/v1/audit/verify", expect(403, district=200)),
+    # the periodic jobs: district admins (the operators of the installation)
+    Row("GET", "/v1/jobs", "/v1/jobs", expect(403, district=200)),
+    Row("POST", "/v1/jobs/{name}/run", "/v1/jobs/retention/run?dry_run=true", expect(403, district=200)),
 ]
 
 
@@ -263,7 +272,7 @@ def call(client: TestClient, world: World, role: str, method: str, url: str, bod
 GROUPS = {
     "sites": "site structure", "buildings": "site structure", "doors": "site structure", "door-groups": "site structure", "devices": "site structure",
     "units": "units", "people": "people", "vehicles": "people", "grants": "grants", "access": "grants",
-    "api-keys": "keys and audit", "me": "keys and audit", "audit": "keys and audit",
+    "api-keys": "keys and audit", "me": "keys and audit", "audit": "keys and audit", "jobs": "keys and audit",
 }
 
 

@@ -69,7 +69,7 @@ def _times(value: Any, where: str = "") -> list[tuple[str, str]]:
     return [(where, value)] if isinstance(value, str) and LOOKS_LIKE_A_TIME.match(value) else []
 
 
-def _fill(path: str, ids: dict[str, int]) -> str | None:
+def _fill(path: str, ids: dict[str, Any]) -> str | None:
     def one(match: re.Match[str]) -> str:
         return str(ids[match.group(1)])
 
@@ -98,7 +98,7 @@ def test_real_answers_carry_times_only_as_utc_with_z(ctx: AppContext, client: Te
     keep("api key", client.post("/v1/api-keys", headers=district, json={"role": "tenant", "person_id": tenant, "expires_at": later}))
     keep("tenancy", client.post(f"/v1/units/{world.ids['unit1']}/tenants", headers=district,
                                 json={"person_id": world.ids["tenant2"], "valid_from": later, "valid_until": later.replace(later[:4], str(int(later[:4]) + 1), 1)}))
-    keep("consent", client.post(f"/v1/people/{tenant}/face/consent", headers=district, json={"method": "signed form", "given_at": "2026-01-02T08:00:00" + CHINA}))
+    keep("consent", client.post(f"/v1/people/{tenant}/face/consent", headers=district, json={"method": "signed form", "text_version": "v1", "language": "zh-CN", "given_at": "2026-01-02T08:00:00" + CHINA}))
     keep("events", client.post("/v1/device/events", headers=device, json={"events": [{"event_id": "ev-00000001", "kind": "door_forced", "at": "2026-11-29T04:40:12" + CHINA, "door_id": door}]}))
     keep("verify", client.post("/v1/device/verify", headers=device, json={"door_id": door, "qr_text": issued.text}))
     keep("issue", client.post(f"/v1/people/{tenant}/passes", headers=district, json={}))
@@ -110,9 +110,10 @@ def test_real_answers_carry_times_only_as_utc_with_z(ctx: AppContext, client: Te
     with ctx.db.session() as s:
         alarm, _ = alarms.raise_alarm(s, ctx.bus, alarms.Signal(source=f"door:{door}", type="door_forced", site_id=site, door_id=door, at=utcnow()), "test")
     # Every JSON GET of the API, with ids of this world.
-    ids = {"site_id": site, "building_id": world.ids["building_a"], "unit_id": world.ids["unit1"], "door_id": door, "person_id": tenant,
+    ids: dict[str, Any] = {"site_id": site, "building_id": world.ids["building_a"], "unit_id": world.ids["unit1"], "door_id": door, "person_id": tenant,
            "device_id": world.ids["device1"], "grant_id": world.ids["grant1"], "pass_id": issued.row.id, "vehicle_id": vehicle.id, "group_id": group.id,
-           "sensor_id": sensor_id, "alarm_id": alarm.id}
+           "sensor_id": sensor_id, "alarm_id": alarm.id,
+           "from": utcnow().date().isoformat(), "to": (utcnow() + timedelta(days=7)).date().isoformat()}  # query parameters that are days
     spec = client.get("/openapi.json").json()
     for path, item in spec["paths"].items():
         op = item.get("get")
@@ -128,3 +129,15 @@ def test_real_answers_carry_times_only_as_utc_with_z(ctx: AppContext, client: Te
     wrong = [(label, where, value) for label, answer in answers for where, value in _times(answer) if not re.match(RFC3339_UTC_PATTERN, value)]
     assert wrong == []
     assert any(where for label, answer in answers for where, value in _times(answer) if label == "GET /v1/audit/events"), "the walk saw no audit event times"
+
+
+def test_answers_and_the_audit_chain_write_an_instant_the_same_way() -> None:
+    from datetime import UTC, datetime, timezone
+
+    from idsvc.audit.chain import canonical_time
+    from idsvc.core.times import rfc3339
+
+    for moment in (datetime(2026, 12, 1, 18, 0, tzinfo=timezone(timedelta(hours=8))), datetime(1970, 1, 1, tzinfo=UTC),
+                   datetime(2026, 12, 1, 10, 0, 0, 5, tzinfo=UTC), datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)):
+        assert rfc3339(moment) == canonical_time(moment)
+        assert re.fullmatch(RFC3339_UTC_PATTERN, rfc3339(moment))

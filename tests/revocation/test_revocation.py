@@ -40,7 +40,7 @@ def _verify(client: TestClient, world: World, text: str, door: str = "door1") ->
 def _enrol_template(ctx: AppContext, person_id: int) -> None:
     """A stored template without running the face model: the row the faces service would write."""
     with ctx.db.session() as s:
-        consent = faces.record_consent(s, OPERATOR, person_id, purpose="doors", method="signed form")
+        consent = faces.record_consent(s, OPERATOR, person_id, method="signed form", text_version="2026-11", language="zh-CN")
         person = s.get(Person, person_id)
         vector = np.ones(512, dtype=np.float32) / np.sqrt(512)
         s.add(FaceTemplate(site_id=person.site_id, person_id=person_id, consent_id=consent.id, pack="test", dim=512,

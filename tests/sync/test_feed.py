@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.faces import gallery, service as faces
-from idsvc.faces.models import FaceTemplate
+from idsvc.faces.models import ConsentPurpose, FaceTemplate
 from idsvc.passes import codec, dynamic, issuing, keys
 from idsvc.registry.models import Person, Site, Status
 from idsvc.revocation import service as revocation
@@ -151,7 +151,7 @@ def test_face_templates_only_where_the_site_allows_and_sealed_for_it(ctx: AppCon
     tenant, site_id = world.ids["tenant1"], world.ids["site_a"]
     vector = np.arange(512, dtype=np.float32) / 512
     with ctx.db.session() as s:
-        consent = faces.record_consent(s, OPERATOR, tenant, purpose="doors", method="signed form")
+        consent = faces.record_consent(s, OPERATOR, tenant, method="signed form", text_version="2026-11", language="zh-CN")
         s.add(FaceTemplate(site_id=site_id, person_id=tenant, consent_id=consent.id, pack="p1", dim=512,
                            sealed=gallery.seal_embedding(ctx.sealer, vector, site_id, tenant, "p1"), images_used=1, quality=[], created_by="t"))
     state = _sync(client, world, root)
@@ -161,8 +161,20 @@ def test_face_templates_only_where_the_site_allows_and_sealed_for_it(ctx: AppCon
         site.settings = {**(site.settings or {}), "sync": {"faces": True}}
         flag_modified(site, "settings")
         face_key = feed.site_face_key(s, ctx.sealer, site_id)
-    state = _sync(client, world, root)  # a fresh snapshot now carries them
+    state = _sync(client, world, root)
+    assert state.templates == {}  # the site allows it, the person has not agreed to an offline copy
+    with ctx.db.session() as s:
+        faces.record_consent(s, OPERATOR, tenant, purpose=ConsentPurpose.face_offline, method="signed form", text_version="2026-11", language="zh-CN")
+    state = _sync(client, world, root, state)  # the delta carries it from the consent on
     sub = _sub(ctx, tenant)
+    assert len(state.templates[sub]) == 1
+    with ctx.db.session() as s:  # withdrawn: it leaves the bridges, it stays for online decisions
+        assert faces.withdraw_consent(s, OPERATOR, tenant, ConsentPurpose.face_offline) == 0
+    state = _sync(client, world, root, state)
+    assert sub not in state.templates
+    with ctx.db.session() as s:
+        faces.record_consent(s, OPERATOR, tenant, purpose=ConsentPurpose.face_offline, method="in app", text_version="2026-11", language="zh-CN")
+    state = _sync(client, world, root)  # a fresh snapshot carries it too
     (template,) = state.templates[sub]
     assert np.array_equal(np.frombuffer(open_template(face_key, site_id, template), dtype="<f4"), vector)
     with ctx.db.session() as s:  # the last grant here ends: the template leaves the bridge

@@ -1,0 +1,1 @@
+"""The personal-data lifecycle across domains: master-key rotation, retention, export and erasure."""
