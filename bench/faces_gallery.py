@@ -24,24 +24,22 @@ import numpy as np  # noqa: E402
 from idsvc.core.sealing import Sealer, new_master_key  # noqa: E402
 from idsvc.faces.gallery import build_gallery, template_aad  # noqa: E402
 
-DIM = 512
-
-
-def unit_vectors(count: int, rng: np.random.Generator) -> np.ndarray:
-    vectors = rng.standard_normal((count, DIM), dtype=np.float32)
+def unit_vectors(count: int, rng: np.random.Generator, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, dim), dtype=np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--dim", type=int, default=704, help="template length: 704 for the default pack, 512 for faceplugin-0.0.1")
     args = parser.parse_args()
     rng = np.random.default_rng(7)
-    probes = unit_vectors(args.queries, rng)
+    probes = unit_vectors(args.queries, rng, args.dim)
     results = {}
     for size in (1_000, 10_000, 100_000):
-        vectors = unit_vectors(size, rng)
-        gallery = build_gallery("bench", list(range(size)), list(vectors), DIM)
+        vectors = unit_vectors(size, rng, args.dim)
+        gallery = build_gallery("bench", list(range(size)), list(vectors), args.dim)
         gallery.best(probes[0])  # warm the caches once
         samples = []
         for probe in probes:
@@ -57,7 +55,7 @@ def main() -> None:
 
     # Reload cost: what a node pays once after a template change (per template, then scaled).
     sealer = Sealer.from_config(new_master_key(), data_dir=None)  # type: ignore[arg-type]
-    blobs = [sealer.seal(v.tobytes(), template_aad(1, i, "bench")) for i, v in enumerate(unit_vectors(5_000, rng))]
+    blobs = [sealer.seal(v.tobytes(), template_aad(1, i, "bench")) for i, v in enumerate(unit_vectors(5_000, rng, args.dim))]
     start = time.perf_counter()
     for i, blob in enumerate(blobs):
         np.frombuffer(sealer.open(blob, template_aad(1, i, "bench")), dtype="<f4")

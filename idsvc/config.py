@@ -33,8 +33,16 @@ class Settings(BaseSettings):
         default_factory=lambda: _user_data_dir() / "models",
         description="Where face model packs are installed (`idsvc models install`); outside the repo so clones share it.",
     )
-    face_pack: str = Field("faceplugin-0.0.1", description="Installed model pack the engine loads (see `idsvc models list`).")
-    face_threshold: float = Field(0.40, ge=-1.0, le=1.0, description="Cosine similarity at or above which two faces match.")
+    face_pack: str = Field("faceplugin-mfn-0.0.1", description="Installed model pack the engine loads (see `idsvc models list`).")
+    face_threshold: float = Field(
+        0.40, ge=-1.0, le=1.0, description="Cosine threshold used only when the pack has no calibration; with one, doors take the calibrated threshold for their N."
+    )
+    face_target_fpir: float = Field(0.001, gt=0.0, lt=1.0, description="Stranger let in per face attempt a door's threshold is chosen for (0.001 = 0.1%).")
+    face_min_tpir: float = Field(0.95, gt=0.0, le=1.0, description="Tenants let in as themselves a face_only door must keep at its threshold, else configuring it is refused.")
+    face_subject_margin: float = Field(
+        1.3, ge=1.05, le=10.0, description="In a frame with several faces, the largest must be this many times the next one's side (and the most central) to be verified."
+    )
+    face_calibration: Path | None = Field(None, description="Calibration file to use instead of the installed pack's (see `idsvc faces calibrate`).")
     face_onnx_threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per session (1 is fastest on 2 cores).")
     face_liveness_mode: str = Field(
         "advisory", pattern="^(off|advisory|enforce)$", description="advisory = report spoof_suspected but do not deny (unvalidated model)."
@@ -69,10 +77,10 @@ class Settings(BaseSettings):
     hj212_host: str = Field("127.0.0.1", description="Where the HJ 212-2017 station server listens (0.0.0.0 for stations on other hosts).")
     hj212_port: int = Field(0, ge=0, le=65535, description="Port of the HJ 212-2017 station server; 0 = not started.")
 
-    @field_validator("data_dir", "models_dir")
+    @field_validator("data_dir", "models_dir", "face_calibration")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def effective_database_url(self) -> str:

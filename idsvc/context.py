@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from idsvc.audit.decision_log import DecisionLog
 from idsvc.auth import subjects
@@ -19,6 +20,9 @@ from idsvc.sync import changes
 
 # auth reads the subjects of API keys through this (auth sits below the registry).
 subjects.install(RegistrySubjects())
+
+if TYPE_CHECKING:
+    from idsvc.faces.policy import FaceOnlyCheck
 
 
 @dataclass
@@ -42,6 +46,14 @@ class AppContext:
         changes.attach(self.db.engine, changes.Propagation(self.bus, self.deny))
         self.bus.subscribe(self._forget_principals)
         self.access = AccessIndex(self.db, self.bus, lambda session: changes.current_version(session)[0])
+
+    @property
+    def face_only_check(self) -> FaceOnlyCheck:
+        """The registry's check for face_only doors. Imported here, not at the top: the face engine
+        (onnxruntime, OpenCV) is loaded only by processes that configure or use faces."""
+        from idsvc.faces.policy import FaceOnlyCheck
+
+        return FaceOnlyCheck(self.settings)
 
     def _forget_principals(self, notice: Notice) -> None:
         """A device or key changed somewhere: drop the one-second key memory now, not in a second."""

@@ -107,6 +107,7 @@ CODES: dict[str, ErrorCode] = {
     "consent_required": ErrorCode(409, "record the person's consent before enrolling their face"),
     "sensor_code_taken": ErrorCode(409, "the sensor code is taken in this site (a station's MN in every site)"),
     "face_filing_required": ErrorCode(409, "the deployment holds faces of as many people as it may without its filing with the cyberspace administration (docs/privacy.md)"),
+    "face_only_unsafe": ErrorCode(409, "face_only is refused at this door: the face pack cannot keep the site's targets for as many people as may pass it"),
     "job_running": ErrorCode(409, "the job is running on another node or process; try again when it has finished"),
     # Pictures (QR camera frames and face photos alike)
     "image_missing": ErrorCode(422, "no file field `image` in the multipart body"),

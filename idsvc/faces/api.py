@@ -57,7 +57,9 @@ class DecisionOut(BaseModel):
     warnings: list[str]
     person_id: int | None
     score: float | None
-    threshold: float
+    threshold: float | None = Field(description="the cosine threshold used at this door for its N (null when no face was compared)")
+    candidates: int = Field(description="N: how many enrolled people the face was compared with (1 for a pass holder)")
+    face_mode: str
     quality: dict[str, Any]
 
 
@@ -134,6 +136,7 @@ def face_verify(
     door_id: Annotated[int, Form()],
     image: Annotated[UploadFile, File(description="A camera frame (JPEG/PNG)")],
     person_id: Annotated[int | None, Form(description="1:1 mode: the pass holder to check the face against")] = None,
+    code: Annotated[str | None, Form(max_length=40, description="face_and_code doors: the unit's short code (its label) keyed or spoken at the door")] = None,
 ) -> DecisionOut:
-    decision = service.verify_at_door(ctx, caller, door_id, image.file.read(), person_id=person_id)
+    decision = service.verify_at_door(ctx, caller, door_id, image.file.read(), person_id=person_id, code=code)
     return DecisionOut.model_validate(decision, from_attributes=True)

@@ -13,13 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from idsvc.auth.principal import OPERATOR
 from idsvc.config import Settings
 from idsvc.core.cli import ROW_ID, cli_context, fail, parse, print_json, read_file
+from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError
-from idsvc.faces import filing, packs, service
+from idsvc.faces import calibrate, filing, packs, service
 from idsvc.faces.api import ConsentIn, FilingIn
+from idsvc.faces.embed_cache import EmbeddingCache
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import ConsentPurpose
+from idsvc.faces.policy import CALIBRATION_FILE, load_calibration
 
 
 def _engine(settings: Settings) -> FaceEngine:
@@ -97,8 +100,10 @@ def register(app: typer.Typer) -> None:
                 fail(f"{path}: no face found [no_face]")
             vectors.append(engine.embed(image, found[0]))
         similarity = cosine(vectors[0], vectors[1])
-        verdict = "same person" if similarity >= settings.face_threshold else "different people"
-        print_json({"similarity": round(similarity, 4), "threshold": settings.face_threshold, "verdict": verdict, "pack": engine.pack})
+        calibration = load_calibration(settings)  # a 1:1 comparison is a door with N = 1
+        threshold = settings.face_threshold if calibration is None else calibration.threshold_for(1, settings.face_target_fpir)
+        verdict = "same person" if similarity >= threshold else "different people"
+        print_json({"similarity": round(similarity, 4), "threshold": threshold, "verdict": verdict, "pack": engine.pack})
 
     @faces.command("evaluate")
     def faces_evaluate(
@@ -123,7 +128,64 @@ def register(app: typer.Typer) -> None:
         summary |= summarise(scores, settings.face_threshold)
         if report is not None:
             summary["report"] = [str(p) for p in write_report(scores, summary, report)]
+        # Open set: the stranger and tenant rates at the thresholds a door with N people would use.
+        data = calibrate.embed_labelled(engine, folder, calibrate.read_labelled(identities), settings.face_max_pixels, EmbeddingCache(engine.pack))
+        try:
+            measured = calibrate.build_calibration(data, engine.pack, {}, target_fpir=settings.face_target_fpir, repeats=20)
+            summary["openset"] = {name: g.summary["openset"] for name, g in measured.groups.items()}
+        except ValueError as exc:
+            summary["openset"] = {"error": str(exc)}
         print_json(summary)
+
+    @faces.command("calibrate")
+    def faces_calibrate(
+        folder: Path = typer.Argument(..., help="Folder of labelled photos."),
+        identities: Path = typer.Option(..., help="CSV with columns file,identity and optionally group (per-group curves; the stricter group governs)."),
+        output: Path = typer.Option(None, help="Where to write the calibration (default: calibration.json in the installed pack's folder, which the service then loads)."),
+        target_fpir: float = typer.Option(None, help="Stranger rate per attempt the open-set table is computed for (default IDSVC_FACE_TARGET_FPIR)."),
+        repeats: int = typer.Option(100, min=5, help="Random gallery/stranger splits per gallery size."),
+        exclude: Path = typer.Option(None, help="Photos to leave out (labelled wrongly): one path per line, `# why` after it."),
+    ) -> None:
+        """Measure impostor/genuine score curves and the open-set stranger rate by gallery size; write a calibration file."""
+        settings = Settings()
+        engine = _engine(settings)
+        target = settings.face_target_fpir if target_fpir is None else target_fpir
+        if not 0 < target < 1:
+            fail("--target-fpir must be between 0 and 1, e.g. 0.001")
+        try:
+            labels = calibrate.read_labelled(identities)
+            excluded = calibrate.read_exclusions(exclude) if exclude else {}
+        except (OSError, ValueError) as exc:
+            fail(f"{exclude if exclude and not isinstance(exc, ValueError) else identities}: {exc}")
+        unknown = set(excluded) - {p.file for p in labels}
+        if unknown:
+            fail(f"{exclude} names photos that are not in {identities.name}: {', '.join(sorted(unknown)[:5])}")
+        labels = [p for p in labels if p.file not in excluded]
+        with _progress() as bar:
+            task = bar.add_task("embedding", total=len(labels))
+            data = calibrate.embed_labelled(engine, folder, labels, settings.face_max_pixels, EmbeddingCache(engine.pack), lambda: bar.advance(task))
+        provenance = {
+            "data": str(folder),
+            "identities": identities.name,
+            "photos": len(labels),
+            "faces_found": len(data.photos),
+            "excluded": excluded,
+            "computed_at": utcnow().isoformat(),
+            "command": f"idsvc faces calibrate {folder} --identities {identities} --target-fpir {target:g} --repeats {repeats}"
+            + (f" --exclude {exclude}" if exclude else ""),
+        }
+        try:
+            result = calibrate.build_calibration(data, engine.pack, provenance, target_fpir=target, repeats=repeats)
+        except ValueError as exc:
+            fail(f"cannot calibrate on these photos: {exc}")
+        path = output or settings.models_dir / engine.pack / CALIBRATION_FILE
+        result.dump(path)
+        print_json({
+            "written": str(path),
+            "fpir_factor": result.fpir_factor,
+            "groups": {name: {k: v for k, v in g.summary.items()} for name, g in result.groups.items()},
+            "failures": data.failures[:20],
+        })
 
     @faces.command("consent")
     def faces_consent(

@@ -60,6 +60,7 @@ class QualityPolicy:
     min_sharpness: float = 50.0
     max_landmark_error: float = 0.08  # mean landmark misfit after alignment, as a fraction of the 112 px crop
     liveness_threshold: float = 0.5
+    subject_margin: float = 1.3  # a crowded frame's subject: this many times the next face's side, and the most central
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Extraction:
 
     faces_found: int
     face: Face | None = None
+    other_faces: int = 0  # usable faces besides the subject (a queue behind them): verified anyway, reported
     embedding: np.ndarray | None = None
     sharpness: float | None = None
     landmark_error: float | None = None
@@ -86,6 +88,7 @@ class Extraction:
     def quality(self) -> dict[str, float | int | None]:
         return {
             "faces_found": self.faces_found,
+            "other_faces": self.other_faces,
             "face_px": round(self.face.size, 1) if self.face else None,
             "detector_score": round(self.face.score, 4) if self.face else None,
             "sharpness": None if self.sharpness is None else round(self.sharpness, 1),
@@ -258,9 +261,64 @@ class ArcFaceRecognizer:
         self._mean, self._std = mean, std
         self.dim = int(self._session.get_outputs()[0].shape[-1])
 
-    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+    def raw(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """The model's output, not normalised (its length carries some quality information)."""
         blob = (aligned_bgr[:, :, ::-1].astype(np.float32) - self._mean) / self._std
-        vector = self._session.run(None, {self._input_name: blob.transpose(2, 0, 1)[None]})[0][0]
+        return self._session.run(None, {self._input_name: np.ascontiguousarray(blob.transpose(2, 0, 1)[None])})[0][0]
+
+    def embed(self, aligned_bgr: np.ndarray, *, mirror: bool = False) -> np.ndarray:
+        """L2-normalised embedding; with mirror, of the sum of the face's and its mirror image's outputs."""
+        vector = self.raw(aligned_bgr)
+        if mirror:
+            vector = vector + self.raw(aligned_bgr[:, ::-1])
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class TfliteRecognizer:
+    """MobileFaceNet as published in TensorFlow Lite (192-d; the model takes a pair of faces).
+
+    ai-edge-litert's interpreter is not thread-safe: one lock per model (an embedding takes ~5 ms).
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # only packs with such a model need it
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self._lock = threading.Lock()
+        self.dim = int(self._output["shape"][-1])
+
+    def raw(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        x = (aligned_bgr[:, :, ::-1].astype(np.float32) - 127.5) / 128.0
+        batch = np.repeat(x[None], self._input["shape"][0], axis=0)
+        with self._lock:
+            self._interpreter.set_tensor(self._input["index"], batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"])[0].astype(np.float32)
+
+    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        vector = self.raw(aligned_bgr)
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+class FusedRecognizer:
+    """Two recognizers as one: both unit embeddings side by side, scaled to unit length, so the
+    cosine of two templates is the mean of the two models' cosines (score fusion; benchmarks.md)."""
+
+    def __init__(self, first: ArcFaceRecognizer, second: TfliteRecognizer) -> None:
+        self._models = (first, second)
+        self.dim = first.dim + second.dim
+
+    def raw(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        parts = [m.raw(aligned_bgr) for m in self._models]
+        return (np.concatenate([v / np.linalg.norm(v) for v in parts]) / np.sqrt(len(parts))).astype(np.float32)
+
+    def embed(self, aligned_bgr: np.ndarray, *, mirror: bool = False) -> np.ndarray:
+        vector = self.raw(aligned_bgr)
+        if mirror:
+            vector = vector + self.raw(aligned_bgr[:, ::-1])
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
@@ -296,7 +354,9 @@ class FaceEngine:
         self.pack = pack.name
         if pack.kind == "faceplugin":
             self.detector: FacepluginDetector | ScrfdDetector = FacepluginDetector(pack.files["detector"], pack.files["landmarks"], threads)
-            self.recognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.0, std=128.0)
+            self.recognizer: ArcFaceRecognizer | FusedRecognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.0, std=128.0)
+            if "recognizer_aux" in pack.files:
+                self.recognizer = FusedRecognizer(self.recognizer, TfliteRecognizer(pack.files["recognizer_aux"], threads))
         elif pack.kind == "insightface":
             self.detector = ScrfdDetector(pack.files["detector"], threads)
             self.recognizer = ArcFaceRecognizer(pack.files["recognizer"], threads, mean=127.5, std=127.5)
@@ -318,11 +378,15 @@ class FaceEngine:
         if not faces:
             result.problems.append(Reason.NO_FACE)
             return result
-        # Small faces in the background (passers-by) do not make a photo ambiguous; a second usable one does.
+        # Small faces in the background (passers-by) do not make a photo ambiguous; a second usable one
+        # does, unless one face is clearly the subject (the person in front of the camera).
         usable = [f for f in faces if f.size >= policy.min_face_px]
         if len(usable) > 1:
-            result.problems.append(Reason.MULTIPLE_FACES)
-            return result
+            subject = select_subject(usable, image.shape[1], image.shape[0], policy.subject_margin)
+            if subject is None:
+                result.problems.append(Reason.MULTIPLE_FACES)
+                return result
+            usable, result.other_faces = [subject], len(usable) - 1
         face = usable[0] if usable else faces[0]
         result.face = face
         if not usable:
@@ -339,6 +403,24 @@ class FaceEngine:
                 result.problems.append(Reason.SPOOF_SUSPECTED)
         result.embedding = self.recognizer.embed(aligned)
         return result
+
+
+def select_subject(faces: list[Face], width: int, height: int, margin: float) -> Face | None:
+    """The face that is clearly the subject of a crowded frame, or None when that is ambiguous: the
+    largest face, at least `margin` times the side of the next largest, and no farther from the frame's
+    centre than any other face (a big face at the edge is a passer-by leaning in, not the subject)."""
+    ranked = sorted(faces, key=lambda f: f.size, reverse=True)
+    largest, runner_up = ranked[0], ranked[1]
+    if largest.size < margin * runner_up.size:
+        return None
+    centre = np.array([width / 2, height / 2], dtype=np.float32)
+
+    def off_centre(face: Face) -> float:
+        return float(np.linalg.norm((face.box[:2] + face.box[2:]) / 2 - centre))
+
+    if any(off_centre(other) < off_centre(largest) for other in ranked[1:]):
+        return None
+    return largest
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -62,11 +62,34 @@ class Gallery:
 
     def best(self, probe: np.ndarray) -> tuple[int, float] | None:
         """The most similar enrolled person and the cosine; None for an empty gallery."""
-        if not len(self):
-            return None
-        scores = self.matrix @ probe
-        i = int(np.argmax(scores))
-        return int(self.person_ids[i]), float(scores[i])
+        return search_gallery(self, probe, None).best_site
+
+    def search(self, probe: np.ndarray, candidates: frozenset[int] | None) -> Search:
+        return search_gallery(self, probe, candidates)
+
+
+@dataclass(frozen=True)
+class Search:
+    best_candidate: tuple[int, float] | None  # among the people who may pass the door
+    best_site: tuple[int, float] | None  # over the whole site
+    candidates: int  # templates compared as candidates (N)
+
+
+def _best(person_ids: np.ndarray, scores: np.ndarray) -> tuple[int, float] | None:
+    if not len(scores):
+        return None
+    i = int(np.argmax(scores))
+    return int(person_ids[i]), float(scores[i])
+
+
+def search_gallery(gallery: Gallery, probe: np.ndarray, candidates: frozenset[int] | None) -> Search:
+    """One matrix-vector product over the site; the best among `candidates` (None = everyone) and overall."""
+    scores = gallery.matrix @ probe if len(gallery) else np.zeros(0, dtype=np.float32)
+    best_site = _best(gallery.person_ids, scores)
+    if candidates is None:
+        return Search(best_site, best_site, len(gallery))
+    mask = np.isin(gallery.person_ids, np.fromiter(candidates, dtype=np.int64, count=len(candidates)))
+    return Search(_best(gallery.person_ids[mask], scores[mask]), best_site, int(mask.sum()))
 
 
 def build_gallery(token: str, person_ids: list[int], vectors: list[np.ndarray], dim: int) -> Gallery:

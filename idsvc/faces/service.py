@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,7 +31,6 @@ from idsvc.faces import filing
 from idsvc.faces.engine import (
     Extraction,
     FaceEngine,
-    QualityPolicy,
     Reason,
     cosine,
     get_engine,
@@ -40,12 +38,14 @@ from idsvc.faces.engine import (
 from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
 from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
+from idsvc.faces.openset import Calibration
 from idsvc.faces.packs import PackError
+from idsvc.faces.policy import SitePolicy, door_threshold, load_calibration
 from idsvc.registry import scope
 from idsvc.registry.grants import last_grant_ended
 from idsvc.registry.index import DoorContext
-from idsvc.registry.models import Grant, Person, Site
-from idsvc.registry.site_settings import SiteFaceSettings, retention_periods
+from idsvc.registry.models import FaceMode, Grant, Person, Site
+from idsvc.registry.site_settings import retention_periods
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,28 @@ MAX_ENROL_IMAGES = 5
 UNKNOWN_FACE = "unknown_face"
 FACE_MISMATCH = "face_mismatch"
 NO_TEMPLATE = "no_face_template"
+# Door policy (face_mode) refusals, decided before any image is looked at.
+FACE_NOT_ENABLED = "face_not_enabled"  # face_mode off
+PASS_REQUIRED = "pass_required"  # face_and_pass without the pass holder (person_id)
+CODE_REQUIRED = "code_required"  # face_and_code without a code
+CODE_UNKNOWN = "code_unknown"  # the code names no unit at this door
+# The face is a person of the site who is not among the candidates: not allowed here now, or (at a
+# face_and_code door) not of the unit keyed. Always a denial: the threshold was chosen for the
+# candidates only, so a match outside them must never open the door.
+NOT_A_CANDIDATE = "not_a_candidate"
+# Warnings (never deny on their own).
+OTHER_FACES = "other_faces_ignored"  # a crowded frame: the subject was verified, the others ignored
+OVER_CAPACITY = "face_only_over_capacity"  # more people may pass this face_only door than the pack supports at the site's targets
+LIVENESS_UNAVAILABLE = "liveness_unavailable"
+
+# Every reason and warning a face decision can carry besides the registry's (registry.access.Reason).
+# docs/device-api.md documents each one; tests/faces/test_face_docs.py keeps the two in step.
+DECISION_REASONS = (
+    FACE_NOT_ENABLED, PASS_REQUIRED, CODE_REQUIRED, CODE_UNKNOWN,
+    Reason.NO_FACE, Reason.MULTIPLE_FACES, Reason.FACE_TOO_SMALL, Reason.LOW_QUALITY, Reason.SPOOF_SUSPECTED,
+    UNKNOWN_FACE, FACE_MISMATCH, NO_TEMPLATE, NOT_A_CANDIDATE,
+)  # fmt: skip
+DECISION_WARNINGS = (Reason.SPOOF_SUSPECTED, LIVENESS_UNAVAILABLE, OTHER_FACES, OVER_CAPACITY)
 
 
 class FaceEngineUnavailable(ApiError):
@@ -65,42 +87,6 @@ def engine_for(settings: Settings) -> FaceEngine:
         return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
     except PackError as exc:
         raise FaceEngineUnavailable(str(exc)) from exc
-
-
-def site_face_settings(site_settings: dict[str, Any] | None) -> SiteFaceSettings:
-    """Parse a site's face overrides; raises pydantic.ValidationError (for the site update path to report)."""
-    return SiteFaceSettings.model_validate((site_settings or {}).get("faces") or {})
-
-
-@dataclass(frozen=True)
-class SitePolicy:
-    """The service settings with the site's own overrides (SiteFaceSettings)."""
-
-    threshold: float
-    liveness_mode: str  # off | advisory | enforce
-    quality: QualityPolicy
-
-    @classmethod
-    def of(cls, settings: Settings, site: Site) -> SitePolicy:
-        try:
-            overrides = site_face_settings(site.settings)
-        except ValidationError as exc:
-            # A bad override must not break the doors: fall back to the service settings, loudly.
-            log.error("site %s has invalid face settings, using the defaults: %s", site.id, exc.errors()[0]["msg"])
-            overrides = SiteFaceSettings()
-
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
-
-        return cls(
-            threshold=pick(overrides.threshold, settings.face_threshold),
-            liveness_mode=pick(overrides.liveness_mode, settings.face_liveness_mode),
-            quality=QualityPolicy(
-                min_face_px=settings.face_min_size_px,
-                min_sharpness=settings.face_min_sharpness,
-                liveness_threshold=pick(overrides.liveness_threshold, settings.face_liveness_threshold),
-            ),
-        )
 
 
 # --- who may do what -------------------------------------------------------------------------------
@@ -233,7 +219,7 @@ def enrol(ctx: DoorContext, session: Session, principal: Principal, person_id: i
             exc.details = {"image": index, **(exc.details or {})}
             raise
     vectors = np.stack([e.embedding for e in extractions])  # type: ignore[misc]
-    if len(vectors) > 1 and float((vectors @ vectors.T).min()) < policy.threshold:
+    if len(vectors) > 1 and float((vectors @ vectors.T).min()) < door_threshold(ctx.settings, policy, 1).threshold:
         # Photos of two different people under one name would make a template that matches neither well.
         raise InvalidInput("The photos do not show the same person.", code="images_disagree")
     mean = vectors.mean(axis=0)
@@ -372,6 +358,8 @@ class FaceMatch:
     reasons: list[str]
     warnings: list[str]
     quality: dict[str, Any]
+    candidates: int = 0  # N: the templates the face was compared with
+    policy: SitePolicy | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -380,15 +368,20 @@ class FaceDecision:
     reasons: list[str]
     person_id: int | None
     score: float | None
-    threshold: float
+    threshold: float | None
     warnings: list[str]
     quality: dict[str, Any]
+    face_mode: str
+    candidates: int = 0
     grant_id: int | None = None
     decision_id: str = field(default_factory=ids.decision_id)
 
 
-def match_face(ctx: DoorContext, site_id: int, image: bytes, person_id: int | None = None) -> FaceMatch:
-    """Identify a frame's face within a site: 1:N, or 1:1 against person_id. No authorisation, no audit.
+def match_face(
+    ctx: DoorContext, site_id: int, image: bytes, person_id: int | None = None, candidates: frozenset[int] | None = None
+) -> FaceMatch:
+    """Identify a frame's face within a site: 1:1 against person_id, else 1:N among `candidates` (the
+    people who may pass the door; None = everyone of the site). No authorisation, no audit.
 
     For verify paths that combine the face with other evidence ("person and pass as one": the pass
     path passes its holder as person_id, then authorises and audits one decision itself).
@@ -403,22 +396,32 @@ def match_face(ctx: DoorContext, site_id: int, image: bytes, person_id: int | No
     # Inference (~40 ms) runs outside any transaction, so it holds no database connection meanwhile.
     extraction = engine.extract(picture, policy.quality, check_liveness=policy.liveness_mode != "off")
     with ctx.db.session() as session:
-        return _identify(ctx, session, engine.pack, policy, site_id, extraction, person_id)
+        return _identify(ctx, session, engine.pack, policy, site_id, extraction, person_id, candidates)
 
 
 def _identify(
-    ctx: DoorContext, session: Session, pack: str, policy: SitePolicy, site_id: int, extraction: Extraction, claimed_person_id: int | None
+    ctx: DoorContext,
+    session: Session,
+    pack: str,
+    policy: SitePolicy,
+    site_id: int,
+    extraction: Extraction,
+    claimed_person_id: int | None,
+    candidates: frozenset[int] | None,
 ) -> FaceMatch:
-    match = FaceMatch(None, None, policy.threshold, extraction.blocking_problems, [], extraction.quality())
+    match = FaceMatch(None, None, door_threshold(ctx.settings, policy, 1).threshold, extraction.blocking_problems, [], extraction.quality(), policy=policy)
+    if extraction.other_faces:
+        match.warnings.append(OTHER_FACES)
     if extraction.spoof_suspected:
         # Advisory by default: the liveness model is not validated on real attacks (docs/models.md).
         (match.reasons if policy.liveness_mode == "enforce" else match.warnings).append(Reason.SPOOF_SUSPECTED)
     elif policy.liveness_mode == "enforce" and extraction.embedding is not None and extraction.liveness is None:
-        match.warnings.append("liveness_unavailable")  # enforce asked for, but this pack has no liveness model
+        match.warnings.append(LIVENESS_UNAVAILABLE)  # enforce asked for, but this pack has no liveness model
     if extraction.embedding is None or match.reasons:
         return match
 
     if claimed_person_id is not None:
+        match.candidates = 1
         template = session.scalar(
             select(FaceTemplate).where(FaceTemplate.person_id == claimed_person_id, FaceTemplate.site_id == site_id, FaceTemplate.pack == pack)
         )
@@ -426,44 +429,83 @@ def _identify(
             match.reasons.append(NO_TEMPLATE)
             return match
         match.score = round(cosine(open_embedding(ctx.sealer, template), extraction.embedding), 4)
-        if match.score < policy.threshold:
+        if match.score < match.threshold:
             match.reasons.append(FACE_MISMATCH)
             return match
         match.person_id = claimed_person_id
         return match
 
     gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, site_id, pack, len(extraction.embedding))
-    best = gallery.best(extraction.embedding)
-    match.score = None if best is None else round(best[1], 4)
-    if best is None or best[1] < policy.threshold:
+    search = gallery.search(extraction.embedding, candidates)
+    # The threshold follows N, the templates this face could be: each one is a chance for a stranger.
+    match.candidates = search.candidates
+    match.threshold = door_threshold(ctx.settings, policy, search.candidates).threshold
+    if search.best_site is not None and search.best_site[1] >= match.threshold and search.best_site != search.best_candidate:
+        # The best match over the whole site is not among the people who may pass here: a face that
+        # looks more like an ungranted resident than like any granted one is that resident, and is
+        # refused, not passed as the runner-up.
+        match.person_id, score = search.best_site
+        match.score = round(score, 4)
+        match.reasons.append(NOT_A_CANDIDATE)
+        return match
+    if search.best_candidate is None or search.best_candidate[1] < match.threshold:
+        match.score = None if search.best_candidate is None else round(search.best_candidate[1], 4)
         match.reasons.append(UNKNOWN_FACE)
         return match
-    # The best match over the whole site, not over the people granted here: a face that looks more
-    # like an ungranted resident than like any granted one is that resident, and is refused.
-    match.person_id = best[0]
+    match.person_id, score = search.best_candidate
+    match.score = round(score, 4)
     return match
 
 
 def verify_at_door(
-    ctx: DoorContext, principal: Principal, door_id: int, image: bytes, *, person_id: int | None = None, at: datetime | None = None
+    ctx: DoorContext,
+    principal: Principal,
+    door_id: int,
+    image: bytes,
+    *,
+    person_id: int | None = None,
+    code: str | None = None,
+    at: datetime | None = None,
 ) -> FaceDecision:
-    """A lock's face decision: identify (1:N, or 1:1 against person_id), authorise, audit."""
+    """A lock's face decision under the door's face_mode: identify, authorise, audit."""
     principal.require_role(Role.device)
     if door_id not in principal.door_ids:
         raise Forbidden("This device does not serve that door.", code="door_not_assigned")
     door = ctx.access.door(door_id)
     if door is None:
         raise scope.not_visible("door", door_id)
-    match = match_face(ctx, door.site_id, image, person_id)
     at = at or utcnow()
-    decision = FaceDecision(False, match.reasons, match.person_id, match.score, match.threshold, match.warnings, match.quality)
-    if match.person_id is not None:
-        # As for passes: count a use (limited grants only) only when the face itself is fine.
-        check = ctx.access.check if decision.reasons else ctx.access.authorise
-        access = check(door.id, at, person_id=match.person_id)
-        decision.grant_id = access.grant_id
-        decision.reasons.extend(access.reasons)
-        decision.allow = access.allowed and not decision.reasons
+    mode = door.face_mode
+    decision = FaceDecision(False, [], None, None, None, [], {}, mode.value)
+    candidates: frozenset[int] | None = None
+    if mode is FaceMode.off:
+        decision.reasons.append(FACE_NOT_ENABLED)
+    elif person_id is None and mode is FaceMode.face_and_pass:
+        decision.reasons.append(PASS_REQUIRED)
+    elif person_id is None and mode is FaceMode.face_and_code:
+        unit_id = ctx.access.unit_for_code(door.id, code) if code else None
+        if not code:
+            decision.reasons.append(CODE_REQUIRED)
+        elif unit_id is None:
+            decision.reasons.append(CODE_UNKNOWN)
+        else:
+            candidates = ctx.access.people_allowed(door.id, at, unit_id=unit_id)
+    elif person_id is None:
+        candidates = ctx.access.people_allowed(door.id, at)
+
+    if not decision.reasons:
+        match = match_face(ctx, door.site_id, image, person_id, candidates)
+        decision.reasons, decision.person_id, decision.score = match.reasons, match.person_id, match.score
+        decision.threshold, decision.warnings, decision.quality, decision.candidates = match.threshold, match.warnings, match.quality, match.candidates
+        if mode is FaceMode.face_only and person_id is None and match.policy is not None:
+            _warn_over_capacity(ctx, match.policy, decision)
+        if match.person_id is not None:
+            # As for passes: count a use (limited grants only) only when the face itself is fine.
+            check = ctx.access.check if decision.reasons else ctx.access.authorise
+            access = check(door.id, at, person_id=match.person_id)
+            decision.grant_id = access.grant_id
+            decision.reasons.extend(access.reasons)
+            decision.allow = access.allowed and not decision.reasons
     decision.reasons = sorted(set(decision.reasons))
     decision_log.record(
         ctx.db,
@@ -479,11 +521,14 @@ def verify_at_door(
             data={
                 "decision_id": decision.decision_id,
                 "method": "face" if person_id is None else "face_1to1",
+                "face_mode": decision.face_mode,
                 "allow": decision.allow,
                 "reasons": decision.reasons,
                 "warnings": decision.warnings,
                 "score": decision.score,
                 "threshold": decision.threshold,
+                "candidates": decision.candidates,
+                "code_given": code is not None,
                 "pack": ctx.settings.face_pack,
                 "grant_id": decision.grant_id,
                 "quality": decision.quality,
@@ -491,3 +536,11 @@ def verify_at_door(
         ),
     )
     return decision
+
+
+def _warn_over_capacity(ctx: DoorContext, policy: SitePolicy, decision: FaceDecision) -> None:
+    """face_only was safe when configured; tenants added since may have outgrown it. Strangers stay
+    at the target (the threshold follows N), but fewer tenants get in: say so in every decision."""
+    calibration: Calibration | None = load_calibration(ctx.settings)
+    if calibration is None or decision.candidates > calibration.max_gallery(policy.target_fpir, policy.min_tpir):
+        decision.warnings.append(OVER_CAPACITY)

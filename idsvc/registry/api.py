@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
-from idsvc.auth.deps import Caller, Ctx
+from idsvc.auth.deps import AuthContext, Caller, Ctx, get_context
 from idsvc.core.db import utcnow
 from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import Phone, Reason, RowId
@@ -17,6 +17,16 @@ from idsvc.registry.models import Status
 router = APIRouter(prefix="/v1", tags=["registry"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
 SiteQuery = Query(description="The site to list; default: the key's own site (every site for a district admin).")
+
+
+class DoorConfigContext(AuthContext, Protocol):
+    """Configuring a door's face_mode needs the faces domain's check, which the app wiring provides."""
+
+    @property
+    def face_only_check(self) -> doors.FaceOnlyCheck: ...
+
+
+DoorCtx = Annotated[DoorConfigContext, Depends(get_context)]
 
 
 # --- sites and buildings -------------------------------------------------------------------------
@@ -132,9 +142,9 @@ def end_tenancy(
 
 # --- doors, door groups, devices -----------------------------------------------------------------
 @router.post("/doors", **CREATED)
-def create_door(body: schemas.DoorIn, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def create_door(body: schemas.DoorIn, ctx: DoorCtx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
-        return schemas.DoorOut.model_validate(doors.create_door(s, caller, body))
+        return schemas.DoorOut.model_validate(doors.create_door(s, caller, body, face_only_check=ctx.face_only_check))
 
 
 @router.get("/doors")
@@ -150,9 +160,9 @@ def get_door(door_id: RowId, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
 
 
 @router.patch("/doors/{door_id}")
-def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: Ctx, caller: Caller) -> schemas.DoorOut:
+def update_door(door_id: RowId, body: schemas.DoorPatch, ctx: DoorCtx, caller: Caller) -> schemas.DoorOut:
     with ctx.db.session() as s:
-        return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body))
+        return schemas.DoorOut.model_validate(doors.update_door(s, caller, door_id, body, face_only_check=ctx.face_only_check))
 
 
 @router.post("/door-groups", **CREATED)

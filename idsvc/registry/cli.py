@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.core.cli import ROW_ID, parse, run
+from idsvc.core.cli import ROW_ID, cli_context, parse, print_json, run
 from idsvc.core.db import utcnow
 from idsvc.registry import access, doors, grants, people, schemas, sites, units
-from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, UnitKind
+from idsvc.registry.models import DeviceKind, DoorKind, FaceMode, PersonKind, UnitKind
 
 UNTIL_HELP = "End of validity, ISO 8601 with a zone, e.g. 2026-12-01T00:00:00+08:00"
 
@@ -63,6 +63,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         body = parse(schemas.DoorIn, site_id=site_id, code=code, name=name, kind=kind, building_id=building_id, unit_id=unit_id)
         run(lambda s: schemas.DoorOut.model_validate(doors.create_door(s, OPERATOR, body)))
+
+    @door.command("face-mode")
+    def door_face_mode(door_id: int = typer.Argument(..., **ROW_ID), mode: FaceMode = typer.Argument(...)) -> None:
+        """Set how a door uses faces (docs/faces.md). face_only is refused where the face pack cannot
+        keep the site's targets for the people who may pass the door."""
+        body = parse(schemas.DoorPatch, face_mode=mode)
+        with cli_context() as ctx, ctx.db.session() as s:
+            # The app wiring's context carries the faces domain's check; without it face_only is refused.
+            check = getattr(ctx, "face_only_check", None)
+            print_json(schemas.DoorOut.model_validate(doors.update_door(s, OPERATOR, door_id, body, face_only_check=check)).model_dump(mode="json"))
 
     @door.command("group")
     def door_group_create(name: str, site_id: int = typer.Option(..., "--site", **ROW_ID), door_ids: list[int] = typer.Option([], "--door", **ROW_ID)) -> None:

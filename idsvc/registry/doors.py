@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -12,8 +12,21 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict, InvalidInput, NotFound
 from idsvc.registry import events, schemas
-from idsvc.registry.models import Building, Device, Door, DoorGroup, DoorKind, Unit
+from idsvc.registry.models import Building, Device, Door, DoorGroup, DoorKind, FaceMode, Unit
 from idsvc.registry.scope import admin_listing, in_site, load, not_visible
+
+# Raises Conflict when face_only is not safe at the door (the faces domain knows the model pack's
+# calibration; the registry does not, so the caller hands the check in). None = refuse face_only.
+FaceOnlyCheck = Callable[[Session, Door], None]
+
+
+def _check_face_mode(session: Session, door: Door, face_only_check: FaceOnlyCheck | None) -> None:
+    if door.face_mode is not FaceMode.face_only:
+        return
+    if face_only_check is None:
+        raise Conflict("face_only cannot be checked here (no face engine); configure it through the service API.", code="face_only_unsafe")
+    session.flush()  # the check counts the people of the door's groups, including a door just created
+    face_only_check(session, door)
 
 
 def _doors_of_site(session: Session, site_id: int, door_ids: Sequence[int]) -> list[Door]:
@@ -37,7 +50,7 @@ def _admin_load(session: Session, principal: Principal, model: type[SiteRow], ro
     return row
 
 
-def create_door(session: Session, principal: Principal, body: schemas.DoorIn) -> Door:
+def create_door(session: Session, principal: Principal, body: schemas.DoorIn, *, face_only_check: FaceOnlyCheck | None = None) -> Door:
     principal.require_site_admin(body.site_id)
     building_id = body.building_id
     unit = None
@@ -54,7 +67,9 @@ def create_door(session: Session, principal: Principal, body: schemas.DoorIn) ->
             raise NotFound(f"Building {building_id} does not exist in this site.", code="building_not_found")
     if session.scalar(select(Door.id).where(Door.site_id == body.site_id, Door.code == body.code)) is not None:
         raise Conflict(f"Door code '{body.code}' is taken in this site.", code="duplicate_code")
-    door = Door(site_id=body.site_id, building_id=building_id, unit_id=body.unit_id, code=body.code, name=body.name, kind=body.kind)
+    door = Door(
+        site_id=body.site_id, building_id=building_id, unit_id=body.unit_id, code=body.code, name=body.name, kind=body.kind, face_mode=body.face_mode
+    )
     session.add(door)
     session.flush()
     # A unit's door joins the unit's group; a building entrance joins every unit group of the building.
@@ -68,6 +83,7 @@ def create_door(session: Session, principal: Principal, body: schemas.DoorIn) ->
         groups = []
     for group in groups:
         group.doors.append(door)
+    _check_face_mode(session, door, face_only_check)
     events.record(
         session, principal, "door.created", entity_type="door", entity_id=door.id, site_id=door.site_id,
         unit_id=door.unit_id, door_id=door.id, data={**body.model_dump(mode="json"), "door_group_ids": [g.id for g in groups]},
@@ -84,9 +100,13 @@ def get_door(session: Session, principal: Principal, door_id: int) -> Door:
     return _admin_load(session, principal, Door, door_id, "door")
 
 
-def update_door(session: Session, principal: Principal, door_id: int, body: schemas.DoorPatch) -> Door:
+def update_door(
+    session: Session, principal: Principal, door_id: int, body: schemas.DoorPatch, *, face_only_check: FaceOnlyCheck | None = None
+) -> Door:
     door = get_door(session, principal, door_id)
     changed = events.changes(door, body.model_dump(exclude_unset=True, exclude_none=True))
+    if "face_mode" in changed:
+        _check_face_mode(session, door, face_only_check)
     if changed:
         events.record(session, principal, "door.updated", entity_type="door", entity_id=door.id, site_id=door.site_id, unit_id=door.unit_id, door_id=door.id, data=changed)
     return door

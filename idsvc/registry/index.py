@@ -37,10 +37,12 @@ from idsvc.registry.access import (
 )
 from idsvc.registry.models import (
     Door,
+    FaceMode,
     Grant,
     Person,
     Site,
     Status,
+    Unit,
     Vehicle,
     door_group_doors,
 )
@@ -50,6 +52,7 @@ from idsvc.registry.models import (
 class GrantCopy:
     id: int
     door_group_id: int
+    unit_id: int | None
     status: Status
     valid_from: datetime
     valid_until: datetime
@@ -65,6 +68,8 @@ class DoorCopy:
     unit_id: int | None
     status: Status
     group_ids: frozenset[int]
+    building_id: int | None = None
+    face_mode: FaceMode = FaceMode.face_and_pass
 
 
 @dataclass
@@ -75,6 +80,10 @@ class SiteCopy:
     vehicles: dict[int, tuple[Status, int | None]] = field(default_factory=dict)  # status, owner person
     plates: dict[str, int] = field(default_factory=dict)
     grants: dict[tuple[str, int], list[GrantCopy]] = field(default_factory=dict)  # ("p"|"v", id) -> grants
+    unit_labels: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # label -> [(building, unit)]
+    # (door, minute[, unit]) -> people who may pass then: the candidates of a face search, per minute
+    # (schedules are in whole minutes; the exact check still runs on the identified person).
+    allowed: dict[tuple[int, int, int | None], frozenset[int]] = field(default_factory=dict)
 
 
 def load_site(session: Session, site_id: int) -> SiteCopy | None:
@@ -87,8 +96,12 @@ def load_site(session: Session, site_id: int) -> SiteCopy | None:
         select(door_group_doors.c.door_id, door_group_doors.c.door_group_id).join(Door, Door.id == door_group_doors.c.door_id).where(Door.site_id == site_id)
     ):
         groups.setdefault(door_id, set()).add(group_id)
-    for door_id, unit_id, status in session.execute(select(Door.id, Door.unit_id, Door.status).where(Door.site_id == site_id)):
-        copy.doors[door_id] = DoorCopy(door_id, site_id, unit_id, status, frozenset(groups.get(door_id, ())))
+    for door_id, unit_id, status, building_id, face_mode in session.execute(
+        select(Door.id, Door.unit_id, Door.status, Door.building_id, Door.face_mode).where(Door.site_id == site_id)
+    ):
+        copy.doors[door_id] = DoorCopy(door_id, site_id, unit_id, status, frozenset(groups.get(door_id, ())), building_id, face_mode)
+    for unit_id, building_id, label in session.execute(select(Unit.id, Unit.building_id, Unit.label).where(Unit.site_id == site_id)):
+        copy.unit_labels.setdefault(label.casefold(), []).append((building_id, unit_id))
     copy.people = {person_id: status for person_id, status in session.execute(select(Person.id, Person.status).where(Person.site_id == site_id))}
     for vehicle_id, plate, status, owner in session.execute(
         select(Vehicle.id, Vehicle.plate, Vehicle.status, Vehicle.owner_person_id).where(Vehicle.site_id == site_id)
@@ -97,13 +110,13 @@ def load_site(session: Session, site_id: int) -> SiteCopy | None:
         copy.plates[plate] = vehicle_id
     for row in session.execute(
         select(
-            Grant.id, Grant.person_id, Grant.vehicle_id, Grant.door_group_id, Grant.status, Grant.valid_from, Grant.valid_until,
-            Grant.schedule, Grant.max_uses, Grant.uses,
+            Grant.id, Grant.person_id, Grant.vehicle_id, Grant.door_group_id, Grant.unit_id, Grant.status, Grant.valid_from,
+            Grant.valid_until, Grant.schedule, Grant.max_uses, Grant.uses,
         ).where(Grant.site_id == site_id).order_by(Grant.id)
     ):
         key = ("p", row.person_id) if row.person_id is not None else ("v", row.vehicle_id)
         copy.grants.setdefault(key, []).append(
-            GrantCopy(row.id, row.door_group_id, row.status, row.valid_from, row.valid_until, row.schedule, row.max_uses, row.uses)
+            GrantCopy(row.id, row.door_group_id, row.unit_id, row.status, row.valid_from, row.valid_until, row.schedule, row.max_uses, row.uses)
         )
     return copy
 
@@ -231,6 +244,45 @@ class AccessIndex:
                 if not consume_use(session, result.grant_id):
                     return AccessResult.deny(Reason.USES_EXHAUSTED)
         return result
+
+    def people_allowed(self, door_id: int, at: datetime, *, unit_id: int | None = None) -> frozenset[int]:
+        """Everyone who may pass the door at `at` (active, with a usable grant), optionally only those
+        whose grant comes from one unit: the people a face at this door can be."""
+        minute = int(at.timestamp() // 60)
+        with self._reading() as session:
+            door = self._door(session, door_id)
+            site = self._site(session, door.site_id) if door is not None else None
+        if door is None or site is None:
+            return frozenset()
+        key = (door_id, minute, unit_id)
+        found = site.allowed.get(key)
+        if found is None:
+            at_minute = datetime.fromtimestamp(minute * 60, tz=at.tzinfo)
+            people = set()
+            for (kind, subject), grants in site.grants.items():
+                if kind != "p":
+                    continue
+                here = [g for g in grants if g.door_group_id in door.group_ids and (unit_id is None or g.unit_id == unit_id)]
+                if here and evaluate(status_reasons(site.people.get(subject, Status.revoked)), here, at_minute, site.timezone).allowed:
+                    people.add(subject)
+            found = frozenset(people)
+            if len(site.allowed) > 10_000:
+                site.allowed.clear()  # old minutes: cheaper to drop than to track
+            site.allowed[key] = found
+        return found
+
+    def unit_for_code(self, door_id: int, code: str) -> int | None:
+        """The unit a short code (its label, e.g. "101") names at this door: in the door's building, or
+        in the whole site when the door belongs to none and the label is unique there."""
+        with self._reading() as session:
+            door = self._door(session, door_id)
+            site = self._site(session, door.site_id) if door is not None else None
+        if door is None or site is None:
+            return None
+        units = site.unit_labels.get(code.strip().casefold(), [])
+        if door.building_id is not None:
+            units = [u for u in units if u[0] == door.building_id]
+        return units[0][1] if len(units) == 1 else None
 
 
 class DoorContext(ServiceContext, Protocol):

@@ -50,6 +50,15 @@ class DeviceKind(str, enum.Enum):
     bridge = "bridge"
 
 
+class FaceMode(str, enum.Enum):
+    """How a door uses faces (docs/faces.md). A QR pass always opens a door as well: face is never the only way in."""
+
+    off = "off"
+    face_and_pass = "face_and_pass"  # 1:1 against the holder of the pass shown
+    face_and_code = "face_and_code"  # 1:N among the people of the unit whose short code was keyed
+    face_only = "face_only"  # 1:N among everyone who may pass the door now
+
+
 class Status(str, enum.Enum):
     active = "active"
     suspended = "suspended"
@@ -153,6 +162,7 @@ class Door(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[DoorKind] = mapped_column(_enum(DoorKind))
     status: Mapped[Status] = mapped_column(_enum(Status), default=Status.active)
+    face_mode: Mapped[FaceMode] = mapped_column(_enum(FaceMode), default=FaceMode.face_and_pass, server_default=FaceMode.face_and_pass.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

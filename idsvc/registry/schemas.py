@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
 from idsvc.registry import personal, site_settings
-from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, Person, PersonKind, Site, Status, Unit, UnitKind
+from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, FaceMode, Person, PersonKind, Site, Status, Unit, UnitKind
 from idsvc.registry.schedule import ScheduleWindow
 from idsvc.registry.scope import unit_door_group_id
 
@@ -97,11 +97,13 @@ class DoorIn(In):
     kind: DoorKind
     building_id: RowId | None = None
     unit_id: RowId | None = None
+    face_mode: FaceMode = FaceMode.face_and_pass
 
 
 class DoorPatch(In):
     name: Name | None = None
     status: Status | None = None
+    face_mode: FaceMode | None = None
 
 
 class DoorOut(Out):
@@ -113,6 +115,7 @@ class DoorOut(Out):
     name: str
     kind: DoorKind
     status: Status
+    face_mode: FaceMode
 
 
 class DoorGroupIn(In):

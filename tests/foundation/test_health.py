@@ -161,7 +161,7 @@ def test_run_script_serves_without_npm_and_names_the_command_that_installs_the_p
         assert ready.status_code == 200 and ready.json()["checks"]["face_engine"]["state"] == "down"
         demo = json.loads((repo / "var" / "demo-keys.json").read_text())
         lock = {"Authorization": f"Bearer {demo['keys']['lock']}"}
-        face = httpx.post(f"http://127.0.0.1:{port}/v1/device/face-verify", headers=lock, data={"door_id": demo["doors"]["flat"]},
+        face = httpx.post(f"http://127.0.0.1:{port}/v1/device/face-verify", headers=lock, data={"door_id": demo["doors"]["flat"], "person_id": demo["people"]["tenant"]},
                           files={"image": ("f.jpg", b"\xff\xd8\xff", "image/jpeg")}, timeout=10)
         assert face.status_code == 503 and face.json()["error"]["code"] == "face_engine_unavailable", face.text
     finally:
