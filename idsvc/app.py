@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.formparsers import MultiPartParser
 
 from idsvc import __version__
@@ -27,6 +29,7 @@ from idsvc.core.limits import BodySizeLimit
 from idsvc.core.metrics import RequestTimer
 from idsvc.core.times import use_rfc3339_in_plain_answers
 from idsvc.device_events.api import router as device_events_router
+from idsvc.faces import filing
 from idsvc.faces.api import router as faces_router
 from idsvc.faces.service import FaceEngineUnavailable, engine_for
 from idsvc.jobs import scheduler
@@ -36,6 +39,8 @@ from idsvc.privacy.api import router as privacy_router
 from idsvc.registry.api import router as registry_router
 from idsvc.revocation.api import router as revocation_router
 from idsvc.sync.api import router as sync_router
+
+log = logging.getLogger(__name__)
 
 # Uploaded photos must stay in memory (design/privacy.md), but Starlette spools uploads over 1 MB to
 # a temp file. 0 = never roll over to disk; BodySizeLimit already bounds what is held in memory.
@@ -128,8 +133,13 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response, responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
     def prometheus_metrics() -> Response:
-        """Decisions by method, result and reason, request latency, feed notices and streams, the face engine's state (docs/operations.md)."""
+        """Decisions by method, result and reason, request latency, feed notices and streams, the face engine's state, enrolled faces per site (docs/operations.md)."""
         metrics.FACE_ENGINE_UP.set(1 if _face_engine_loaded(context.settings) else 0)
+        try:
+            with context.db.session() as session:
+                metrics.set_enrolled_people(filing.enrolled_people(session))
+        except SQLAlchemyError:  # a database outage must not hide the other metrics (readyz reports it)
+            log.warning("metrics: enrolled faces not counted, the database did not answer", exc_info=True)
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The device endpoints first: routes are matched in order and locks ask the most often.

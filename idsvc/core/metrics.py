@@ -43,6 +43,17 @@ FEED_STREAMS = Gauge("idsvc_feed_streams", "Bridges' event streams open on this 
 FACE_ENGINE_UP = Gauge(
     "idsvc_face_engine_up", "1 when the face engine has its model pack loaded, 0 when face endpoints answer 503.", multiprocess_mode="mostrecent"
 )
+# Read from the database at scrape time (the same count for every worker): the 2025 face-recognition
+# measures require a filing at 100,000 people, so operators alert well before (docs/privacy.md).
+FACE_ENROLLED_PEOPLE = Gauge(
+    "idsvc_face_enrolled_people", "People with a face template, by site.", ["site"], multiprocess_mode="mostrecent"
+)
+
+
+def set_enrolled_people(by_site: dict[int, int]) -> None:
+    FACE_ENROLLED_PEOPLE.clear()  # a site whose last template went must not keep its old count
+    for site_id, count in by_site.items():
+        FACE_ENROLLED_PEOPLE.labels(str(site_id)).set(count)
 
 
 def count_decision(method: str, allow: bool, reasons: Iterable[str]) -> None:
