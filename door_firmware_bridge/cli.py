@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -14,9 +16,27 @@ import typer
 
 from door_firmware_bridge.config import BridgeConfig, ConfigError, load
 from door_firmware_bridge.sensors.cli import app as sensors_app
+from idsvc.core.cli_group import OperatorGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
+app = typer.Typer(cls=OperatorGroup, no_args_is_help=True, add_completion=False, help="Drive a site's locks and gates safely (docs/bridge.md).")
 app.add_typer(sensors_app, name="sensors")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from idsvc import __version__  # the bridge ships in the idsvc distribution, with its version
+
+        typer.echo(f"door-bridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """Drive a site's locks and gates safely (docs/bridge.md)."""
+
+
 CONFIG = typer.Option(Path("/etc/door-bridge/site.toml"), "--config", "-c", help="The site's TOML config.", envvar="DOOR_BRIDGE_CONFIG")
 
 
@@ -41,11 +61,14 @@ def check_config(
     if cfg.offline.enabled:
         try:
             kid = root_key(cfg.offline.root_public_key).kid.hex()
+            fingerprint = hashlib.sha256(base64.b64decode(cfg.offline.root_public_key)).hexdigest()
             cfg.offline.site_key()
         except Exception as exc:
             typer.echo(f"config error:\n{config}: offline: a key does not load ({exc})", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"offline: on, root key kid {kid}, staleness limit {cfg.offline.max_staleness_s} s, feed {cfg.offline.feed.value}")
+        # Compare with the sha256 `idsvc pass root-key` prints on the server, out of band (docs/device-api.md).
+        typer.echo(f"root key sha256 {fingerprint}")
     else:
         typer.echo("offline: off (every decision needs the service)")
     typer.echo(f"site {cfg.site}: service {cfg.service.url}, broker {cfg.broker.host}:{cfg.broker.port} as {cfg.client_id}")

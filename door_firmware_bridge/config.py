@@ -297,11 +297,19 @@ def to_toml(data: dict[str, Any], _prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def load(path: Path) -> BridgeConfig:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML; any way it cannot be read is a ConfigError naming the file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config is a TOML file (docs/bridge.md)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+
+
+def load(path: Path) -> BridgeConfig:
+    return parse(read_toml(path), str(path))

@@ -62,6 +62,12 @@ class HttpFeedSource:
     async def fetch(self, since: int | None) -> bytes:
         params = {"since": since} if since is not None else {}
         answer = await self._client.get(f"/v1/sync/sites/{self.site_id}/feed", params=params)
+        if answer.status_code == 409:  # feed_version_ahead: the service's database is older than our copy
+            raise FeedError(
+                "feed_version_ahead",
+                "the service's feed is older than this bridge's copy (its database was restored or replaced); "
+                "after checking that, reset this bridge's feed cache (docs/operations.md, After a restore)",
+            )
         answer.raise_for_status()
         return answer.content
 

@@ -37,6 +37,8 @@ def seed_demo(ctx: AppContext) -> dict[str, object]:
         units.add_tenant(s, OPERATOR, unit.id, schemas.TenancyIn(person_id=tenant.id, valid_from=now - timedelta(hours=1), valid_until=now + timedelta(days=180)))
         lock = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=site.id, code="lock-3-201", name="Smart lock 3-201", kind=DeviceKind.lock, door_ids=[flat_door.id]))
         terminal = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=site.id, code="gate-east", name="East gate terminal", kind=DeviceKind.gate_terminal, door_ids=[gate.id]))
+        # The building entrance is in every unit's door group, so the tenant's pass opens it too.
+        reader = doors.create_device(s, OPERATOR, schemas.DeviceIn(site_id=site.id, code="reader-b3-main", name="Building 3 entrance reader", kind=DeviceKind.qr_reader, door_ids=[entrance.id]))
         tokens = {
             "district_admin": keys.issue_key(s, OPERATOR, Role.district_admin, label="demo district admin").token,
             "site_admin": keys.issue_key(s, OPERATOR, Role.site_admin, site_id=site.id, label="demo site admin").token,
@@ -44,6 +46,7 @@ def seed_demo(ctx: AppContext) -> dict[str, object]:
             "tenant": keys.issue_key(s, OPERATOR, Role.tenant, person_id=tenant.id, label="demo tenant").token,
             "lock": keys.issue_key(s, OPERATOR, Role.device, device_id=lock.id, label="demo lock").token,
             "gate_terminal": keys.issue_key(s, OPERATOR, Role.device, device_id=terminal.id, label="demo gate").token,
+            "entrance_reader": keys.issue_key(s, OPERATOR, Role.device, device_id=reader.id, label="demo entrance reader").token,
         }
         return {
             "site_id": site.id,
@@ -53,7 +56,7 @@ def seed_demo(ctx: AppContext) -> dict[str, object]:
             "doors": {"building_entrance": entrance.id, "flat": flat_door.id, "east_gate": gate.id},
             "door_groups": {"park_gates": gates.id},
             "people": {"owner": owner.id, "tenant": tenant.id},
-            "devices": {"lock": lock.id, "gate_terminal": terminal.id},
+            "devices": {"lock": lock.id, "gate_terminal": terminal.id, "entrance_reader": reader.id},
             "keys": tokens,
         }
 

@@ -4,5 +4,11 @@
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 cd "$ROOT"
-idsvc models install
+# The face pack is optional: without it the face endpoints answer 503 face_engine_unavailable and
+# everything else (QR passes, the registry, the audit trail) works. So a failed install only warns.
+if ! idsvc models install; then
+  echo "warning: no face model pack (fetching it needs Node.js/npm): face endpoints will answer 503 face_engine_unavailable." >&2
+  echo "         Serving anyway. To add faces later: install Node.js/npm, run '.venv/bin/idsvc models install'" >&2
+  echo "         (or '.venv/bin/idsvc models install --from PACK.zip' from a copy), then restart." >&2
+fi
 exec idsvc serve --demo "$@"

@@ -20,13 +20,12 @@
 from __future__ import annotations
 
 import enum
-import tomllib
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, ValidationError, model_validator
 
-from door_firmware_bridge.config import BrokerConfig, ConfigError, JournalConfig, ServiceConfig, Strict, _where
+from door_firmware_bridge.config import BrokerConfig, ConfigError, JournalConfig, ServiceConfig, Strict, _where, read_toml
 
 # What a reading may say, in the service's words (idsvc.alarms.api.ReadingValues).
 BOOLEAN_KEYS = ("smoke", "gas", "carbon_monoxide", "water_leak", "tamper", "battery_low")
@@ -93,10 +92,4 @@ def parse(data: dict[str, object], origin: str = "config") -> SensorIngestConfig
 
 
 def load(path: Path) -> SensorIngestConfig:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    return parse(read_toml(path), str(path))

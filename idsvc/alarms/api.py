@@ -19,12 +19,13 @@ from idsvc.alarms.hj212.stations import CRC_POLICIES
 from idsvc.alarms.models import EmissionRecord, SensorFamily, SensorKind, Severity
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core.bus import Notice
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden, InvalidInput
+from idsvc.core.times import rfc3339
 from idsvc.core.validation import JsonObject, Name, Reason, RowId, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
 from idsvc.registry.site_settings import EmissionLimitOverride
-from idsvc.core.bus import Notice
 
 router = APIRouter(prefix="/v1", tags=["alarms"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
@@ -215,7 +216,7 @@ def list_emissions(
         if since:
             stmt = stmt.where(EmissionRecord.data_time >= since)
         rows = s.scalars(stmt.order_by(EmissionRecord.data_time.desc(), EmissionRecord.id.desc()).limit(limit)).all()
-        return {"records": [{"cn": r.cn, "data_time": r.data_time.isoformat(), "pollutant": r.pollutant, "values": r.values, "flag": r.flag} for r in rows]}
+        return {"records": [{"cn": r.cn, "data_time": rfc3339(r.data_time), "pollutant": r.pollutant, "values": r.values, "flag": r.flag} for r in rows]}
 
 
 # --- the device call ------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def sensor_heartbeat(ctx: Ctx, caller: Caller) -> dict[str, str]:
     with ctx.db.session() as s:
         if not sensors.heard_from(s, ctx.bus, caller, now):
             raise Forbidden("This device reports for no sensor; register sensors with it as their device_id.", code="not_a_sensor_ingest")
-    return {"at": now.isoformat()}
+    return {"at": rfc3339(now)}
 
 
 @router.post("/device/sensor-readings", tags=["device"])

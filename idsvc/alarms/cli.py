@@ -11,7 +11,7 @@ import typer
 from idsvc.alarms import sensors, service
 from idsvc.alarms.models import SensorFamily, SensorKind, Severity
 from idsvc.auth.principal import OPERATOR
-from idsvc.core.cli import cli_context, fail, print_json
+from idsvc.core.cli import ROW_ID, cli_context, fail, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
     @alarm.command("list")
     def alarm_list(
-        site_id: int = typer.Option(None, "--site"),
+        site_id: int = typer.Option(None, "--site", **ROW_ID),
         state: str = typer.Option("active", help="active, cleared or all"),
         severity: list[Severity] = typer.Option([], help="Only these severities (repeat)."),
         limit: int = typer.Option(100, min=1, max=1000),
@@ -35,13 +35,13 @@ def register(app: typer.Typer) -> None:
             print_json([service.to_dict(a) for a in rows])
 
     @alarm.command("ack")
-    def alarm_ack(alarm_id: int, note: str = typer.Option(None, help="What is being done about it.")) -> None:
+    def alarm_ack(alarm_id: int = typer.Argument(..., **ROW_ID), note: str = typer.Option(None, help="What is being done about it.")) -> None:
         """Acknowledge an alarm (someone is on it)."""
         with cli_context() as ctx, ctx.db.session() as s:
             print_json(service.to_dict(service.acknowledge(s, ctx.bus, OPERATOR, alarm_id, note)))
 
     @alarm.command("clear")
-    def alarm_clear(alarm_id: int, reason: str = typer.Option(..., help="Why it is over; recorded in the audit trail.")) -> None:
+    def alarm_clear(alarm_id: int = typer.Argument(..., **ROW_ID), reason: str = typer.Option(..., help="Why it is over; recorded in the audit trail.")) -> None:
         """Clear an alarm after checking on site."""
         with cli_context() as ctx, ctx.db.session() as s:
             print_json(service.to_dict(service.clear(s, ctx.bus, OPERATOR, alarm_id, reason)))
@@ -49,14 +49,14 @@ def register(app: typer.Typer) -> None:
     @sensor.command("add")
     def sensor_add(
         code: str = typer.Argument(..., help="Zigbee2MQTT friendly name, Tasmota topic, or the station's MN."),
-        site_id: int = typer.Option(..., "--site"),
-        building_id: int = typer.Option(..., "--building"),
+        site_id: int = typer.Option(..., "--site", **ROW_ID),
+        building_id: int = typer.Option(..., "--building", **ROW_ID),
         family: SensorFamily = typer.Option(...),
         kind: SensorKind = typer.Option(...),
         name: str = typer.Option(None, help="Shown to people; default the code."),
-        unit_id: int = typer.Option(None, "--unit"),
-        device_id: int = typer.Option(None, "--device", help="The sensor ingest device that reports for it (not for hj212)."),
-        silence_s: int = typer.Option(None, "--silence", min=10, help="Offline after this many silent seconds."),
+        unit_id: int = typer.Option(None, "--unit", **ROW_ID),
+        device_id: int = typer.Option(None, "--device", **ROW_ID, help="The sensor ingest device that reports for it (not for hj212)."),
+        silence_s: int = typer.Option(None, "--silence", min=10, max=7 * 86400, help="Offline after this many silent seconds."),
         password: str = typer.Option(None, "--password", envvar="IDSVC_STATION_PASSWORD", help="hj212: the station's PW (or the env variable)."),
         crc: str = typer.Option("strict", help="hj212: strict, modbus_too or off."),
     ) -> None:
@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
             print_json(sensors.to_dict(sensors.create(s, ctx.sealer, OPERATOR, new)))
 
     @sensor.command("list")
-    def sensor_list(site_id: int = typer.Option(None, "--site")) -> None:
+    def sensor_list(site_id: int = typer.Option(None, "--site", **ROW_ID)) -> None:
+        """List sensors and stations (of one site with --site), with their online state."""
         with cli_context() as ctx, ctx.db.session() as s:
             print_json([sensors.to_dict(x) for x in sensors.listed(s, OPERATOR, site_id)])

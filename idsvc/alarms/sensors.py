@@ -20,12 +20,13 @@ from idsvc.alarms.models import Sensor, SensorFamily, SensorGateway, SensorKind
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.bus import Bus
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, InvalidInput
 from idsvc.core.sealing import Sealer
+from idsvc.core.times import rfc3339_or_none
 from idsvc.registry.models import Building, Device, Site, Unit
 from idsvc.registry.scope import not_visible, owned_unit_ids
-from idsvc.core.bus import Bus
 
 # How long a sensor may say nothing before it is offline, unless set per sensor. Zigbee battery
 # sensors check in at least hourly; Tasmota sends tele every 300 s by default; HJ 212 stations send
@@ -136,7 +137,7 @@ def to_dict(sensor: Sensor) -> dict[str, Any]:
     return {
         "id": sensor.id, "site_id": sensor.site_id, "building_id": sensor.building_id, "unit_id": sensor.unit_id, "device_id": sensor.device_id,
         "code": sensor.code, "name": sensor.name, "family": sensor.family.value, "kind": sensor.kind.value, "silence_s": sensor.silence_s,
-        "active": sensor.active, "online": sensor.online, "last_seen_at": sensor.last_seen_at.isoformat() if sensor.last_seen_at else None,
+        "active": sensor.active, "online": sensor.online, "last_seen_at": rfc3339_or_none(sensor.last_seen_at),
         "settings": sensor.settings,
     }
 

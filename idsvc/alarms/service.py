@@ -27,10 +27,11 @@ from idsvc.alarms.models import Alarm, AlarmCondition, Severity
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.bus import Bus
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden, InvalidInput
+from idsvc.core.times import rfc3339, rfc3339_or_none
 from idsvc.registry.scope import not_visible, owned_unit_ids
-from idsvc.core.bus import Bus
 
 SYSTEM = "system"  # the actor of what the service does by itself (sweeps, automatic clears)
 
@@ -74,13 +75,13 @@ def to_dict(alarm: Alarm) -> dict[str, Any]:
         "door_id": alarm.door_id,
         "device_id": alarm.device_id,
         "sensor_id": alarm.sensor_id,
-        "first_at": alarm.first_at.isoformat(),
-        "last_at": alarm.last_at.isoformat(),
+        "first_at": rfc3339(alarm.first_at),
+        "last_at": rfc3339(alarm.last_at),
         "count": alarm.count,
         "data": alarm.data,
-        "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
+        "acknowledged_at": rfc3339_or_none(alarm.acknowledged_at),
         "acknowledged_by": alarm.acknowledged_by,
-        "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
+        "cleared_at": rfc3339_or_none(alarm.cleared_at),
         "cleared_by": alarm.cleared_by,
         "clear_reason": alarm.clear_reason,
     }

@@ -33,6 +33,7 @@ from sqlalchemy import select
 
 from idsvc.audit import service as audit
 from idsvc.audit.models import AuditEvent
+from idsvc.core import metrics
 from idsvc.core.db import Database
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,10 @@ def _not_yet_written(db: Database, events: Iterable[audit.NewEvent]) -> list[aud
 
 def record(db: Database, log: DecisionLog | None, event: audit.NewEvent) -> None:
     """Audit one door decision: through the batched log when the app runs one, else in its own
-    transaction (CLI tools, an app used without its lifespan)."""
+    transaction (CLI tools, an app used without its lifespan). Counted for /metrics here, where
+    every method's decisions (qr, face, face_1to1, plate) pass."""
+    data = event.data or {}
+    metrics.count_decision(str(data.get("method", "unknown")), bool(data.get("allow")), data.get("reasons") or [])
     if log is not None:
         log.submit(event)  # journalled now, in the trail within a quarter of a second
         return

@@ -6,22 +6,9 @@ import sys
 from pathlib import Path
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 
 from idsvc.audit import service
-from idsvc.core.cli import cli_context, fail, print_json
-from idsvc.core.validation import Timestamp
-
-_timestamp = TypeAdapter(Timestamp)
-
-
-def _when(value: str | None, option: str) -> object:
-    if value is None:
-        return None
-    try:
-        return _timestamp.validate_python(value)
-    except ValidationError:
-        fail(f"{option} must be ISO 8601 with a zone, e.g. 2026-12-01T00:00:00+08:00")
+from idsvc.core.cli import ROW_ID, cli_context, parse_when, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -40,15 +27,15 @@ def register(app: typer.Typer) -> None:
     def _filter(site: int | None, door: int | None, person: int | None, actor: str | None, kind: str | None, since: str | None, until: str | None) -> service.AuditFilter:
         return service.AuditFilter(
             site_id=site, door_id=door, person_id=person, actor=actor, kind=kind,
-            since=_when(since, "--since"), until=_when(until, "--until"),  # type: ignore[arg-type]
+            since=parse_when(since, "--since"), until=parse_when(until, "--until"),
         )
 
     @audit.command("export")
     def export(
         out: Path = typer.Option(None, help="CSV file to write (default: standard output)."),
-        site: int = typer.Option(None),
-        door: int = typer.Option(None),
-        person: int = typer.Option(None),
+        site: int = typer.Option(None, **ROW_ID),
+        door: int = typer.Option(None, **ROW_ID),
+        person: int = typer.Option(None, **ROW_ID),
         actor: str = typer.Option(None),
         kind: str = typer.Option(None, help="Exact kind or a prefix ending in '.' (e.g. 'grant.')."),
         since: str = typer.Option(None),
@@ -65,11 +52,11 @@ def register(app: typer.Typer) -> None:
                 if out:
                     target.close()
 
-    @audit.command("list")
+    @audit.command("list", help='List matching events as JSON, in the order of the trail (at most --limit).')
     def list_events(
-        site: int = typer.Option(None),
-        door: int = typer.Option(None),
-        person: int = typer.Option(None),
+        site: int = typer.Option(None, **ROW_ID),
+        door: int = typer.Option(None, **ROW_ID),
+        person: int = typer.Option(None, **ROW_ID),
         actor: str = typer.Option(None),
         kind: str = typer.Option(None),
         since: str = typer.Option(None),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth import service
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import RowId, ShortText, Timestamp
 
 router = APIRouter(prefix="/v1", tags=["auth"])
@@ -36,9 +35,9 @@ class ApiKeyOut(BaseModel):
     site_id: int | None
     person_id: int | None
     device_id: int | None
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
 
 
 class IssuedKeyOut(ApiKeyOut):

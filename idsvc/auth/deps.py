@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from idsvc.auth import service
 from idsvc.auth.cache import PrincipalCache
@@ -32,6 +33,12 @@ def _resolve(ctx: AuthContext, token: str) -> Principal:
         return service.resolve(session, token)
 
 
+# Declared as security schemes so the OpenAPI (and /docs' Authorize button) shows how every operation
+# is authenticated; either one carries the API key. auto_error=False: a missing key is our own 401.
+bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="An API key: `Authorization: Bearer idsvc_...`")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey", description="The same API key in the X-API-Key header")
+
+
 def _presented_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
@@ -39,7 +46,12 @@ def _presented_token(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-async def get_principal(request: Request, ctx: Ctx) -> Principal:
+async def get_principal(
+    request: Request,
+    ctx: Ctx,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    _api_key: Annotated[str | None, Security(api_key_header)],
+) -> Principal:
     """Async so that a remembered key costs no thread hop; a database read goes to the threadpool."""
     client = request.client.host if request.client else "unknown"
     limit_key = f"authfail:{client}"

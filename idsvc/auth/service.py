@@ -127,6 +127,9 @@ def revoke_key(session: Session, actor: Principal, key_id: int) -> ApiKey:
 
 
 def list_keys(session: Session, actor: Principal, site_id: int | None) -> list[ApiKey]:
+    """Keys of one site (default: a site admin's own), or of every site for a district admin."""
+    if site_id is None and not actor.is_district_admin:
+        site_id = actor.site_id
     stmt = select(ApiKey).order_by(ApiKey.id)
     if site_id is not None:
         actor.require_site_admin(site_id)

@@ -11,10 +11,12 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,8 @@ from idsvc.config import Settings
 from idsvc.core.context import ServiceContext
 from idsvc.core.errors import ApiError
 from idsvc.core.sealing import SealingError
+from idsvc.core.times import rfc3339
+from idsvc.core.validation import MAX_ROW_ID, Timestamp
 
 M = TypeVar("M", bound=BaseModel)
 ContextFactory = Callable[[Settings], ServiceContext]
@@ -33,13 +37,45 @@ def use_context_factory(factory: ContextFactory) -> None:
     _open_context = factory
 
 
+# Options and arguments that name a row: out-of-range ids are refused by the parser, naming the option,
+# before they reach the database (where PostgreSQL would fail on an integer out of range).
+ROW_ID: dict[str, Any] = {"min": 1, "max": MAX_ROW_ID}
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
+_timestamp: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time with a zone (as the API takes it), or None when the option was not given."""
+    if value is None:
+        return None
+    try:
+        return _timestamp.validate_python(value)
+    except ValidationError:
+        fail(f"{option} must be ISO 8601 with a zone between 1970 and 9999, e.g. 2026-12-01T00:00:00+08:00 or 2026-11-30T16:00:00Z")
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of a file the operator named; a missing or unreadable one is named, not a traceback."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {what} {path}: {exc.strerror or exc}")
+
+
+def _json_default(value: Any) -> Any:
+    return rfc3339(value) if isinstance(value, datetime) else str(value)  # times as the API answers them
+
+
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    # A file name from argv may hold bytes that are not UTF-8 (surrogates here): show them escaped.
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def parse(model: type[M], **fields: Any) -> M:
@@ -60,13 +96,20 @@ def run(action: Callable[[Session], Any]) -> None:
         print_json(result.model_dump(mode="json") if isinstance(result, BaseModel) else result)
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a bad variable is named, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = f"IDSVC_{str(first['loc'][0]).upper()}" if first["loc"] else "an IDSVC_ variable"
+        fail(f"configuration is invalid: {name}: {first['msg']} (check the IDSVC_ environment variables and .env)")
+
+
 @contextmanager
 def cli_context() -> Iterator[ServiceContext]:
     """An app context for one command; service errors become one readable line, not a traceback."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"configuration is invalid: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} (check the IDSVC_ environment variables)")
+    settings = load_settings()
     if _open_context is None:  # a wiring mistake: commands run mounted on the idsvc.cli root, which installs it
         raise RuntimeError("no CLI context factory installed; run commands through idsvc.cli")
     try:

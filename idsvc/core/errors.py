@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from idsvc.core.error_codes import check_registered
 from idsvc.core.sealing import SealingError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None, status: int | None = None):
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -70,11 +71,16 @@ class PayloadTooLarge(ApiError):
     code = "payload_too_large"
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return {"error": body}
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error shape; ``details`` is always an object (empty when there is nothing to add)."""
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def _answer(code: str, message: str, status: int, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    check_registered(code, status)
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 _HTTP_CODES = {
@@ -92,42 +98,43 @@ _HTTP_CODES = {
 }
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    details = []
-    for err in exc.errors():
-        # Drop the echoed input: it may be a photo or a secret and only bloats the answer.
-        details.append({"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", ""), "type": err.get("type", "")})
-    return details
+def validation_details(errors: list[Any]) -> dict[str, Any]:
+    """``{"fields": [{"field", "problem", "type"}]}`` from pydantic's errors (without the echoed input:
+    it may be a photo or a secret and only bloats the answer)."""
+    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
+    return {"fields": fields}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+        return _answer(exc.code, exc.message, exc.status, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        fields = ", ".join(d["field"] for d in details[:5])
-        return JSONResponse(
-            error_body("invalid_input", f"The request is not valid: check {fields}.", details), status_code=422
-        )
+        details = validation_details(list(exc.errors()))
+        fields = ", ".join(d["field"] for d in details["fields"][:5])
+        return _answer("invalid_input", f"The request is not valid: check {fields}.", 422, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return _answer(code, message, exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(SealingError)
     async def _sealing_error(_request: Request, exc: SealingError) -> JSONResponse:
         # Stored data that does not open: a wrong or missing master key, or an edited row. Not the caller's fault.
         log.error("sealed data could not be opened: %s", exc)
-        return JSONResponse(error_body("sealed_data_unreadable", f"Stored data could not be opened: {exc}. An operator must check IDSVC_MASTER_KEY."), status_code=500)
+        return _answer("sealed_data_unreadable", f"Stored data could not be opened: {exc}. An operator must check IDSVC_MASTER_KEY.", 500)
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
         # Services check uniqueness first; this catches the race between two writers.
         log.info("integrity conflict: %s", exc.orig)
-        return JSONResponse(error_body("conflict", "The change conflicts with existing data; reload and retry."), status_code=409)
+        return _answer("conflict", "The change conflicts with existing data; reload and retry.", 409)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with its traceback (Starlette re-raises it), answered in the one shape.
+        return _answer("internal_error", "The service failed to answer this request. Keep the door shut and retry; report it if it persists.", 500)

@@ -26,6 +26,9 @@ class KeyValueStore(Protocol):
     def clear(self) -> None:
         """Forget every key of this store (tests and ``idsvc`` maintenance only)."""
 
+    def ping(self) -> str:
+        """What the store is, when it answers (readiness); raises when it does not."""
+
 
 class MemoryStore:
     """Thread-safe TTL store for single-node deployments; expired keys are swept when it is full, and a
@@ -73,6 +76,9 @@ class MemoryStore:
         with self._lock:
             self._values.clear()
 
+    def ping(self) -> str:
+        return "in-process"
+
 
 class RedisStore:
     def __init__(self, url: str, prefix: str) -> None:
@@ -88,6 +94,10 @@ class RedisStore:
         pipe.expire(self.prefix + key, ttl_seconds, nx=True)
         count, _ = pipe.execute()
         return int(count)
+
+    def ping(self) -> str:
+        self.client.ping()
+        return "redis"
 
     def clear(self) -> None:
         keys = list(self.client.scan_iter(match=self.prefix + "*", count=1000))

@@ -19,14 +19,23 @@ RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
 Seq = Annotated[int, Ge(0), Le(2**63 - 1)]
 
 
+def _no_surrogates(value: str) -> None:
+    # A lone surrogate (what Python makes of bytes that are not UTF-8, in argv or in a JSON escape)
+    # cannot be stored or printed as UTF-8: refuse it here rather than fail in the database.
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise ValueError("text with unpaired surrogates is not valid Unicode")
+
+
 def _single_line(value: str) -> str:
     # Control characters (NUL above all: PostgreSQL text refuses it) have no place in a name or a code.
+    _no_surrogates(value)
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("control characters are not allowed")
     return value
 
 
 def _text(value: str) -> str:
+    _no_surrogates(value)
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise ValueError("control characters other than newline and tab are not allowed")
     return value
@@ -72,11 +81,12 @@ def _in_range(value: datetime) -> datetime:
         raise ValueError("the time is out of range") from None
     if not _EARLIEST <= utc <= _LATEST:
         raise ValueError("the time must be between 1970-01-01 and 9999-12-30 (UTC)")
-    return value
+    return utc
 
 
 # A time without a zone is ambiguous at a door: refuse it. Years 1 or 9999 in some zones are not
-# representable in UTC (or in the site's zone), so the range is bounded too.
+# representable in UTC (or in the site's zone), so the range is bounded too. Accepted times become
+# UTC at the edge: the service stores, compares, audits and answers UTC only (core/times.py).
 Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 

@@ -26,6 +26,13 @@ def upgrade(database_url: str, revision: str = "heads", sealer: Sealer | None = 
     command.upgrade(alembic_config(database_url, sealer), revision)
 
 
+def release_heads() -> set[str]:
+    """The newest revision of each domain's branch in this release (what `upgrade` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
 def current_heads(database_url: str) -> set[str]:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine

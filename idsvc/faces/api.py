@@ -5,7 +5,6 @@ Sync views on purpose: the engine's onnxruntime calls block, so FastAPI runs the
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
@@ -13,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.validation import LanguageTag, Name, TextVersion, Timestamp
+from idsvc.core.times import UtcDateTime
+from idsvc.core.validation import LanguageTag, Name, ShortText, TextVersion, Timestamp
 from idsvc.faces import filing, service
 from idsvc.faces.models import ConsentPurpose
 
@@ -23,7 +23,7 @@ class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: ConsentPurpose = Field(ConsentPurpose.face_access, description="face_access (enrolment needs it) or face_offline (templates in the bridges' feed)")
-    method: str = Field(..., min_length=2, max_length=100, description='How consent was given, e.g. "signed form", "in app".')
+    method: ShortText = Field(..., min_length=2, max_length=100, description='How consent was given, e.g. "signed form", "in app".')
     text_version: TextVersion = Field(..., description="Version of the consent text the person was shown, as printed on it.")
     language: LanguageTag = Field(..., description="Language of that text, a BCP 47 tag such as zh-CN.")
     given_at: Timestamp | None = Field(None, description="When the person consented (default: now). Timezone-aware.")
@@ -37,7 +37,7 @@ class ConsentOut(BaseModel):
     text_version: str
     language: str
     method: str
-    given_at: datetime
+    given_at: UtcDateTime
     recorded_by: str
 
 
@@ -47,7 +47,7 @@ class TemplateOut(BaseModel):
     pack: str
     images_used: int
     quality: list[dict[str, Any]]
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class DecisionOut(BaseModel):

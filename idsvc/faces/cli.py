@@ -12,19 +12,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from idsvc.auth.principal import OPERATOR
 from idsvc.config import Settings
-from idsvc.core.cli import cli_context, fail, parse, print_json
+from idsvc.core.cli import ROW_ID, cli_context, fail, parse, print_json, read_file
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError
 from idsvc.faces import calibrate, filing, packs, service
 from idsvc.faces.api import ConsentIn, FilingIn
 from idsvc.faces.embed_cache import EmbeddingCache
-from idsvc.faces.models import ConsentPurpose
 from idsvc.faces.engine import FaceEngine, cosine
 from idsvc.faces.evaluate import embed_folder, pair_scores, read_identities, summarise, write_report
 from idsvc.faces.imaging import decode_image
+from idsvc.faces.models import ConsentPurpose
 from idsvc.faces.openset import CALIBRATION_FILE
 from idsvc.faces.policy import load_calibration
-
 
 
 def _engine(settings: Settings) -> FaceEngine:
@@ -37,6 +36,27 @@ def _engine(settings: Settings) -> FaceEngine:
 def _progress() -> Progress:
     # On stderr, so stdout stays pure JSON for scripts.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+
+
+def _enrolment_rows(path: Path) -> list[tuple[str, int]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [(r["file"].strip(), int(r["person_id"])) for r in csv.DictReader(handle)]
+    except OSError as exc:
+        fail(f"--csv {path}: cannot read it: {exc.strerror or exc}")
+    except (KeyError, AttributeError, ValueError, csv.Error):
+        fail(f"--csv {path}: expected a UTF-8 CSV with the columns file,person_id (a number)")
+
+
+def _finished_rows(path: Path) -> set[str]:
+    """The progress file of an earlier run (rows already enrolled), or nothing."""
+    try:
+        done = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    except (OSError, ValueError) as exc:
+        fail(f"--state {path}: not a progress file of an earlier run ({exc}); remove it or name another with --state")
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
+        fail(f"--state {path}: not a progress file of an earlier run; remove it or name another with --state")
+    return set(done)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,7 +93,7 @@ def register(app: typer.Typer) -> None:
         vectors = []
         for path in (a, b):
             try:
-                image = decode_image(path.read_bytes(), settings.face_max_pixels)
+                image = decode_image(read_file(path, "photo"), settings.face_max_pixels)
             except ApiError as exc:
                 fail(f"{path}: {exc.message} [{exc.code}]")
             found = engine.detect(image)
@@ -95,7 +115,10 @@ def register(app: typer.Typer) -> None:
         """Run the engine over labelled photos: TAR at FAR 1% / 0.1%, EER, errors at the threshold."""
         settings = Settings()
         engine = _engine(settings)
-        labels = read_identities(identities)
+        try:
+            labels = read_identities(identities)
+        except (OSError, ValueError) as exc:
+            fail(f"--identities: {exc}")
         with _progress() as bar:
             task = bar.add_task("embedding", total=len(labels))
             embeddings, names, failures = embed_folder(engine, folder, labels, settings.face_max_pixels, lambda: bar.advance(task))
@@ -167,7 +190,7 @@ def register(app: typer.Typer) -> None:
 
     @faces.command("consent")
     def faces_consent(
-        person_id: int,
+        person_id: int = typer.Argument(..., **ROW_ID),
         method: str = typer.Option(..., help='How consent was given, e.g. "signed form".'),
         text_version: str = typer.Option(..., help="Version of the consent text the person was shown, as printed on it."),
         language: str = typer.Option(..., help="Language of that text (BCP 47, e.g. zh-CN)."),
@@ -180,14 +203,14 @@ def register(app: typer.Typer) -> None:
             print_json({"consent_id": consent.id, "person_id": person_id, "purpose": consent.purpose.value})
 
     @faces.command("enrol")
-    def faces_enrol(person_id: int, photos: list[Path]) -> None:
+    def faces_enrol(person_id: int = typer.Argument(..., **ROW_ID), photos: list[Path] = typer.Argument(..., help="1-5 photos of the person alone.")) -> None:
         """Enrol or re-enrol one person from 1-5 photos (consent must be recorded first)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            template = service.enrol(ctx, s, OPERATOR, person_id, [p.read_bytes() for p in photos])
+            template = service.enrol(ctx, s, OPERATOR, person_id, [read_file(p, "photo") for p in photos])
             print_json({"person_id": person_id, "pack": template.pack, "quality": template.quality})
 
     @faces.command("delete")
-    def faces_delete(person_id: int, withdraw: bool = typer.Option(False, help="Also withdraw the consent.")) -> None:
+    def faces_delete(person_id: int = typer.Argument(..., **ROW_ID), withdraw: bool = typer.Option(False, help="Also withdraw the consent.")) -> None:
         """Delete a person's template (with --withdraw: record that consent was withdrawn)."""
         with cli_context() as ctx, ctx.db.session() as s:
             deleted = (service.withdraw_consent if withdraw else service.delete_template)(s, OPERATOR, person_id)
@@ -238,9 +261,8 @@ def register(app: typer.Typer) -> None:
             if consent_text_version is None or consent_language is None:
                 fail("--consent-method needs --consent-text-version and --consent-language: a consent record names the text the person signed")
             consent = parse(ConsentIn, method=consent_method, text_version=consent_text_version, language=consent_language)
-        done: set[str] = set(json.loads(state.read_text())) if state.exists() else set()
-        with people.open(newline="") as handle:
-            rows = [(r["file"].strip(), int(r["person_id"])) for r in csv.DictReader(handle)]
+        done = _finished_rows(state)
+        rows = _enrolment_rows(people)
         failures: list[tuple[str, int, str, str]] = []
         with cli_context() as ctx, _progress() as bar:
             service.engine_for(ctx.settings)  # fail once, up front, if the pack is missing

@@ -30,8 +30,12 @@ class PairScores:
 
 
 def read_identities(path: Path) -> list[tuple[str, str]]:
-    with path.open(newline="") as handle:
-        rows = [(row["file"].strip(), row["identity"].strip()) for row in csv.DictReader(handle)]
+    """(file, identity) rows; ValueError naming the problem for anything but a CSV with those columns."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [(row["file"].strip(), row["identity"].strip()) for row in csv.DictReader(handle)]
+    except (KeyError, AttributeError, UnicodeDecodeError, csv.Error):
+        raise ValueError(f"{path} is not a UTF-8 CSV with the columns file,identity") from None
     if not rows:
         raise ValueError(f"{path} has no rows (expected a header 'file,identity')")
     return rows

@@ -1,56 +1,28 @@
 """Turning untrusted image bytes into a BGR pixel array, or a specific 4xx saying why not.
 
-Pillow does the decoding (it knows EXIF orientation, CMYK and palette images); the pixel count is
-checked from the header *before* any pixel is decoded, so a small file claiming 50,000 x 50,000
-pixels (a decompression bomb) costs nothing.
+Opening and the checks every uploaded picture gets (empty, not a picture, format, pixel count before
+decoding) are core/images.py's, shared with the QR camera frames, so both answer the same codes.
+Pillow does the decoding (it knows EXIF orientation, CMYK and palette images).
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from idsvc.core.errors import InvalidInput, PayloadTooLarge
+from idsvc.core.errors import InvalidInput
+from idsvc.core.images import load_pixels, open_picture
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
 MIN_SIDE_PX = 32  # below this no detector finds a usable face
-
-# A truncated JPEG must fail loudly, not decode into a half-grey picture that still "has a face".
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """Decode to an upright HxWx3 uint8 BGR array (OpenCV's order, which the models expect)."""
-    if not data:
-        raise InvalidInput("The image is empty.", code="image_empty")
-    try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb check only warns below 2x its limit; ours is exact and an error.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:  # Pillow's own hard limit, far above ours
-        raise PayloadTooLarge(f"The image claims more than {max_pixels} pixels.", code="image_too_large") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidInput("The data is not an image in a supported format (JPEG, PNG, WebP, BMP).", code="not_an_image") from exc
-    if image.format not in ALLOWED_FORMATS:
-        raise InvalidInput(f"Image format {image.format} is not accepted; send JPEG, PNG, WebP or BMP.", code="unsupported_image_format")
+    image = open_picture(data, max_pixels)
     width, height = image.size
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"The image has {width}x{height} pixels, more than the {max_pixels} allowed.",
-            code="image_too_large",
-            details={"width": width, "height": height, "max_pixels": max_pixels},
-        )
     if min(width, height) < MIN_SIDE_PX:
-        raise InvalidInput(f"The image is {width}x{height}; each side must be at least {MIN_SIDE_PX} pixels.", code="image_too_small")
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:  # Pillow signals truncation and corrupt streams with these
-        raise InvalidInput("The image data is truncated or corrupt.", code="image_corrupt") from exc
-    image = ImageOps.exif_transpose(image)  # phones store portrait shots sideways plus an orientation tag
+        raise InvalidInput(f"The picture is {width}x{height}; each side must be at least {MIN_SIDE_PX} pixels.", code="image_too_small")
+    image = ImageOps.exif_transpose(load_pixels(image))  # phones store portrait shots sideways plus an orientation tag
     rgb = _to_rgb(image)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[:, :, ::-1])
 

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from idsvc.core.times import rfc3339
+
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.json"
 PACK_FILE = "pack.json"
 
@@ -183,7 +185,8 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
         for file in spec.files:
             found = _find(roots, file.name)
             if found is None:
-                raise PackError(f"{file.name} not found in {origin}")
+                where = f"--from {origin}" if source is not None else origin
+                raise PackError(f"{file.name} not found in {where}: the pack's files are {', '.join(f.name for f in spec.files)}")
             digest = sha256_file(found)
             if file.sha256 is not None and digest != file.sha256:
                 raise PackError(f"{file.name} from {origin} has sha256 {digest}, expected {file.sha256}; refusing to install it")
@@ -191,7 +194,7 @@ def install(models_dir: Path, name: str | None = None, source: Path | None = Non
             recorded[file.role] = {"name": file.name, "sha256": digest}
         (staged / PACK_FILE).write_text(
             json.dumps(
-                {"name": spec.name, "kind": spec.kind, "source": origin, "installed_at": datetime.now(UTC).isoformat(), "files": recorded},
+                {"name": spec.name, "kind": spec.kind, "source": origin, "installed_at": rfc3339(datetime.now(UTC)), "files": recorded},
                 indent=2,
             )
         )

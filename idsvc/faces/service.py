@@ -26,6 +26,7 @@ from idsvc.config import Settings
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import ApiError, Conflict, Forbidden, InvalidInput
+from idsvc.core.times import rfc3339
 from idsvc.faces import filing
 from idsvc.faces.engine import (
     Extraction,
@@ -147,7 +148,7 @@ def record_consent(
             person_id=person.id,
             entity_type="face_consent",
             entity_id=consent.id,
-            data={"purpose": purpose.value, "method": method, "text_version": text_version, "language": language, "given_at": consent.given_at},
+            data={"purpose": purpose.value, "method": method, "text_version": text_version, "language": language, "given_at": rfc3339(consent.given_at)},
         ),
     )
     return consent

@@ -19,13 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.errors import (
-    ApiError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PayloadTooLarge,
-)
+from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge, validation_details
 from idsvc.core.validation import Reason, RowId
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes import status as pass_status
@@ -76,8 +70,8 @@ class StatusIn(BaseModel):
 
 class VerifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    door_id: RowId
-    qr_text: str
+    door_id: RowId = Field(description="the door the reader guards (one of the device's doors)")
+    qr_text: str = Field(description=f"the QR content exactly as scanned, at most {codec.MAX_TEXT} characters")
     challenge: str | None = Field(None, max_length=100, description="base64url reader challenge shown to the phone, if any")
 
 
@@ -105,6 +99,14 @@ def list_passes(
     with ctx.db.session() as s:
         rows = issuing.list_for_person(s, caller, person_id, include_expired)
         return [issuing.pass_to_dict(r) for r in rows if status_filter is None or r.status is status_filter]
+
+
+@router.get("/trust-anchor", tags=["passes"])
+def trust_anchor(ctx: Ctx) -> dict[str, str]:
+    """The root public key bridges pin (no API key needed: it is public). Pin it only after comparing
+    its `sha256` with the one `idsvc pass root-key` prints on the server (docs/device-api.md)."""
+    with ctx.db.session() as s:
+        return keys.trust_anchor(s, ctx.sealer)
 
 
 @router.get("/passes/trust-list", response_class=Response, responses={200: {"content": {CBOR: {}}}})
@@ -181,8 +183,7 @@ async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes
         except orjson.JSONDecodeError:
             raise InvalidInput("The body is not valid JSON.", code="invalid_json") from None
         except ValidationError as exc:
-            details = [{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()]
-            raise InvalidInput("Send {door_id, qr_text}.", code="invalid_input", details=details) from None
+            raise InvalidInput("Send {door_id, qr_text}.", code="invalid_input", details=validation_details(list(exc.errors()))) from None
         if len(body.qr_text) > codec.MAX_TEXT:
             raise InvalidInput(f"qr_text is longer than any QR code ({codec.MAX_TEXT} characters).", code="qr_text_too_long")
         challenge = _b64(body.challenge, "challenge") if body.challenge else None
@@ -201,7 +202,30 @@ async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes
     raise ApiError("Send application/json or multipart/form-data.", code="unsupported_media_type", status=415)
 
 
-@router.post("/device/verify", responses={200: {"description": "allow or deny, with reasons"}})
+# The body is read by hand (JSON or multipart, see _read_verify_request), so its schema is declared here.
+_VERIFY_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": VerifyIn.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["door_id", "image"],
+                "properties": {
+                    "door_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "the door the camera guards"},
+                    "image": {"type": "string", "format": "binary", "description": f"a camera frame: PNG, JPEG, WebP or BMP, at most {MAX_UPLOAD} bytes"},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/device/verify",
+    responses={200: {"description": "allow or deny, with reasons"}},
+    openapi_extra={"requestBody": _VERIFY_BODY},
+)
 async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
     """A lock or reader asks: may the holder of this QR (text or camera frame) open this door now?"""
     ctx = request.app.state.ctx
@@ -211,10 +235,7 @@ async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
         await run_in_threadpool(_refuse_door, ctx, door_id)
     verifier = get_verifier(request)
     if image is not None:
-        try:
-            found = await run_in_threadpool(qr.decode_image, image)
-        except qr.ImageError as exc:
-            raise ApiError(exc.message, code=exc.code, status=415 if exc.code != "image_too_large" else 413) from None
+        found = await run_in_threadpool(qr.decode_image, image)  # a bad picture is a 4xx of core/images.py
         text = found[0] if found else None  # None: the frame holds no readable QR (a deny, not an error)
     decision = await run_in_threadpool(lambda: verifier.decide(door_id, text, actor=caller.actor, challenge=challenge))
     return decision.to_dict()

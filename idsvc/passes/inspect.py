@@ -1,15 +1,20 @@
 """Layer-by-layer inspection of any QR: ours (``NH1:``) or an EU Digital COVID Certificate (``HC1:``).
 
 An operator sees which layer accepts or refuses a code, and why: picture decode, prefix, base45,
-zlib, COSE signature, CBOR claims, expiry. A layer that cannot run because an earlier one failed is
-"skipped" with the reason, never silently "ok". The same decoders as the verify path are used, so
-the inspector cannot disagree with a door about why a code is refused.
+zlib, COSE signature, CBOR claims, expiry, and for our passes their status in this service's
+records (revoked, suspended, withdrawn key, unknown). A layer that cannot run because an earlier one
+failed, or for lack of a trusted key or of the service's records, is "skipped" with the reason, and
+the overall result then says what was not checked instead of "ok". The same decoders and the same
+records check (``PassVerifier.standing``) as the verify path are used, so the inspector cannot
+disagree with a door about why a code is refused.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +26,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cwt.cose_key_interface import COSEKeyInterface
 
+from idsvc.core.errors import ApiError
 from idsvc.core.kv import MemoryStore
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, qr
-from idsvc.passes.claims import CLAIM_EXP, CLAIM_IAT, CLAIM_NBF, parse_claims
+from idsvc.passes.claims import CLAIM_EXP, CLAIM_IAT, CLAIM_NBF, PassClaims, parse_claims
 
-LAYERS = ("picture", "prefix", "base45", "zlib", "cose", "cbor", "expiry")
+LAYERS = ("picture", "prefix", "base45", "zlib", "cose", "cbor", "expiry", "status")
+# (claims, kid, validation time) -> the reasons a door would refuse this genuine pass for, [] if none.
+Standing = Callable[[PassClaims, bytes, datetime], list[str]]
 HCERT_CLAIM = -260
 
 
@@ -75,12 +84,13 @@ class Layer:
     status: str = "skipped"  # ok | failed | skipped
     detail: str = "an earlier layer failed"
     code: str | None = None
+    reasons: list[str] = field(default_factory=list)  # every code that applied (the status layer may have several)
 
     def ok(self, detail: str) -> None:
-        self.status, self.detail, self.code = "ok", detail, None
+        self.status, self.detail, self.code, self.reasons = "ok", detail, None, []
 
-    def fail(self, code: str, detail: str) -> None:
-        self.status, self.detail, self.code = "failed", detail, code
+    def fail(self, code: str, detail: str, reasons: list[str] | None = None) -> None:
+        self.status, self.detail, self.code, self.reasons = "failed", detail, code, reasons or [code]
 
     def skip(self, detail: str) -> None:
         self.status, self.detail = "skipped", detail
@@ -97,14 +107,25 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Nothing failed (the exit status); :attr:`result` also says what was not checked."""
         return all(layer.status != "failed" for layer in self.layers.values())
+
+    @property
+    def result(self) -> str:
+        if not self.ok:
+            return "failed"
+        if self.layers["cose"].status == "skipped":
+            return "signature not checked"
+        if self.prefix == codec.PREFIX and self.layers["status"].status == "skipped":
+            return "status not checked"
+        return "ok"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "result": "ok" if self.ok else "failed",
+            "result": self.result,
             "prefix": self.prefix,
-            "at": self.at.isoformat(),
-            "layers": [{"layer": l.name, "status": l.status, "code": l.code, "detail": l.detail} for l in self.layers.values()],
+            "at": rfc3339(self.at),
+            "layers": [{"layer": x.name, "status": x.status, "code": x.code, "reasons": x.reasons, "detail": x.detail} for x in self.layers.values()],
             "header": self.header,
             "claims": self.claims,
             "text": self.text,
@@ -131,22 +152,30 @@ def normalise_prefix(prefix: str) -> str:
     return prefix if prefix.endswith(":") else prefix + ":"
 
 
+def detect_prefix(text: str) -> str:
+    """EU certificates say so (``HC1:``); anything else is judged as one of ours."""
+    return codec.DCC_PREFIX if text.startswith(codec.DCC_PREFIX) else codec.PREFIX
+
+
 def inspect(
     text: str | None = None,
     *,
     image: bytes | None = None,
-    prefix: str = codec.PREFIX,
+    prefix: str | None = None,
     signers: list[TrustedSigner] | None = None,
+    standing: Standing | None = None,
     at: datetime,
 ) -> Report:
-    """Run every layer on a QR text or picture; never raises for bad input."""
-    prefix = normalise_prefix(prefix)
-    report = Report(prefix=prefix, at=at)
+    """Run every layer on a QR text or picture; never raises for bad input.
+
+    ``prefix`` None: from the text (``HC1:`` or ours). ``standing``: this service's records check,
+    for the status layer of our passes (None: the layer is skipped, "status not checked")."""
+    report = Report(prefix=normalise_prefix(prefix) if prefix else codec.PREFIX, at=at)
     layers = report.layers
     if image is not None:
         try:
             found = qr.decode_image(image)
-        except qr.ImageError as exc:
+        except ApiError as exc:  # the picture is refused as an upload would be (core/images.py)
             layers["picture"].fail(exc.code, exc.message)
             return report
         if not found:
@@ -158,6 +187,7 @@ def inspect(
         layers["picture"].skip("the input is text, not a picture")
     assert text is not None
     report.text = text
+    prefix = report.prefix = normalise_prefix(prefix) if prefix else detect_prefix(text)
     try:
         body = codec.strip_prefix(text, prefix)
     except codec.CodecError as exc:
@@ -182,11 +212,11 @@ def inspect(
         return report
     else:
         layers["zlib"].ok("not compressed (ours are compressed only when that makes them smaller)")
-    _cose_layers(report, data, signers or [])
+    _cose_layers(report, data, signers or [], standing)
     return report
 
 
-def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner]) -> None:
+def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner], standing: Standing | None) -> None:
     layers = report.layers
     try:
         outer = codec.cbor_loads(data, "the payload")
@@ -221,6 +251,23 @@ def _cose_layers(report: Report, data: bytes, signers: list[TrustedSigner]) -> N
     if presentation is not None:
         _presentation_check(report, presentation, message.payload)
     _expiry_layer(report, claims)
+    _status_layer(report, message, standing)
+
+
+def _status_layer(report: Report, message: codec.Sign1, standing: Standing | None) -> None:
+    layer = report.layers["status"]
+    if report.prefix != codec.PREFIX:
+        layer.skip("not one of this service's passes: no status to look up here")
+    elif standing is None:
+        layer.skip("status not checked: add --service-keys to look the pass up in this service's records (revoked, suspended, unknown)")
+    elif report.layers["cose"].status != "ok" or message.kid is None:
+        layer.skip("the signature did not verify: a status means nothing for a code that may be forged")
+    else:
+        reasons = standing(parse_claims(message.payload), message.kid, report.at)
+        if reasons:
+            layer.fail(reasons[0], "a door refuses it: " + ", ".join(reasons), reasons)
+        else:
+            layer.ok("on record, not revoked or suspended, its key still trusted")
 
 
 def _presentation_check(report: Report, presentation: dynamic.Presentation, payload: bytes) -> None:
@@ -254,19 +301,27 @@ def _claims_layer(report: Report, payload: bytes) -> dict[Any, Any]:
     return claims
 
 
+def _shown(stamp: float) -> str:
+    """A claim's time for people; a crafted code may carry one no calendar holds."""
+    try:
+        return rfc3339(datetime.fromtimestamp(stamp, UTC))
+    except (OverflowError, OSError, ValueError):
+        return f"{stamp} (out of any calendar's range)"
+
+
 def _expiry_layer(report: Report, claims: dict[Any, Any]) -> None:
     layer, now = report.layers["expiry"], report.at.timestamp()
     times = {name: claims.get(key) for name, key in (("iat", CLAIM_IAT), ("nbf", CLAIM_NBF), ("exp", CLAIM_EXP))}
-    if any(v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)) for v in times.values()):
-        layer.fail("claims_invalid", "iat, nbf and exp must be numbers.")
+    if any(v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)) for v in times.values()):
+        layer.fail("claims_invalid", "iat, nbf and exp must be finite numbers.")
         return
     if times["exp"] is None:
         layer.fail("exp_missing", "the claims carry no expiry (exp).")
         return
     start = times["nbf"] if times["nbf"] is not None else times["iat"]
     if start is not None and now < start:
-        layer.fail("pass_not_yet_valid", f"validation time is before {'nbf' if times['nbf'] is not None else 'iat'} ({datetime.fromtimestamp(start, UTC).isoformat()}).")
+        layer.fail("pass_not_yet_valid", f"validation time is before {'nbf' if times['nbf'] is not None else 'iat'} ({_shown(start)}).")
     elif now >= times["exp"]:
-        layer.fail("pass_expired", f"expired at {datetime.fromtimestamp(times['exp'], UTC).isoformat()}.")
+        layer.fail("pass_expired", f"expired at {_shown(times['exp'])}.")
     else:
-        layer.ok(f"valid at {report.at.isoformat()} (exp {datetime.fromtimestamp(times['exp'], UTC).isoformat()})")
+        layer.ok(f"valid at {rfc3339(report.at)} (exp {_shown(times['exp'])})")

@@ -23,6 +23,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput
 from idsvc.core.sealing import Sealer
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, keys, status
 from idsvc.passes.claims import PassClaims, PassType, Scope
 from idsvc.passes.models import IssuerKey, KeyStatus, Pass
@@ -149,7 +150,7 @@ def issue(
             person_id=person.id,
             entity_type="pass",
             entity_id=row.id,
-            data={"pass_id": row.pass_id, "kid": row.kid, "expires_at": row.expires_at.isoformat(), "dynamic": holder_public_key is not None},
+            data={"pass_id": row.pass_id, "kid": row.kid, "expires_at": rfc3339(row.expires_at), "dynamic": holder_public_key is not None},
         ),
     )
     return IssuedPass(row, qr_text(session, sealer, row))
@@ -209,8 +210,8 @@ def pass_to_dict(row: Pass) -> dict[str, object]:
         "kid": row.kid,
         "scope": row.scope,
         "dynamic": row.holder_key is not None,
-        "issued_at": row.issued_at.isoformat(),
-        "not_before": row.not_before.isoformat(),
-        "expires_at": row.expires_at.isoformat(),
+        "issued_at": rfc3339(row.issued_at),
+        "not_before": rfc3339(row.not_before),
+        "expires_at": rfc3339(row.expires_at),
         "renewed_from_id": row.renewed_from_id,
     }

@@ -7,6 +7,9 @@ pass it signed, at once, because verifiers stop trusting its kid.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +30,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict, InvalidInput, NotFound
 from idsvc.core.sealing import Sealer
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, versions
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 
@@ -102,13 +106,15 @@ def rotate(session: Session, sealer: Sealer, actor: Principal, alg: int = codec.
     new = _new_key(session, sealer, KeyPurpose.issuer, alg)
     audit.append(
         session,
-        audit.NewEvent(kind="pass_key.rotated", actor=actor.actor, entity_type="pass_issuer_key", entity_id=new.id, data={"new_kid": new.kid, "old_kid": old.kid, "old_verifies_until": old.verify_until.isoformat()}),
+        audit.NewEvent(kind="pass_key.rotated", actor=actor.actor, entity_type="pass_issuer_key", entity_id=new.id, data={"new_kid": new.kid, "old_kid": old.kid, "old_verifies_until": rfc3339(old.verify_until)}),
     )
     return new
 
 
 def withdraw(session: Session, kid: str, actor: Principal, reason: str) -> IssuerKey:
     actor.require_district_admin()
+    if re.fullmatch(r"[0-9a-f]{16}", kid) is None:
+        raise InvalidInput("A kid is 16 lower-case hex digits (the first 8 bytes of the key's SHA-256).", code="kid_invalid")
     row = session.scalar(select(IssuerKey).where(IssuerKey.kid == kid))
     if row is None:
         raise NotFound(f"No issuer key with kid {kid}.", code="pass_key_not_found")
@@ -171,4 +177,18 @@ def trust_list(session: Session, sealer: Sealer) -> bytes:
 
 def root_public_key(session: Session) -> IssuerKey | None:
     return _active(session, KeyPurpose.root)
+
+
+def trust_anchor(session: Session, sealer: Sealer) -> dict[str, str]:
+    """The root public key a bridge pins (it signs the trust list), and the SHA-256 of its DER that an
+    installer compares out of band before pinning it (docs/device-api.md, "The trust anchor")."""
+    active_issuer_key(session, sealer)  # a fresh install makes its root key with its first issuer key
+    root = root_public_key(session)
+    assert root is not None  # made just above
+    return {
+        "kid": root.kid,
+        "alg": codec.ALG_NAMES[root.alg],
+        "root_public_key": base64.b64encode(root.public_der).decode(),
+        "sha256": hashlib.sha256(root.public_der).hexdigest(),
+    }
 

@@ -20,11 +20,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.core import ids
 from idsvc.core.db import utcnow
+from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.models import Pass
@@ -67,7 +69,7 @@ class Decision:
             "allow": self.allow,
             "reasons": self.reasons,
             "door_id": self.door_id,
-            "at": self.at.isoformat(),
+            "at": rfc3339(self.at),
             "presentation": self.presentation,
             "versions": self.versions,
         }
@@ -77,6 +79,10 @@ class DenyList(Protocol):
     """The instant deny set (revocation.denyset.DenySet, above passes): reasons for what a pass names."""
 
     def reasons(self, *, pass_id: bytes | None = None, sub: bytes | None = None, kid: bytes | None = None) -> list[str]: ...
+
+    def rebuild(self, session: Session, *, shared: bool = True) -> bool:
+        """Load this process's copy from the database (``shared=False``: leave the Redis copy alone)."""
+        ...
 
 
 class PassContext(DoorContext, Protocol):
@@ -167,6 +173,33 @@ class PassVerifier:
             self._known_tokens[token] = result
         return result
 
+    def _standing(self, claims: PassClaims, trusted: keys.TrustedKey, at: datetime) -> tuple[list[str], tuple[int, int] | None]:
+        """What the service's records say of a genuine pass, whatever the door: the state of its key,
+        its issuer, its status, the instant deny set, and whether it is on record at all."""
+        reasons = []
+        refusal = trusted.refusal(at)
+        if refusal:
+            reasons.append(refusal)
+        if claims.iss != ISSUER:
+            reasons.append("issuer_unknown")
+        non_valid = self._non_valid.get(claims.pass_id)
+        if non_valid is not None:
+            reasons.append(_STATUS_REASON[non_valid])
+        # The instant deny set (revocation/denyset.py): pass, holder or key revoked on any node.
+        reasons += [r for r in self.ctx.deny.reasons(pass_id=claims.pass_id, sub=claims.sub, kid=trusted.kid) if r not in reasons]
+        known = self._lookup_pass(claims.pass_id)
+        if known is None:
+            reasons.append("pass_unknown")
+        return reasons, known
+
+    def standing(self, claims: PassClaims, kid: bytes, at: datetime) -> list[str]:
+        """The same records check as a door's, for `idsvc pass inspect --service-keys` (empty: in good standing)."""
+        self._refresh()
+        trusted = self._trust.get(kid)
+        if trusted is None:
+            return ["kid_unknown"]
+        return self._standing(claims, trusted, at)[0]
+
     def identify(self, text: str | None, door_id: int, at: datetime, challenge: bytes | None = None) -> Identification:
         """``text`` None means a camera frame held no readable QR."""
         trust_version, status_version = self._refresh()
@@ -189,25 +222,14 @@ class PassVerifier:
         result.kid = trusted.kid
         result.claims = claims
         reasons = result.reasons
-        refusal = trusted.refusal(at)
-        if refusal:
-            reasons.append(refusal)
-        if claims.iss != ISSUER:
-            reasons.append("issuer_unknown")
         stamp = at.timestamp()
         if stamp < claims.nbf:
             reasons.append("pass_not_yet_valid")
         if stamp >= claims.exp:
             reasons.append("pass_expired")
-        non_valid = self._non_valid.get(claims.pass_id)
-        if non_valid is not None:
-            reasons.append(_STATUS_REASON[non_valid])
-        # The instant deny set (revocation/denyset.py): pass, holder or key revoked on any node.
-        reasons += [r for r in self.ctx.deny.reasons(pass_id=claims.pass_id, sub=claims.sub, kid=trusted.kid) if r not in reasons]
-        known = self._lookup_pass(claims.pass_id)
-        if known is None:
-            reasons.append("pass_unknown")
-        else:
+        standing, known = self._standing(claims, trusted, at)
+        reasons += standing
+        if known is not None:
             result.pass_row_id, result.person_id = known
         if presentation is not None:
             reasons += dynamic.check(presentation, claims.holder_key, claims.pass_id, door_id, at, self.ctx.kv, challenge)

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from idsvc.auth.principal import OPERATOR
-from idsvc.core.cli import cli_context, fail, parse, print_json
+from idsvc.core.cli import ROW_ID, cli_context, fail, parse, print_json
 from idsvc.privacy import rotation
 from idsvc.privacy.erasure import erase_person
 from idsvc.privacy.export import export_person
@@ -20,13 +20,20 @@ REQUESTER = typer.Option(..., help="Who asked (the person, or who acts for them)
 PURPOSE = typer.Option(..., help='Why, e.g. "PIPL art. 45 access request"; audited.')
 
 
+def _confirmed(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:  # no terminal to answer (end of input)
+        return False
+
+
 def register(app: typer.Typer) -> None:
     privacy = typer.Typer(no_args_is_help=True, help="A person's data: export everything held, or erase it (on their request).")
     app.add_typer(privacy, name="privacy")
 
     @privacy.command("export")
     def export(
-        person_id: int, requester: str = REQUESTER, purpose: str = PURPOSE, out: Path = typer.Option(None, help="Write the JSON here (default: standard output).")
+        person_id: int = typer.Argument(..., **ROW_ID), requester: str = REQUESTER, purpose: str = PURPOSE, out: Path = typer.Option(None, help="Write the JSON here (default: standard output).")
     ) -> None:
         """Everything held about a person as one JSON document (registry, passes, consents, decisions)."""
         request = parse(ErasureOrExportRequest, requester=requester, purpose=purpose)
@@ -43,11 +50,11 @@ def register(app: typer.Typer) -> None:
         print_json({"person_id": person_id, "file": str(out), "audit_events": len(document["audit_events"])})
 
     @privacy.command("erase")
-    def erase(person_id: int, requester: str = REQUESTER, purpose: str = PURPOSE, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    def erase(person_id: int = typer.Argument(..., **ROW_ID), requester: str = REQUESTER, purpose: str = PURPOSE, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
         """Erase a person: revoke them, delete their personal data, pseudonymise their audit trail. Not undoable."""
         request = parse(ErasureOrExportRequest, requester=requester, purpose=purpose)
-        if not yes and not typer.confirm(f"Erase person {person_id}? This cannot be undone", default=False):
-            fail("not erased")
+        if not yes and not _confirmed(f"Erase person {person_id}? This cannot be undone"):
+            fail("not erased: confirm on a terminal, or pass --yes")
         with cli_context() as ctx:
             with ctx.db.session() as s:
                 done = erase_person(s, OPERATOR, person_id, request)

@@ -16,7 +16,7 @@ from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 CREATED = {"status_code": status.HTTP_201_CREATED}
-SiteQuery = Query(description="The site to list.")
+SiteQuery = Query(description="The site to list; default: the key's own site (every site for a district admin).")
 
 
 class DoorConfigContext(AuthContext, Protocol):
@@ -84,7 +84,7 @@ def create_building(body: schemas.BuildingIn, ctx: Ctx, caller: Caller) -> schem
 
 
 @router.get("/buildings")
-def list_buildings(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.BuildingOut]:
+def list_buildings(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.BuildingOut]:
     with ctx.db.session() as s:
         return [schemas.BuildingOut.model_validate(x) for x in sites.list_buildings(s, caller, site_id)]
 
@@ -148,7 +148,7 @@ def create_door(body: schemas.DoorIn, ctx: DoorCtx, caller: Caller) -> schemas.D
 
 
 @router.get("/doors")
-def list_doors(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DoorOut]:
+def list_doors(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.DoorOut]:
     with ctx.db.session() as s:
         return [schemas.DoorOut.model_validate(d) for d in doors.list_doors(s, caller, site_id)]
 
@@ -172,7 +172,7 @@ def create_door_group(body: schemas.DoorGroupIn, ctx: Ctx, caller: Caller) -> sc
 
 
 @router.get("/door-groups")
-def list_door_groups(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DoorGroupOut]:
+def list_door_groups(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.DoorGroupOut]:
     with ctx.db.session() as s:
         return [schemas.DoorGroupOut.of(g) for g in doors.list_door_groups(s, caller, site_id)]
 
@@ -196,7 +196,7 @@ def create_device(body: schemas.DeviceIn, ctx: Ctx, caller: Caller) -> schemas.D
 
 
 @router.get("/devices")
-def list_devices(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.DeviceOut]:
+def list_devices(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.DeviceOut]:
     with ctx.db.session() as s:
         return [schemas.DeviceOut.of(d) for d in doors.list_devices(s, caller, site_id)]
 
@@ -222,7 +222,8 @@ def create_person(body: schemas.PersonIn, ctx: Ctx, caller: Caller) -> schemas.P
 
 @router.get("/people")
 def list_people(
-    ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery], phone: Annotated[Phone | None, Query(description="Only people with this phone number (blind-index lookup).")] = None
+    ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None,
+    phone: Annotated[Phone | None, Query(description="Only people with this phone number (blind-index lookup).")] = None,
 ) -> list[schemas.PersonOut]:
     with ctx.db.session() as s:
         return [schemas.PersonOut.of(s, p) for p in people.list_people(s, caller, site_id, phone)]
@@ -247,7 +248,7 @@ def create_vehicle(body: schemas.VehicleIn, ctx: Ctx, caller: Caller) -> schemas
 
 
 @router.get("/vehicles")
-def list_vehicles(ctx: Ctx, caller: Caller, site_id: Annotated[RowId, SiteQuery]) -> list[schemas.VehicleOut]:
+def list_vehicles(ctx: Ctx, caller: Caller, site_id: Annotated[RowId | None, SiteQuery] = None) -> list[schemas.VehicleOut]:
     with ctx.db.session() as s:
         return [schemas.VehicleOut.model_validate(v) for v in people.list_vehicles(s, caller, site_id)]
 

@@ -13,7 +13,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict, InvalidInput, NotFound
 from idsvc.registry import events, schemas
 from idsvc.registry.models import Building, Device, Door, DoorGroup, DoorKind, FaceMode, Unit
-from idsvc.registry.scope import load, not_visible
+from idsvc.registry.scope import admin_listing, in_site, load, not_visible
 
 # Raises Conflict when face_only is not safe at the door (the faces domain knows the model pack's
 # calibration; the registry does not, so the caller hands the check in). None = refuse face_only.
@@ -91,9 +91,9 @@ def create_door(session: Session, principal: Principal, body: schemas.DoorIn, *,
     return door
 
 
-def list_doors(session: Session, principal: Principal, site_id: int) -> list[Door]:
-    principal.require_site_admin(site_id)
-    return list(session.scalars(select(Door).where(Door.site_id == site_id).order_by(Door.id)))
+def list_doors(session: Session, principal: Principal, site_id: int | None = None) -> list[Door]:
+    site = admin_listing(principal, site_id)
+    return list(session.scalars(select(Door).where(*in_site(Door, site)).order_by(Door.id)))
 
 
 def get_door(session: Session, principal: Principal, door_id: int) -> Door:
@@ -123,9 +123,9 @@ def create_door_group(session: Session, principal: Principal, body: schemas.Door
     return group
 
 
-def list_door_groups(session: Session, principal: Principal, site_id: int) -> list[DoorGroup]:
-    principal.require_site_admin(site_id)
-    return list(session.scalars(select(DoorGroup).where(DoorGroup.site_id == site_id).order_by(DoorGroup.id)))
+def list_door_groups(session: Session, principal: Principal, site_id: int | None = None) -> list[DoorGroup]:
+    site = admin_listing(principal, site_id)
+    return list(session.scalars(select(DoorGroup).where(*in_site(DoorGroup, site)).order_by(DoorGroup.id)))
 
 
 def get_door_group(session: Session, principal: Principal, group_id: int) -> DoorGroup:
@@ -154,9 +154,9 @@ def create_device(session: Session, principal: Principal, body: schemas.DeviceIn
     return device
 
 
-def list_devices(session: Session, principal: Principal, site_id: int) -> list[Device]:
-    principal.require_site_admin(site_id)
-    return list(session.scalars(select(Device).where(Device.site_id == site_id).order_by(Device.id)))
+def list_devices(session: Session, principal: Principal, site_id: int | None = None) -> list[Device]:
+    site = admin_listing(principal, site_id)
+    return list(session.scalars(select(Device).where(*in_site(Device, site)).order_by(Device.id)))
 
 
 def get_device(session: Session, principal: Principal, device_id: int) -> Device:

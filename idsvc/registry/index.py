@@ -148,6 +148,7 @@ class AccessIndex:
     def forget(self) -> None:
         with self._lock:
             self._sites.clear()
+            self._door_sites.clear()  # a restored (or reset) database may give a door id to another site
             self._version = -1
 
     @contextmanager
@@ -176,6 +177,7 @@ class AccessIndex:
         with self._lock:
             if version != self._version:
                 self._sites.clear()
+                self._door_sites.clear()
                 self._version = version
             self._polled_at = now
 

@@ -13,7 +13,7 @@ from idsvc.auth.principal import Principal
 from idsvc.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from idsvc.registry import events, personal, schemas, site_settings
 from idsvc.registry.models import Person, PersonKind, Site, Vehicle
-from idsvc.registry.scope import can_see_person, load, not_visible, visible_person_ids_for_owner
+from idsvc.registry.scope import admin_listing, can_see_person, in_site, listed_site, load, not_visible, visible_person_ids_for_owner
 
 # An owner registers the people who live or work in their units, never staff or other owners.
 OWNER_MAY_CREATE = {PersonKind.tenant, PersonKind.resident, PersonKind.visitor, PersonKind.employee}
@@ -55,20 +55,23 @@ def create_person(session: Session, principal: Principal, body: schemas.PersonIn
     return person
 
 
-def list_people(session: Session, principal: Principal, site_id: int, phone: str | None = None) -> list[Person]:
-    stmt = select(Person).where(Person.site_id == site_id, Person.erased_at.is_(None)).order_by(Person.id)
+def list_people(session: Session, principal: Principal, site_id: int | None = None, phone: str | None = None) -> list[Person]:
+    site = listed_site(principal, site_id)
+    stmt = select(Person).where(*in_site(Person, site), Person.erased_at.is_(None)).order_by(Person.id)
     if principal.role is Role.owner:
         stmt = stmt.where(Person.id.in_(visible_person_ids_for_owner(session, principal)))
     elif principal.role is Role.tenant:
         stmt = stmt.where(Person.id == principal.person_id)
     else:
-        principal.require_site_admin(site_id)
+        site = admin_listing(principal, site)
     if phone is not None:
         stmt = stmt.where(personal.with_phone(session, phone))
     people = list(session.scalars(stmt))
     if principal.role in (Role.site_admin, Role.district_admin, Role.owner):
-        data: dict[str, object] = {"count": len(people), **({"by_phone": True} if phone is not None else {})}
-        events.record(session, principal, "person.listed", entity_type="site", entity_id=site_id, site_id=site_id, data=data)
+        # Who listed whom is audited per site (a district admin's listing of every site: one event per site).
+        for listed in sorted({p.site_id for p in people} | ({site} if site is not None else set())):
+            data: dict[str, object] = {"count": sum(1 for p in people if p.site_id == listed), **({"by_phone": True} if phone is not None else {})}
+            events.record(session, principal, "person.listed", entity_type="site", entity_id=listed, site_id=listed, data=data)
     return people
 
 
@@ -116,9 +119,9 @@ def create_vehicle(session: Session, principal: Principal, body: schemas.Vehicle
     return vehicle
 
 
-def list_vehicles(session: Session, principal: Principal, site_id: int) -> list[Vehicle]:
-    principal.require_site_admin(site_id)
-    return list(session.scalars(select(Vehicle).where(Vehicle.site_id == site_id).order_by(Vehicle.id)))
+def list_vehicles(session: Session, principal: Principal, site_id: int | None = None) -> list[Vehicle]:
+    site = admin_listing(principal, site_id)
+    return list(session.scalars(select(Vehicle).where(*in_site(Vehicle, site)).order_by(Vehicle.id)))
 
 
 def get_vehicle(session: Session, principal: Principal, vehicle_id: int) -> Vehicle:

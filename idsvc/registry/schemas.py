@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
+from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import Code, ExternalRef, JsonObject, Label, Name, Phone, Plate, Reason, RowId, Timestamp, TimeZoneName
 from idsvc.registry import personal, site_settings
 from idsvc.registry.models import Device, DeviceKind, DoorGroup, DoorKind, FaceMode, Person, PersonKind, Site, Status, Unit, UnitKind
@@ -43,7 +44,7 @@ class SiteOut(Out):
     name: str
     timezone: str
     settings: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class BuildingIn(In):
@@ -305,8 +306,8 @@ class GrantOut(Out):
     vehicle_id: int | None
     door_group_id: int
     unit_id: int | None
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: UtcDateTime
+    valid_until: UtcDateTime
     schedule: list[dict[str, Any]] | None
     max_uses: int | None
     uses: int
@@ -333,4 +334,4 @@ class AccessCheckOut(BaseModel):
     allowed: bool
     reasons: list[str]
     grant_id: int | None
-    at: datetime
+    at: UtcDateTime

@@ -6,7 +6,7 @@ cannot probe for another owner's units or tenants.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -81,6 +81,29 @@ def can_see_unit(session: Session, principal: Principal, unit: Unit) -> bool:
     if can_manage_unit(principal, unit):
         return True
     return principal.role is Role.tenant and principal.person_id is not None and unit.id in tenant_unit_ids(session, principal.person_id)
+
+
+def listed_site(principal: Principal, site_id: int | None) -> int | None:
+    """The site a listing covers: the one asked for, else the key's own site (a site admin's, an
+    owner's, a tenant's). None means every site, and only a district admin's key covers them all."""
+    if site_id is not None or principal.is_district_admin:
+        return site_id
+    return principal.site_id
+
+
+def admin_listing(principal: Principal, site_id: int | None) -> int | None:
+    """:func:`listed_site` for what only admins may list; refuses everyone else (default deny)."""
+    site = listed_site(principal, site_id)
+    if site is None:
+        principal.require_district_admin()
+    else:
+        principal.require_site_admin(site)
+    return site
+
+
+def in_site(model: Any, site: int | None) -> tuple[Any, ...]:
+    """The WHERE clause of a listing of ``site`` (none for every site)."""
+    return () if site is None else (model.site_id == site,)
 
 
 def member_of_site(principal: Principal, site_id: int) -> bool:

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core import metrics
 from idsvc.core.bus import Notice
 from idsvc.core.validation import RowId
 from idsvc.registry.models import Site
@@ -71,6 +72,7 @@ async def feed_events(site_id: SyncedSite, ctx: Ctx) -> AsyncIterator[ServerSent
             loop.call_soon_threadsafe(note, version)
 
     unsubscribe = ctx.bus.subscribe(on_notice)
+    metrics.FEED_STREAMS.inc()
     try:
 
         def read_version() -> int:
@@ -86,4 +88,5 @@ async def feed_events(site_id: SyncedSite, ctx: Ctx) -> AsyncIterator[ServerSent
                 sent = latest[0]
                 yield ServerSentEvent(event="version", id=str(sent), data={"version": sent})
     finally:
+        metrics.FEED_STREAMS.dec()
         unsubscribe()

@@ -19,6 +19,7 @@ in ``session.info[registry.access.USES_CHANGED]``, which is logged here like an 
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,7 +208,8 @@ def _announce(session: Session) -> None:
     if propagation is None:
         return
     sites = sorted({s for s, _, _ in pending.logged}, key=lambda s: -1 if s is None else s)
-    notice = {"kind": "change", "version": pending.version, "sites": sites, "deny": sorted(pending.deny.items()), "auth": pending.auth}
+    # "at" (wall clock, seconds): receivers measure how long notices take (idsvc_feed_notice_lag_seconds).
+    notice = {"kind": "change", "version": pending.version, "sites": sites, "deny": sorted(pending.deny.items()), "auth": pending.auth, "at": time.time()}
     try:
         propagation.deny.record(list(pending.deny.items()))
         propagation.bus.publish(notice)

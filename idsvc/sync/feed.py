@@ -34,6 +34,7 @@ from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.passes import codec, keys, status
 from idsvc.passes.models import IssuerKey, KeyPurpose, KeyStatus, Pass
 from idsvc.registry.models import Door, DoorGroup, Grant, Person, Site, Status, Vehicle
+from idsvc.registry.scope import load
 from idsvc.registry.site_settings import bridge_settings
 from idsvc.sync import changes
 from idsvc.sync.models import SyncChange, SyncSiteKey, SyncVersion
@@ -261,8 +262,7 @@ def build(session: Session, sealer: Sealer, settings: Settings, site_id: int, si
     """(version, signed document): the delta from ``since``, or a full snapshot when ``since`` is
     None or older than the pruned log. ``since`` above the current version is a Conflict (the
     bridge holds a feed from another database: it must start over with a snapshot)."""
-    site = session.get(Site, site_id)
-    assert site is not None
+    site = load(session, Site, site_id, "site")
     version, pruned_through = changes.current_version(session)
     if since is not None and since > version:
         raise Conflict(f"Feed version {since} is ahead of this service ({version}); ask for a snapshot.", code="feed_version_ahead")

@@ -253,3 +253,20 @@ def test_plates_are_decided_offline_by_their_keyed_digest(site: Site, tmp_path: 
     keyless = OfflineCache(site.root_spki, site.ids["site"], 900, tmp_path / "cache2")
     keyless.apply(document)
     assert keyless.decide_plate(gate, VAN_PLATE, utcnow()).reasons == ("offline_plate_data_missing",)
+
+
+def test_a_service_behind_the_bridge_is_an_alarm_not_a_silent_retry(site: Site, service: ServiceProcess) -> None:
+    """After a restore the service's feed is older than the bridge's: the bridge says so (feed_version_ahead),
+    and keeps refusing to go back by itself (feed_rollback guards against replayed old feeds)."""
+    from door_firmware_bridge.offline import HttpFeedSource
+
+    async def ahead() -> None:
+        source = HttpFeedSource(service.url, site.bridge_key, site.ids["site"], 5)
+        try:
+            with pytest.raises(FeedError) as refused:
+                await source.fetch(10**9)
+            assert refused.value.code == "feed_version_ahead"
+        finally:
+            await source.aclose()
+
+    asyncio.run(ahead())

@@ -100,7 +100,7 @@ def test_enrolment_rejections_are_specific(client, world, photo) -> None:  # noq
 
     assert code([BLANK]) == (422, "no_face")
     assert code([photo("couple.jpg")]) == (422, "multiple_faces")
-    assert code([b"not an image"]) == (422, "not_an_image")
+    assert code([b"not an image"]) == (415, "image_invalid")
     assert code([photo("img1.jpg")[:5000]]) == (422, "image_corrupt")
     assert code([photo("img1.jpg"), photo("img3.jpg")]) == (422, "images_disagree")
     response = enrol(client, world, "tenant1", [photo("img1.jpg"), BLANK])
@@ -132,7 +132,7 @@ def test_door_verification(client, world, ctx: AppContext, photo) -> None:  # no
 
     assert verify(client, world, photo("couple.jpg")).json()["reasons"] == ["multiple_faces"]
     assert verify(client, world, BLANK).json()["reasons"] == ["no_face"]
-    assert verify(client, world, b"garbage").json()["error"]["code"] == "not_an_image"
+    assert verify(client, world, b"garbage").json()["error"]["code"] == "image_invalid"
     assert verify(client, world, photo("img4.jpg"), door="door2").json()["error"]["code"] == "door_not_assigned"
     assert verify(client, world, photo("img4.jpg"), who="admin_a").status_code == 403
 

@@ -46,7 +46,7 @@ def test_models_list_and_compare(cli: CliRunner, faces_dir: Path) -> None:
     other = run_json(cli, "faces", "compare", str(faces_dir / "img1.jpg"), str(faces_dir / "img3.jpg"))
     assert other["verdict"] == "different people"
     bad = cli.invoke(app, ["faces", "compare", str(faces_dir / "identities.csv"), str(faces_dir / "img1.jpg")])
-    assert bad.exit_code == 1 and "[not_an_image]" in bad.output
+    assert bad.exit_code == 1 and "[image_invalid]" in bad.output
 
 
 def test_evaluate_writes_a_report(cli: CliRunner, faces_dir: Path, tmp_path: Path) -> None:

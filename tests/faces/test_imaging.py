@@ -37,12 +37,12 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_rejections_each_have_a_code(photo) -> None:  # noqa: ANN001
     jpeg = photo("img1.jpg")
     assert code_of(b"") == (422, "image_empty")
-    assert code_of(b"%PDF-1.4 not a picture at all") == (422, "not_an_image")
+    assert code_of(b"%PDF-1.4 not a picture at all") == (415, "image_invalid")
     assert code_of(jpeg[: len(jpeg) // 2]) == (422, "image_corrupt")
     assert code_of(png_claiming(50_000, 50_000)) == (413, "image_too_large")
     assert code_of(jpeg, max_pixels=100_000) == (413, "image_too_large")
     assert code_of(encode(np.zeros((20, 20, 3), np.uint8), "PNG")) == (422, "image_too_small")
-    assert code_of(encode(np.zeros((64, 64, 3), np.uint8), "GIF")) == (422, "unsupported_image_format")
+    assert code_of(encode(np.zeros((64, 64, 3), np.uint8), "GIF")) == (415, "image_format_unsupported")
 
 
 def test_grey_cmyk_and_alpha_images_decode_to_bgr_with_the_same_face(photo, engine: FaceEngine) -> None:  # noqa: ANN001

@@ -92,3 +92,18 @@ def test_a_use_is_not_taken_from_a_grant_revoked_after_the_check(ctx: AppContext
     with ctx.db.session() as s:
         assert consume_use(s, world.ids["grant1"]) is False
         assert s.get(Grant, world.ids["grant1"]).uses == 0  # type: ignore[union-attr]
+
+
+def test_a_door_id_given_to_another_site_after_a_restore_is_found_there(ctx: AppContext, world: World) -> None:
+    """After a restore (or a reset) a door id may belong to another site than the index remembers:
+    forgetting the copies must forget which site each door was in too (it answered door_unknown)."""
+    from sqlalchemy import text
+
+    door = world.ids["entrance_b"]
+    assert ctx.access.door(door).site_id == world.ids["site_b"]  # type: ignore[union-attr]
+    with ctx.db.engine.begin() as connection:  # the restored database: the id is now site a's door
+        connection.execute(text("UPDATE doors SET site_id = :a, building_id = :b, code = :c WHERE id = :d"),
+                           {"a": world.ids["site_a"], "b": world.ids["building_a"], "c": "restored-door", "d": door})
+    ctx.access.forget()  # what a resync or a changed data version does
+    found = ctx.access.door(door)
+    assert found is not None and found.site_id == world.ids["site_a"]

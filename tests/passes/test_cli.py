@@ -43,7 +43,9 @@ def test_inspect_own_pass_with_its_public_key(ctx: AppContext, tenant_pass: issu
     key_file.write_bytes(serialization.load_der_public_key(der).public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     result = runner.invoke(app, ["pass", "inspect", tenant_pass.text, "--key", str(key_file)])
     assert result.exit_code == 0, result.output
-    assert _layers(result.output) == {"picture": "skipped", "prefix": "ok", "base45": "ok", "zlib": "ok", "cose": "ok", "cbor": "ok", "expiry": "ok"}
+    layers = {"picture": "skipped", "prefix": "ok", "base45": "ok", "zlib": "ok", "cose": "ok", "cbor": "ok", "expiry": "ok", "status": "skipped"}
+    assert _layers(result.output) == layers
+    assert json.loads(result.output)["result"] == "status not checked"  # a key file alone cannot tell a revoked pass
     expired = runner.invoke(app, ["pass", "inspect", tenant_pass.text, "--key", str(key_file), "--at", "2099-01-01T00:00:00Z"])
     assert expired.exit_code == 1 and _layers(expired.output)["expiry"] == "failed"
 
@@ -55,6 +57,7 @@ def test_inspect_picture_without_a_key_skips_the_signature(tenant_pass: issuing.
     assert result.exit_code == 0, result.output
     layers = _layers(result.output)
     assert layers["picture"] == "ok" and layers["cose"] == "skipped" and layers["cbor"] == "ok"
+    assert json.loads(result.output)["result"] == "signature not checked"  # never a bare "ok" without a key
 
 
 def test_inspect_wrong_prefix_and_bad_at(tenant_pass: issuing.IssuedPass) -> None:
@@ -71,7 +74,11 @@ def test_inspect_eu_certificate_picture(shared_dir: Path, tmp_path: Path) -> Non
     args = ["pass", "inspect", str(tmp_path / "qr.png"), "--prefix", "HC1", "--cert", str(tmp_path / "dsc.der"), "--at", vector["TESTCTX"]["VALIDATIONCLOCK"]]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert set(_layers(result.output).values()) == {"ok"}
+    layers = _layers(result.output)
+    assert layers.pop("status") == "skipped" and set(layers.values()) == {"ok"}  # no status of ours for an EU certificate
+    assert json.loads(result.output)["result"] == "ok"
+    without_prefix = runner.invoke(app, [a for a in args if a not in ("--prefix", "HC1")])
+    assert json.loads(without_prefix.output)["prefix"] == "HC1:" and json.loads(without_prefix.output)["result"] == "ok"
 
 
 def test_issue_list_revoke(cli_env: None, world: World, tmp_path: Path) -> None:
@@ -82,7 +89,7 @@ def test_issue_list_revoke(cli_env: None, world: World, tmp_path: Path) -> None:
     assert qr.decode_image((tmp_path / "p.png").read_bytes()) == [body["qr_text"]]
     listed = json.loads(runner.invoke(app, ["pass", "list", "--person", tenant]).output)
     assert [p["id"] for p in listed] == [body["id"]]
-    revoked = runner.invoke(app, ["pass", "revoke", str(body["id"]), "--reason", "lost"])
+    revoked = runner.invoke(app, ["revoke", "pass", str(body["id"]), "--reason", "lost"])
     assert json.loads(revoked.output)["status"] == "revoked"
 
 

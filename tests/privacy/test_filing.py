@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from idsvc.app import create_app
 from idsvc.auth.principal import OPERATOR
@@ -95,3 +96,17 @@ def test_filing_from_the_command_line(ctx: AppContext, world: World, cli: Cli) -
     assert out["status"] == "filed" and out["filing"]["confirmed_by"] == "operator"
     code, output = cli.run("faces", "filing", "confirm", "--reference", "")
     assert code == 1 and "reference" in output
+
+
+def test_metrics_count_enrolled_faces_per_site(ctx: AppContext, client: TestClient, world: World) -> None:
+    def enrolled() -> dict[str, float]:
+        families = text_string_to_metric_families(client.get("/metrics").text)
+        return {s.labels["site"]: s.value for f in families if f.name == "idsvc_face_enrolled_people" for s in f.samples}
+
+    assert enrolled() == {}
+    _template(ctx, world.ids["site_a"], world.ids["tenant1"])
+    _template(ctx, world.ids["site_a"], world.ids["tenant2"])
+    assert enrolled() == {str(world.ids["site_a"]): 2.0}
+    with ctx.db.session() as s:
+        s.query(FaceTemplate).delete()
+    assert enrolled() == {}  # a site whose templates went is not reported with its old count

@@ -59,7 +59,7 @@ def test_withdraw_key_and_grant_verbs(ctx: AppContext, world: World) -> None:
     with ctx.db.session() as s:
         kid = keys.active_issuer_key(s, ctx.sealer).kid
     assert _invoke("suspend", "grant", str(world.ids["grant1"]), "--reason", "check")["status"] == "suspended"
-    assert _invoke("revoke", "key", kid, "--reason", "leaked")["status"] == "withdrawn"
+    assert _invoke("revoke", "issuer-key", kid, "--reason", "leaked")["status"] == "withdrawn"
 
 
 def test_feed_file_face_key_and_prune(ctx: AppContext, world: World, tmp_path: Path) -> None:
