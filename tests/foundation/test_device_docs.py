@@ -99,7 +99,7 @@ def test_the_trust_anchor_is_public_and_the_same_as_the_server_prints(client: Te
     config = tmp_path / "site.toml"
     config.write_text(f'site = "s1"\n[service]\nurl = "http://svc"\ndevice_key = "k"\n[offline]\nroot_public_key = "{anchor.json()["root_public_key"]}"\n'
                       f'cache_dir = "{tmp_path}/cache"\n[journal]\npath = "{tmp_path}/journal.db"\n[[doors]]\nname = "d1"\ndoor_id = 1\nsite_id = 1\n')
-    checked = CliRunner().invoke(bridge, ["check-config", "-c", str(config)])
+    checked = CliRunner().invoke(bridge, ["check-config", "-c", str(config), "--no-network"])
     assert checked.exit_code == 0, checked.output
     assert f"root key sha256 {anchor.json()['sha256']}" in checked.stdout
 
