@@ -224,6 +224,7 @@ def test_use_limits_are_counted_offline_and_reconciled(site: Site, service: Serv
             await until(lambda: bridge.offline.state.grants[grant]["uses"] == 2 and bridge.journal.offline_uses() == {}, 20, "the feed to count them")
             denied = bridge.offline.decide_qr(cfg.doors[0], site.tenant_pass, utcnow())
             assert denied.reasons == ("uses_exhausted",)  # 2 in the feed, none on top: exhausted, not "4 used"
+            await until(lambda: bridge.online.reachable, 10, "the bridge to try the service again (it skips it 5 s after a failure)")
             await lock.scan(site.tenant_pass)  # online now: the service says the same
             await until(lambda: len(_decisions(bridge)) == 4, 10, "the online decision")
             assert _decisions(bridge)[-1] == ("access_denied", "online", ["uses_exhausted"])
