@@ -16,10 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.alarms import door_events
+from idsvc.alarms.models import Alarm
 from idsvc.audit import service as audit
 from idsvc.audit.chain import PERSONAL_DATA_KEYS
 from idsvc.audit.models import AuditEvent
@@ -134,5 +137,22 @@ def clear_device_events(session: Session, audit_seqs: list[int]) -> int:
     door, not the personal values (readings, plates, raw terminal events)."""
     rows = list(session.scalars(select(DeviceEvent).where(DeviceEvent.audit_seq.in_(audit_seqs))))
     for row in rows:
-        row.data = {k: v for k, v in row.data.items() if k not in PERSONAL_DATA_KEYS}
+        row.data = _without_personal_values(row.data)
+    _clear_alarm_copies(session, rows)
     return len(rows)
+
+
+def _without_personal_values(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in PERSONAL_DATA_KEYS}
+
+
+def _clear_alarm_copies(session: Session, events: list[DeviceEvent]) -> None:
+    """A door alarm keeps the data of the event that raised (or last repeated) it, a fever reading
+    included (alarms/door_events.py): it loses the personal values with the event."""
+    by_source = {(door_events.source_of(e), e.event_id) for e in events}
+    sources = {source for source, _ in by_source}
+    if not sources:
+        return
+    for alarm in session.scalars(select(Alarm).where(Alarm.source.in_(sources))):
+        if (alarm.source, alarm.data.get("event_id")) in by_source:
+            alarm.data = _without_personal_values(alarm.data)

@@ -58,6 +58,9 @@ def tenant(ctx: AppContext, client: TestClient, world: World) -> dict[str, Any]:
         {"event_id": f"e-{uuid.uuid4().hex}", "kind": "access_granted", "at": (now - timedelta(days=d)).isoformat(), "door_id": world.ids["door1"], "person_id": pid,
          "data": {"temperature": {"celsius": 36.6}, "source": "offline", "event": {"name": NAME, "employeeNoString": DIGITS}}}
         for d in (1, 200)
+    ] + [  # a fever at the gate: the bridge flags it as an alarm, and the alarm keeps the event's data
+        {"event_id": f"e-{uuid.uuid4().hex}", "kind": "fever_detected", "at": (now - timedelta(days=2)).isoformat(), "door_id": world.ids["door1"], "person_id": pid,
+         "data": {"alarm": True, "temperature": {"celsius": 38.4}, "event": {"name": NAME, "employeeNoString": DIGITS}}}
     ]
     assert client.post("/v1/device/events", headers=world.auth("device1"), json={"events": events}).json()["stored"] == [e["event_id"] for e in events]
     with ctx.db.session() as s:
@@ -96,7 +99,7 @@ def test_export_is_everything_held_and_is_audited(ctx: AppContext, client: TestC
     assert [c["purpose"] for c in doc["face"]["consents"]] == ["face_access"] and len(doc["face"]["templates"]) == 1
     decisions = [e for e in doc["audit_events"] if e["kind"] == "decision"]
     assert len(decisions) == 3 * DAYS + 3
-    assert len(doc["device_events"]) == 2 and doc["device_events"][0]["data"]["temperature"] == {"celsius": 36.6}
+    assert len(doc["device_events"]) == 3 and doc["device_events"][0]["data"]["temperature"] == {"celsius": 36.6}
     assert doc["audit_events"] == sorted(doc["audit_events"], key=lambda e: e["seq"])
     with ctx.db.session() as s:
         exported = s.scalars(select(AuditEvent).where(AuditEvent.kind == "person.exported")).one()
@@ -124,7 +127,7 @@ def test_erasure_leaves_a_verifying_chain_and_no_trace_of_the_name(ctx: AppConte
     report = erased.json()
     assert report["passes_revoked"] == 1 and report["templates_deleted"] == 1 and report["consents_deleted"] == 1
     assert report["api_keys_deleted"] == 1 and report["vehicles_deleted"] == 1 and report["grants_deleted"] == 1
-    assert report["device_events_cleared"] == 2 and report["audit_events_pseudonymised"] >= before + 1  # + the plate decision
+    assert report["device_events_cleared"] == 3 and report["audit_events_pseudonymised"] >= before + 1  # + the plate decision
 
     code, output = cli.run("audit", "verify")
     assert code == 0, output
