@@ -25,7 +25,7 @@ from idsvc.context import AppContext
 from idsvc.core import metrics
 from idsvc.core.errors import install_error_handlers
 from idsvc.core.health import Check, ProbeFailed, run_checks
-from idsvc.core.limits import BodySizeLimit
+from idsvc.core.limits import BodySizeLimit, larger_bodies
 from idsvc.core.metrics import RequestTimer
 from idsvc.core.times import use_rfc3339_in_plain_answers
 from idsvc.device_events.api import router as device_events_router
@@ -114,7 +114,6 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     )
     app.state.ctx = context
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=context.settings.max_body_bytes)
     app.add_middleware(RequestTimer)
     checks = readiness_checks(context)
 
@@ -143,9 +142,13 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     # The device endpoints first: routes are matched in order and locks ask the most often.
-    for router in (
+    routers = (
         passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router,
         privacy_router, jobs_router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
+    larger = larger_bodies(route for router in routers for route in router.routes)
+    settings = context.settings
+    app.add_middleware(BodySizeLimit, default_bytes=settings.max_json_body_bytes, ceiling_bytes=settings.max_body_bytes, larger=larger)
     return app

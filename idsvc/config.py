@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="Log level of idsvc and uvicorn.")
     log_format: str = Field("text", pattern="^(text|json)$", description="text, or json: one JSON object per line (time, level, logger, message).")
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted, by the routes that take pictures or batches (each declares its own cap below this)."
+    )
+    max_json_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest body of every other route (JSON objects of a few fields).")
     auth_failures_per_minute: int = Field(20, ge=1, description="Failed credential attempts per client IP before 429.")
     # Faces (issue 4). Per-site overrides live in Site.settings["faces"] (threshold, liveness_mode).
     models_dir: Path = Field(

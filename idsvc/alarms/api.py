@@ -22,6 +22,7 @@ from idsvc.auth.models import Role
 from idsvc.core.bus import Notice
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden, InvalidInput
+from idsvc.core.limits import BATCH_BODY_BYTES, body_limit
 from idsvc.core.times import rfc3339
 from idsvc.core.validation import JsonObject, Name, Reason, RowId, ShortText, Timestamp
 from idsvc.registry.scope import owned_unit_ids
@@ -273,6 +274,7 @@ def sensor_heartbeat(ctx: Ctx, caller: Caller) -> dict[str, str]:
 
 
 @router.post("/device/sensor-readings", tags=["device"])
+@body_limit(BATCH_BODY_BYTES)
 def upload_readings(body: ReadingsIn, ctx: Ctx, caller: Caller) -> ReadingsOut:
     """A sensor ingest's readings, in the answer shape of ``/v1/device/events`` (the same uploader sends both)."""
     readings = [sensors.Reading(r.event_id, r.sensor, r.at, r.online, r.values.model_dump(exclude_none=True)) for r in body.readings]

@@ -35,7 +35,7 @@ CODES: dict[str, ErrorCode] = {
     "method_not_allowed": ErrorCode(405, "the path exists, but not with this HTTP method"),
     "not_acceptable": ErrorCode(406, "no answer in a media type the request accepts"),
     "not_found": ErrorCode(404, "no such path"),
-    "payload_too_large": ErrorCode(413, "the body is over the service's limit (IDSVC_MAX_BODY_BYTES)"),
+    "payload_too_large": ErrorCode(413, "the body is over the limit of this endpoint (`details.max_bytes`): 64 KiB for JSON, more for pictures and batches"),
     "unsupported_media_type": ErrorCode(415, "the body is not one of the media types this endpoint takes (JSON, or multipart for pictures)"),
     "http_error": ErrorCode(400, "another HTTP-level refusal; the status and message say which"),
     # Who is asking

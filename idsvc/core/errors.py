@@ -98,11 +98,19 @@ _HTTP_CODES = {
 }
 
 
+# A body with thousands of unknown keys has thousands of problems: the answer names the first few and
+# counts the rest, so its size does not grow with what the caller sent.
+MAX_LISTED_PROBLEMS = 20
+
+
 def validation_details(errors: list[Any]) -> dict[str, Any]:
-    """``{"fields": [{"field", "problem", "type"}]}`` from pydantic's errors (without the echoed input:
-    it may be a photo or a secret and only bloats the answer)."""
-    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
-    return {"fields": fields}
+    """``{"fields": [{"field", "problem", "type"}], "count": n}`` from pydantic's errors: the first
+    :data:`MAX_LISTED_PROBLEMS` of ``count`` (without the echoed input: it may be a photo or a secret)."""
+    fields = [
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors[:MAX_LISTED_PROBLEMS]
+    ]
+    return {"fields": fields, "count": len(errors)}
 
 
 def install_error_handlers(app: FastAPI) -> None:

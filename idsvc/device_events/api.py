@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core.limits import BATCH_BODY_BYTES, body_limit
 from idsvc.core.validation import JsonObject, Plate, RowId, Timestamp
 from idsvc.device_events import plates, service
 
@@ -56,6 +57,7 @@ def device_self(caller: Caller) -> DeviceSelf:
 
 
 @router.post("/events")
+@body_limit(BATCH_BODY_BYTES)
 def upload_events(body: EventsIn, ctx: Ctx, caller: Caller) -> EventsOut:
     """Store each event once and append it to the audit trail as ``device.<kind>``.
 

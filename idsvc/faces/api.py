@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
+from idsvc.core.limits import FRAME_BODY_BYTES, PHOTOS_BODY_BYTES, body_limit
 from idsvc.core.times import UtcDateTime
 from idsvc.core.validation import LanguageTag, Name, ShortText, TextVersion, Timestamp
 from idsvc.faces import filing, service
@@ -87,6 +88,7 @@ def withdraw_consent(
 
 
 @router.put("/people/{person_id}/face")
+@body_limit(PHOTOS_BODY_BYTES)
 def enrol(person_id: int, ctx: Ctx, caller: Caller, images: Annotated[list[UploadFile], File(description="1-5 photos of the person alone")]) -> TemplateOut:
     """Enrol or re-enrol: the template is replaced; the photos are dropped after embedding."""
     data = _read_all(images)
@@ -130,6 +132,7 @@ def confirm_filing(body: FilingIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
 
 
 @router.post("/device/face-verify")
+@body_limit(FRAME_BODY_BYTES)
 def face_verify(
     ctx: Ctx,
     caller: Caller,

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge, validation_details
+from idsvc.core.limits import FRAME_BODY_BYTES, body_limit
 from idsvc.core.validation import Reason, RowId
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes import status as pass_status
@@ -226,6 +227,7 @@ _VERIFY_BODY = {
     responses={200: {"description": "allow or deny, with reasons"}},
     openapi_extra={"requestBody": _VERIFY_BODY},
 )
+@body_limit(FRAME_BODY_BYTES)
 async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
     """A lock or reader asks: may the holder of this QR (text or camera frame) open this door now?"""
     ctx = request.app.state.ctx
