@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted, by the routes that take pictures or batches (each declares its own cap below this)."
     )
     max_json_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest body of every other route (JSON objects of a few fields).")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For is believed (the client address "
+        "failed keys are counted per); empty = none, the peer's address counts.",
+    )
     auth_failures_per_minute: int = Field(20, ge=1, description="Failed credential attempts per client IP before 429.")
     # Faces (issue 4). Per-site overrides live in Site.settings["faces"] (threshold, liveness_mode).
     models_dir: Path = Field(

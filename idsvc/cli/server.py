@@ -99,6 +99,8 @@ def register(app: typer.Typer) -> None:
         """Migrate the database and run the HTTP service."""
         import uvicorn
 
+        from idsvc.core.http_server import uvicorn_options
+
         settings = load_settings()
         host, port = _listen_address(settings.host if host is None else host, settings.port if port is None else port)
         _migrate(settings)
@@ -119,4 +121,5 @@ def register(app: typer.Typer) -> None:
             log_config=logging_config(settings.log_level, settings.log_format),
             # Bridges hold event streams open; do not wait for them forever on shutdown.
             timeout_graceful_shutdown=5,
+            **uvicorn_options(settings),  # bounded request heads, forwarded headers from named proxies only
         )

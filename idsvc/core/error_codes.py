@@ -37,6 +37,7 @@ CODES: dict[str, ErrorCode] = {
     "not_found": ErrorCode(404, "no such path"),
     "payload_too_large": ErrorCode(413, "the body is over the limit of this endpoint (`details.max_bytes`): 64 KiB for JSON, more for pictures and batches"),
     "unsupported_media_type": ErrorCode(415, "the body is not one of the media types this endpoint takes (JSON, or multipart for pictures)"),
+    "request_headers_too_large": ErrorCode(431, "the request line and headers are over 32 KiB, or more than 100 headers (answered by the server before any route)"),
     "http_error": ErrorCode(400, "another HTTP-level refusal; the status and message say which"),
     # Who is asking
     "missing_credentials": ErrorCode(401, "no API key: send `Authorization: Bearer <key>` (or `X-API-Key`)"),
