@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     face_liveness_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Liveness score below which a face is spoof_suspected.")
     face_min_size_px: int = Field(64, ge=16, description="Smallest accepted face box side, in pixels of the decoded image.")
     face_min_sharpness: float = Field(50.0, ge=0.0, description="Smallest Laplacian variance of the 112x112 aligned face (blur gate).")
-    face_max_pixels: int = Field(40_000_000, ge=10_000, description="Largest decoded image (width x height); bigger is refused as a decompression bomb.")
+    face_max_pixels: int = Field(
+        4096 * 4096, ge=10_000, description="Largest picture (width x height) decoded; bigger is refused before decoding. A 12 MP phone photo and every door camera frame fit."
+    )
     face_template_grace_days: int = Field(
         7, ge=0, le=30, description="Days after a person's last grant ended before the template purge deletes their template (site override: retention.face_template_days)."
     )

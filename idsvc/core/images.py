@@ -5,12 +5,21 @@ Untrusted bytes become a Pillow image, or one of the same few 4xx errors whateve
 (a GIF, a TIFF...), ``image_too_large`` (the header claims more pixels than allowed: checked before
 any pixel is decoded, so a small file posing as 50,000 x 50,000 costs nothing). Decoding the pixels
 is the caller's next step (:func:`load_pixels`), which can still find the data ``image_corrupt``.
+
+Decoding is what costs memory (a 4096 x 4096 picture is 50 MB of pixels before any copy), so it is
+bounded three ways: the pixel count in the header (refused above it), a working size (JPEG decodes
+straight to it with ``draft``, other formats are reduced right after decoding, before any copy), and
+:data:`DECODE_SLOTS` pictures at once per process (a caller waits up to :data:`SLOT_WAIT_S` for a
+slot, then gets 503 ``image_decoder_busy``).
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -18,6 +27,11 @@ from idsvc.core.errors import ApiError, InvalidInput, PayloadTooLarge
 
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP"})
 ACCEPTED_TEXT = "PNG, JPEG, WebP or BMP"
+
+# Two cores: more decodes at once only add memory, not throughput.
+DECODE_SLOTS = 2
+SLOT_WAIT_S = 5.0
+_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 # A truncated JPEG must fail loudly, not decode into a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -58,10 +72,30 @@ def open_picture(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def load_pixels(image: Image.Image) -> Image.Image:
-    """Decode the pixels; a truncated or corrupt stream is ``image_corrupt``."""
+class DecoderBusy(ApiError):
+    status = 503
+    code = "image_decoder_busy"
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """Hold one of the process's decode slots while a picture is decoded and turned into an array."""
+    if not _slots.acquire(timeout=SLOT_WAIT_S):
+        raise DecoderBusy(f"Every picture decoder was busy for {SLOT_WAIT_S:.0f} s; retry.")
     try:
-        image.load()
+        yield
+    finally:
+        _slots.release()
+
+
+def load_pixels(image: Image.Image, max_side: int | None = None) -> Image.Image:
+    """Decode the pixels, no larger than ``max_side`` on the longer side when given (JPEG decodes at
+    a reduced scale, others are reduced at once); a truncated or corrupt stream is ``image_corrupt``."""
+    try:
+        if max_side is not None and max(image.size) > max_side:
+            image.thumbnail((max_side, max_side))  # draft() for JPEG, then a resize in place; keeps the EXIF orientation
+        else:
+            image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # how Pillow signals truncation and corrupt streams
         raise InvalidInput("The picture data is truncated or corrupt.", code="image_corrupt") from None
     return image

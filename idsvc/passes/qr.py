@@ -14,7 +14,7 @@ import numpy as np
 import segno
 import zxingcpp
 
-from idsvc.core.images import load_pixels, open_picture
+from idsvc.core.images import decode_slot, load_pixels, open_picture
 
 UNIT_PREFIX = "NHU1:"  # "one house, one code": a unit's stable code, not a credential
 ERROR_LEVEL = "q"  # ~25 % of the symbol may be damaged
@@ -63,8 +63,10 @@ def decode_frame(gray: np.ndarray) -> list[str]:
 
 def load_gray(data: bytes) -> np.ndarray:
     """Decode an uploaded picture to grayscale; a bad one is core/images.py's 4xx (the same as for face photos)."""
-    image = load_pixels(open_picture(data, MAX_PIXELS))
-    return np.asarray(image.convert("L"))
+    image = open_picture(data, MAX_PIXELS)
+    with decode_slot():
+        image.draft("L", image.size)  # JPEG: decode the grey channel only (full size: small codes need every pixel)
+        return np.asarray(load_pixels(image).convert("L"))
 
 
 def decode_image(data: bytes) -> list[str]:
