@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Where embedded state lives (SQLite file, generated keys).")
     database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite file in data_dir.")
     redis_url: str = Field("", description="redis://host:port/db; empty = in-process caches (single node only).")
+    db_timeout_s: float = Field(
+        3.0, ge=0, le=600, description="PostgreSQL: longest wait for a connection, a pooled connection or one statement before the request fails (503 service_degraded); 0 = none."
+    )
+    redis_timeout_s: float = Field(1.0, gt=0, le=60, description="Longest wait for Redis (connect and each command) before the request fails (503).")
     redis_prefix: str = Field("idsvc:", description="Prefix of every Redis key, so several deployments can share one Redis.")
     master_key: str = Field(
         "",

@@ -62,11 +62,11 @@ class AppContext:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
-        kv = make_store(settings.redis_url, settings.redis_prefix)
+        kv = make_store(settings.redis_url, settings.redis_prefix, settings.redis_timeout_s)
         sealer = Sealer.from_config(settings.master_key, settings.data_dir)
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url, sealer),
+            db=Database(settings.effective_database_url, sealer, settings.db_timeout_s),
             kv=kv,
             sealer=sealer,
             bus=make_bus(kv.client if isinstance(kv, RedisStore) else None, settings.redis_prefix),

@@ -86,7 +86,12 @@ class RedisBus(Bus):
         # This node applies it at once (the caller reads its own write), every node (this one again,
         # harmlessly: notices carry states, not increments) gets it from the channel in publish order.
         self.deliver(notice)
-        self.client.publish(self.channel, json.dumps(notice, separators=(",", ":")))
+        try:
+            self.client.publish(self.channel, json.dumps(notice, separators=(",", ":")))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # The change is committed: failing its request now would say it was not. Other nodes
+            # pick it up from their one-second version poll (docs/architecture.md, Propagation).
+            log.warning("change notice not published (Redis did not answer: %s); other nodes catch up by polling", exc)
 
     def _started(self) -> None:
         with self._lock:

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from idsvc.core.deadlines import watchdog
 from idsvc.core.sealing import Sealer, SealingError
 
 
@@ -48,7 +50,9 @@ def session_sealer(session: Session) -> Sealer:
     return sealer  # type: ignore[no-any-return]
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, timeout_s: float = 0) -> Engine:
+    """``timeout_s`` (PostgreSQL; 0 = none) bounds every wait on the database: connecting, a pool
+    checkout, each statement (the server's ``statement_timeout`` and a client-side deadline)."""
     if url.startswith("sqlite"):
         # As many pooled connections as request threads (Starlette's threadpool has 40): a connection
         # opened per request under load costs more than the query it serves.
@@ -65,7 +69,74 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if not timeout_s:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=timeout_s,
+        connect_args={"connect_timeout": max(2, round(timeout_s)), "options": f"-c statement_timeout={int(timeout_s * 1000)}"},
+    )
+    # The server's own timeout first (a clean error); ours one second later, for a server that does not answer at all.
+    _bound_every_wait(engine, timeout_s + 1, ping_s=min(timeout_s, 1.0))
+    return engine
+
+
+def _bound_every_wait(engine: Engine, seconds: float, ping_s: float) -> None:
+    """Arm a :mod:`idsvc.core.deadlines` deadline around every round trip on a pooled connection:
+    the checkout ping (``ping_s``: a healthy server answers SELECT 1 in a millisecond, and a failed ping
+    still costs a new connection's ``connect_timeout``), each statement, commit and rollback
+    (psycopg's socket is ``pgconn.socket``)."""
+    dog = watchdog()
+
+    def arm(info: dict[str, Any], dbapi_connection: Any, what: str, within: float = seconds) -> None:
+        disarm(info)
+        info["deadline"] = dog.arm(dbapi_connection.pgconn.socket, within, what)
+
+    def disarm(info: dict[str, Any]) -> None:
+        ticket = info.pop("deadline", None)
+        if ticket is not None:
+            dog.disarm(ticket)
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Our pre-ping (instead of pool_pre_ping, which has no deadline): a dead or silent connection
+        # is replaced by a new one, and a database that does not answer fails within ``seconds``.
+        arm(record.info, dbapi_connection, "PostgreSQL (checkout ping)", ping_s)
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except (engine.dialect.loaded_dbapi.Error, OSError) as exc:  # any failure of the ping means: not this connection
+            raise DisconnectionError(f"the pooled connection did not answer: {exc}") from exc
+        finally:
+            disarm(record.info)
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        disarm(record.info)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        arm(conn.info, conn.connection.dbapi_connection, "PostgreSQL (statement)")
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, *_args: Any) -> None:
+        disarm(conn.info)
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: Any) -> None:  # before the COMMIT round trip; disarmed by the next statement or checkin
+        arm(conn.info, conn.connection.dbapi_connection, "PostgreSQL (commit)")
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn: Any) -> None:
+        if conn.connection.dbapi_connection is not None and not conn.connection.dbapi_connection.closed:
+            arm(conn.info, conn.connection.dbapi_connection, "PostgreSQL (rollback)")
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        if context.connection is not None:
+            disarm(context.connection.info)
 
 
 class Database:
@@ -75,9 +146,9 @@ class Database:
     service that reads or writes them needs the key as surely as it needs the connection.
     """
 
-    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
+    def __init__(self, url: str, sealer: Sealer | None = None, timeout_s: float = 0) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"sealer": sealer})
 
     @property

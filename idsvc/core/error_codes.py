@@ -118,6 +118,12 @@ CODES: dict[str, ErrorCode] = {
     "image_too_large": ErrorCode(413, "the picture is over the byte limit or claims more pixels than allowed (a decompression bomb)"),
     "image_too_small": ErrorCode(422, "a side of the picture is under 32 pixels"),
     "image_corrupt": ErrorCode(422, "the picture data is truncated or corrupt"),
+    "service_degraded": ErrorCode(
+        503, "a dependency (`details.dependency`: `database` or `kv`) did not answer within its timeout; nothing was decided or changed: keep the door shut, retry after `Retry-After`"
+    ),
+    "replay_store_unavailable": ErrorCode(
+        503, "a phone (dynamic) code could not be checked for reuse because Redis did not answer; `details` holds the deny decision that was journalled"
+    ),
     "image_decoder_busy": ErrorCode(503, "every picture decoder of the node stayed busy for 5 s (a burst of uploads); retry, the door stays shut meanwhile"),
     "image_count": ErrorCode(422, "enrolment takes 1 to 5 photos"),
     "images_disagree": ErrorCode(422, "the enrolment photos do not show the same person"),

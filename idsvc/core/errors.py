@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idsvc.core.error_codes import check_registered
+from idsvc.core.kv import StoreUnavailable
 from idsvc.core.sealing import SealingError
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,17 @@ def validation_details(errors: list[Any]) -> dict[str, Any]:
     return {"fields": fields, "count": len(errors)}
 
 
+def _degraded(dependency: str) -> JSONResponse:
+    response = _answer(
+        "service_degraded",
+        f"The service cannot reach its {'database' if dependency == 'database' else 'key-value store (Redis)'} right now. Keep the door shut and retry.",
+        503,
+        {"dependency": dependency},
+    )
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -141,6 +155,20 @@ def install_error_handlers(app: FastAPI) -> None:
         # Services check uniqueness first; this catches the race between two writers.
         log.info("integrity conflict: %s", exc.orig)
         return _answer("conflict", "The change conflicts with existing data; reload and retry.", 409)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        # Unreachable, silent past IDSVC_DB_TIMEOUT_S, or out of connections: the node is degraded, not broken.
+        log.warning("database unavailable: %s", exc)
+        return _degraded("database")
+
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
+    async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("key-value store unavailable: %s", exc)
+        return _degraded("kv")
 
     @app.exception_handler(Exception)
     async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:

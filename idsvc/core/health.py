@@ -7,8 +7,10 @@ answer (docs/operations.md, "Health and readiness") is::
     {"status": "ready" | "not_ready", "version": "0.1.0", "checked_at": "2026-12-01T10:00:00Z",
      "checks": {"database": {"state": "up" | "down", "required": true, "latency_ms": 0.8, "detail": "sqlite"}, ...}}
 
-with HTTP 503 when a required check is down. New dependencies are new :class:`Check` entries, and a
-time limit per probe belongs in :func:`run_checks`: neither changes the shape.
+with HTTP 503 when a required check is down. New dependencies are new :class:`Check` entries.
+Probes run at once, each in a thread, and one that has not answered within :data:`PROBE_TIMEOUT_S`
+is down ("no answer within 2 s"): a hung database makes the node not ready in two seconds, so a load
+balancer drains it, instead of hanging the readiness request too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +29,10 @@ from idsvc.core.times import rfc3339
 log = logging.getLogger(__name__)
 
 UP, DOWN = "up", "down"
+PROBE_TIMEOUT_S = 2.0
+# Shared by every readiness request; a probe stuck on a dead dependency holds one thread until the
+# dependency's own timeout (IDSVC_DB_TIMEOUT_S, IDSVC_REDIS_TIMEOUT_S) frees it.
+_probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="idsvc-readyz")
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,17 @@ def _run(check: Check) -> dict[str, Any]:
     return {"state": state, "required": check.required, "latency_ms": round((time.perf_counter() - started) * 1000, 2), "detail": detail}
 
 
+def _within_limit(check: Check, pending: Any) -> dict[str, Any]:
+    try:
+        return pending.result(timeout=PROBE_TIMEOUT_S)  # type: ignore[no-any-return]
+    except FutureTimeout:
+        log.warning("readiness: %s did not answer within %.0f s", check.name, PROBE_TIMEOUT_S)
+        return {"state": DOWN, "required": check.required, "latency_ms": PROBE_TIMEOUT_S * 1000, "detail": f"no answer within {PROBE_TIMEOUT_S:.0f} s"}
+
+
 def run_checks(checks: list[Check], version: str) -> tuple[bool, dict[str, Any]]:
     """(ready, answer): ready when every required check is up."""
-    results = {check.name: _run(check) for check in checks}
+    pending = [(check, _probes.submit(_run, check)) for check in checks]
+    results = {check.name: _within_limit(check, future) for check, future in pending}
     ready = all(r["state"] == UP for r in results.values() if r["required"])
     return ready, {"status": "ready" if ready else "not_ready", "version": version, "checked_at": rfc3339(utcnow()), "checks": results}

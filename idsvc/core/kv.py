@@ -16,6 +16,10 @@ import redis
 log = logging.getLogger(__name__)
 
 
+class StoreUnavailable(Exception):
+    """The shared store did not answer (Redis down, cut off or slow past its timeout)."""
+
+
 class KeyValueStore(Protocol):
     def add_once(self, key: str, ttl_seconds: int) -> bool:
         """Mark ``key`` as used for ``ttl_seconds``; True only for the first caller."""
@@ -80,19 +84,28 @@ class MemoryStore:
         return "in-process"
 
 
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+
 class RedisStore:
-    def __init__(self, url: str, prefix: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, url: str, prefix: str, timeout_s: float = 1.0) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self.prefix = prefix
 
     def add_once(self, key: str, ttl_seconds: int) -> bool:
-        return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=ttl_seconds))
+        try:
+            return bool(self.client.set(self.prefix + key, b"1", nx=True, ex=ttl_seconds))
+        except _REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis did not answer: {exc}") from exc
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         pipe = self.client.pipeline()
         pipe.incr(self.prefix + key)
         pipe.expire(self.prefix + key, ttl_seconds, nx=True)
-        count, _ = pipe.execute()
+        try:
+            count, _ = pipe.execute()
+        except _REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis did not answer: {exc}") from exc
         return int(count)
 
     def ping(self) -> str:
@@ -105,5 +118,5 @@ class RedisStore:
             self.client.delete(*keys[start : start + 1000])
 
 
-def make_store(redis_url: str, prefix: str) -> KeyValueStore:
-    return RedisStore(redis_url, prefix) if redis_url else MemoryStore()
+def make_store(redis_url: str, prefix: str, timeout_s: float = 1.0) -> KeyValueStore:
+    return RedisStore(redis_url, prefix, timeout_s) if redis_url else MemoryStore()

@@ -22,7 +22,7 @@ from idsvc.auth.models import Role
 from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge, validation_details
 from idsvc.core.limits import FRAME_BODY_BYTES, body_limit
 from idsvc.core.validation import Reason, RowId
-from idsvc.passes import codec, issuing, keys, qr
+from idsvc.passes import codec, dynamic, issuing, keys, qr
 from idsvc.passes import status as pass_status
 from idsvc.passes.claims import PassType
 from idsvc.passes.verify import PassVerifier
@@ -240,4 +240,12 @@ async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
         found = await run_in_threadpool(qr.decode_image, image)  # a bad picture is a 4xx of core/images.py
         text = found[0] if found else None  # None: the frame holds no readable QR (a deny, not an error)
     decision = await run_in_threadpool(lambda: verifier.decide(door_id, text, actor=caller.actor, challenge=challenge))
+    if dynamic.REPLAY_STORE_UNAVAILABLE in decision.reasons:
+        # Journalled as a deny; answered as an outage so the lock maker's code can tell it from a bad code.
+        raise ApiError(
+            "The replay store (Redis) did not answer, so a phone code cannot be checked for reuse. Keep the door shut; printed passes still work.",
+            code="replay_store_unavailable",
+            status=503,
+            details=decision.to_dict(),
+        )
     return decision.to_dict()

@@ -27,12 +27,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cwt.cose_key_interface import COSEKeyInterface
 
 from idsvc.core.db import utcnow
-from idsvc.core.kv import KeyValueStore
+from idsvc.core.kv import KeyValueStore, StoreUnavailable
 from idsvc.passes import codec
 
 STEP_SECONDS = 30
 ACCEPTED_SKEW_STEPS = 1
 MAX_CHALLENGE = 64
+# The deny reason when the replay store does not answer; the device API also answers it as a 503.
+REPLAY_STORE_UNAVAILABLE = "replay_store_unavailable"
 _CONTEXT = "NH1-presentation"
 
 
@@ -113,8 +115,12 @@ def check(
     # Only a presentation that passed every other check may burn its (pass, step, door) slot. The
     # marker lives only until the step leaves the accepted window (plus clock slack): replay is
     # impossible after that anyway, and the shared store holds at most ~95 s of accepted codes.
-    if not reasons and not kv.add_once(f"pres:{pass_id.hex()}:{presentation.step}:{door_id}", replay_ttl(presentation.step, at)):
-        reasons.append("presentation_replayed")
+    if not reasons:
+        try:
+            if not kv.add_once(f"pres:{pass_id.hex()}:{presentation.step}:{door_id}", replay_ttl(presentation.step, at)):
+                reasons.append("presentation_replayed")
+        except StoreUnavailable:
+            reasons.append(REPLAY_STORE_UNAVAILABLE)  # a first use cannot be told from a replay: deny
     return reasons
 
 
