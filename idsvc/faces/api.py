@@ -14,7 +14,7 @@ from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.core.limits import FRAME_BODY_BYTES, PHOTOS_BODY_BYTES, body_limit
 from idsvc.core.times import UtcDateTime
-from idsvc.core.validation import LanguageTag, Name, ShortText, TextVersion, Timestamp
+from idsvc.core.validation import LanguageTag, Name, RowId, ShortText, TextVersion, Timestamp
 from idsvc.faces import filing, service
 from idsvc.faces.models import ConsentPurpose
 
@@ -70,7 +70,7 @@ def _read_all(files: list[UploadFile]) -> list[bytes]:
 
 
 @router.post("/people/{person_id}/face/consent", status_code=status.HTTP_201_CREATED)
-def record_consent(person_id: int, body: ConsentIn, ctx: Ctx, caller: Caller) -> ConsentOut:
+def record_consent(person_id: RowId, body: ConsentIn, ctx: Ctx, caller: Caller) -> ConsentOut:
     with ctx.db.session() as s:
         consent = service.record_consent(
             s, caller, person_id, purpose=body.purpose, method=body.method, text_version=body.text_version, language=body.language, given_at=body.given_at
@@ -80,7 +80,7 @@ def record_consent(person_id: int, body: ConsentIn, ctx: Ctx, caller: Caller) ->
 
 @router.delete("/people/{person_id}/face/consent")
 def withdraw_consent(
-    person_id: int, ctx: Ctx, caller: Caller, purpose: Annotated[ConsentPurpose | None, Query(description="Withdraw this purpose only (default: all).")] = None
+    person_id: RowId, ctx: Ctx, caller: Caller, purpose: Annotated[ConsentPurpose | None, Query(description="Withdraw this purpose only (default: all).")] = None
 ) -> dict[str, int]:
     """One call, by the person themself or staff: withdrawing face_access consent deletes the face template at once."""
     with ctx.db.session() as s:
@@ -89,7 +89,7 @@ def withdraw_consent(
 
 @router.put("/people/{person_id}/face")
 @body_limit(PHOTOS_BODY_BYTES)
-def enrol(person_id: int, ctx: Ctx, caller: Caller, images: Annotated[list[UploadFile], File(description="1-5 photos of the person alone")]) -> TemplateOut:
+def enrol(person_id: RowId, ctx: Ctx, caller: Caller, images: Annotated[list[UploadFile], File(description="1-5 photos of the person alone")]) -> TemplateOut:
     """Enrol or re-enrol: the template is replaced; the photos are dropped after embedding."""
     data = _read_all(images)
     with ctx.db.session() as s:
@@ -97,13 +97,13 @@ def enrol(person_id: int, ctx: Ctx, caller: Caller, images: Annotated[list[Uploa
 
 
 @router.get("/people/{person_id}/face")
-def face_record(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def face_record(person_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     with ctx.db.session() as s:
         return service.face_record(s, caller, person_id)
 
 
 @router.delete("/people/{person_id}/face")
-def delete_template(person_id: int, ctx: Ctx, caller: Caller) -> dict[str, int]:
+def delete_template(person_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, int]:
     with ctx.db.session() as s:
         return {"templates_deleted": service.delete_template(s, caller, person_id)}
 
@@ -136,9 +136,9 @@ def confirm_filing(body: FilingIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
 def face_verify(
     ctx: Ctx,
     caller: Caller,
-    door_id: Annotated[int, Form()],
+    door_id: Annotated[RowId, Form()],
     image: Annotated[UploadFile, File(description="A camera frame (JPEG/PNG)")],
-    person_id: Annotated[int | None, Form(description="1:1 mode: the pass holder to check the face against")] = None,
+    person_id: Annotated[RowId | None, Form(description="1:1 mode: the pass holder to check the face against")] = None,
     code: Annotated[str | None, Form(max_length=40, description="face_and_code doors: the unit's short code (its label) keyed or spoken at the door")] = None,
 ) -> DecisionOut:
     decision = service.verify_at_door(ctx, caller, door_id, image.file.read(), person_id=person_id, code=code)

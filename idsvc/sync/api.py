@@ -27,7 +27,7 @@ from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.core import metrics
 from idsvc.core.bus import Notice
-from idsvc.core.validation import RowId
+from idsvc.core.validation import RowId, Seq
 from idsvc.registry.models import Site
 from idsvc.registry.scope import not_visible
 from idsvc.sync import changes, feed
@@ -49,7 +49,7 @@ SyncedSite = Annotated[int, Depends(synced_site)]
 
 
 @router.get("/sites/{site_id}/feed", response_class=Response, responses={200: {"content": {CBOR: {}}}})
-def get_feed(site_id: SyncedSite, ctx: Ctx, since: Annotated[int | None, Query(ge=0, description="the version the bridge holds; none = full snapshot")] = None) -> Response:
+def get_feed(site_id: SyncedSite, ctx: Ctx, since: Annotated[Seq | None, Query(description="the version the bridge holds; none = full snapshot")] = None) -> Response:
     with ctx.db.session() as s:
         version, document = feed.build(s, ctx.sealer, ctx.settings, site_id, since)
     return Response(document, media_type=CBOR, headers={"Cache-Control": "no-store", "X-Feed-Version": str(version)})
