@@ -30,29 +30,36 @@ class IssuedKey:
     token: str  # shown once, never stored
 
 
-def _subject_site(session: Session, role: Role, site_id: int | None, person_id: int | None, device_id: int | None) -> int | None:
-    """Check that the binding makes sense for the role and return the site it is scoped to."""
+def _subject_site(session: Session, actor: Principal, role: Role, site_id: int | None, person_id: int | None, device_id: int | None) -> int | None:
+    """Check that the binding makes sense for the role and return the site it is scoped to.
+
+    A person, device or site outside the sites the actor administers is treated exactly as one that
+    does not exist (the same code and message), so minting keys cannot probe another site."""
     subjects = directory()
+
+    def visible(site: int | None) -> bool:
+        return actor.is_district_admin or (site is not None and actor.administers_site(site))
+
     if role is Role.district_admin:
         if person_id is not None and subjects.person(session, person_id) is None:
             raise NotFound(f"Person {person_id} does not exist.", code="person_not_found")
         return None
     if role is Role.device:
         device = subjects.device(session, device_id) if device_id is not None else None
-        if device is None:
+        if device is None or not visible(device.site_id):
             raise InvalidInput("A device key needs an existing device_id.", code="device_required")
         if device.revoked:
             raise Conflict("This device is revoked; register the replacement device instead.", code="device_revoked")
         return device.site_id
     if role in (Role.owner, Role.tenant):
         person = subjects.person(session, person_id) if person_id is not None else None
-        if person is None:
+        if person is None or not visible(person.site_id):
             raise InvalidInput(f"An {role.value} key needs an existing person_id.", code="person_required")
         if person.revoked:
             raise Conflict("This person is revoked; reinstate them first.", code="person_revoked")
         return person.site_id
     # site_admin
-    if site_id is None or not subjects.site_exists(session, site_id):
+    if site_id is None or not subjects.site_exists(session, site_id) or not visible(site_id):
         raise InvalidInput("A site_admin key needs an existing site_id.", code="site_required")
     if person_id is not None:
         person = subjects.person(session, person_id)
@@ -72,12 +79,13 @@ def issue_key(
     label: str = "",
     expires_at: datetime | None = None,
 ) -> IssuedKey:
-    scope_site = _subject_site(session, role, site_id, person_id, device_id)
-    # Who may mint which key: nobody can hand out more than they hold.
+    # Who may mint which key: nobody can hand out more than they hold. The role first, so that what
+    # the answer says about the subject depends only on what the actor may see.
     if role is Role.district_admin:
         actor.require_district_admin()
-    elif scope_site is not None:
-        actor.require_site_admin(scope_site)
+    else:
+        actor.require_role(Role.district_admin, Role.site_admin)
+    scope_site = _subject_site(session, actor, role, site_id, person_id, device_id)
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidInput("expires_at is in the past.", code="expiry_in_past")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -110,13 +118,12 @@ def issue_key(
 
 
 def revoke_key(session: Session, actor: Principal, key_id: int) -> ApiKey:
+    actor.require_role(Role.district_admin, Role.site_admin)
     key = session.get(ApiKey, key_id)
-    if key is None:
+    # Another site's key (or a district key, for a site admin) is answered like a missing one.
+    in_scope = key is not None and (actor.is_district_admin or (key.role is not Role.district_admin and key.site_id is not None and actor.administers_site(key.site_id)))
+    if key is None or not in_scope:
         raise NotFound(f"API key {key_id} does not exist.", code="api_key_not_found")
-    if key.role is Role.district_admin or key.site_id is None:
-        actor.require_district_admin()
-    else:
-        actor.require_site_admin(key.site_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.append(
@@ -132,7 +139,9 @@ def list_keys(session: Session, actor: Principal, site_id: int | None) -> list[A
         site_id = actor.site_id
     stmt = select(ApiKey).order_by(ApiKey.id)
     if site_id is not None:
-        actor.require_site_admin(site_id)
+        actor.require_role(Role.district_admin, Role.site_admin)
+        if not actor.administers_site(site_id):
+            return []  # another site's keys: listed like a site that does not exist
         stmt = stmt.where(ApiKey.site_id == site_id)
     else:
         actor.require_district_admin()

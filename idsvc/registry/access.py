@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idsvc.auth.principal import Principal
 from idsvc.registry.models import Door, Grant, Person, Site, Status, Vehicle, door_group_doors
 from idsvc.registry.schedule import is_within
 
@@ -100,6 +101,18 @@ def evaluate(reasons: list[str], grants: Sequence[GrantLike], at: datetime, time
     if usable:
         return AccessResult.deny(*reasons)
     return AccessResult.deny(*reasons, *(p for _, problems in problems_by_grant for p in problems))
+
+
+def check_access_as(principal: Principal, session: Session, door_id: int, at: datetime, **subject: Any) -> AccessResult:
+    """:func:`check_access` as a caller sees it: a subject of a site the caller does not administer
+    is ``subject_unknown``, exactly like one that does not exist (no probing other sites by id)."""
+    result = check_access(session, door_id, at, **subject)
+    if Reason.SUBJECT_OTHER_SITE not in result.reasons:
+        return result
+    row = session.get(Person, subject["person_id"]) if subject.get("person_id") is not None else session.get(Vehicle, subject.get("vehicle_id"))
+    if row is not None and principal.administers_site(row.site_id):
+        return result
+    return AccessResult.deny(*(Reason.SUBJECT_UNKNOWN if r == Reason.SUBJECT_OTHER_SITE else r for r in result.reasons))
 
 
 def check_access(

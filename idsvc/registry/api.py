@@ -305,5 +305,5 @@ def check_access(body: schemas.AccessCheckIn, ctx: Ctx, caller: Caller) -> schem
     at = body.at or utcnow()
     with ctx.db.session() as s:
         door = doors.get_door(s, caller, body.door_id)
-        result = access.check_access(s, door.id, at, person_id=body.person_id, vehicle_id=body.vehicle_id, plate=body.plate)
+        result = access.check_access_as(caller, s, door.id, at, person_id=body.person_id, vehicle_id=body.vehicle_id, plate=body.plate)
         return schemas.AccessCheckOut(allowed=result.allowed, reasons=list(result.reasons), grant_id=result.grant_id, at=at)

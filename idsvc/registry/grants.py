@@ -58,9 +58,14 @@ def add_grant(
     """Create a grant after checking that subject and door group are of the site; callers check the role."""
     group = load(session, DoorGroup, door_group_id, "door_group")
     if group.site_id != site_id:
+        if not principal.administers_site(group.site_id):
+            raise not_visible("door_group", door_group_id)  # another site's: answered like a missing one
         raise InvalidInput("The door group belongs to another site.", code="door_group_not_in_site")
-    subject: Person | Vehicle = load(session, Person, person_id, "person") if person_id is not None else load(session, Vehicle, vehicle_id, "vehicle")  # type: ignore[arg-type]
+    what, subject_id = ("person", person_id) if person_id is not None else ("vehicle", vehicle_id)
+    subject: Person | Vehicle = load(session, Person if what == "person" else Vehicle, subject_id, what)  # type: ignore[arg-type]
     if subject.site_id != site_id:
+        if not principal.administers_site(subject.site_id):
+            raise not_visible(what, subject_id)  # type: ignore[arg-type]
         raise InvalidInput("The person or vehicle belongs to another site.", code="subject_not_in_site")
     if subject.status is Status.revoked:
         raise Conflict("This person or vehicle is revoked; reinstate them first.", code="subject_revoked")

@@ -56,20 +56,18 @@ def create_person(session: Session, principal: Principal, body: schemas.PersonIn
 
 
 def list_people(session: Session, principal: Principal, site_id: int | None = None, phone: str | None = None) -> list[Person]:
-    site = listed_site(principal, site_id)
+    site = listed_site(principal, site_id) if principal.role in (Role.owner, Role.tenant) else admin_listing(principal, site_id)
     stmt = select(Person).where(*in_site(Person, site), Person.erased_at.is_(None)).order_by(Person.id)
     if principal.role is Role.owner:
         stmt = stmt.where(Person.id.in_(visible_person_ids_for_owner(session, principal)))
     elif principal.role is Role.tenant:
         stmt = stmt.where(Person.id == principal.person_id)
-    else:
-        site = admin_listing(principal, site)
     if phone is not None:
         stmt = stmt.where(personal.with_phone(session, phone))
     people = list(session.scalars(stmt))
     if principal.role in (Role.site_admin, Role.district_admin, Role.owner):
         # Who listed whom is audited per site (a district admin's listing of every site: one event per site).
-        for listed in sorted({p.site_id for p in people} | ({site} if site is not None else set())):
+        for listed in sorted({p.site_id for p in people} | ({site} if site else set())):  # not NO_SITE
             data: dict[str, object] = {"count": sum(1 for p in people if p.site_id == listed), **({"by_phone": True} if phone is not None else {})}
             events.record(session, principal, "person.listed", entity_type="site", entity_id=listed, site_id=listed, data=data)
     return people

@@ -91,14 +91,19 @@ def listed_site(principal: Principal, site_id: int | None) -> int | None:
     return principal.site_id
 
 
+# No row has id 0: a listing narrowed to it is empty.
+NO_SITE = 0
+
+
 def admin_listing(principal: Principal, site_id: int | None) -> int | None:
-    """:func:`listed_site` for what only admins may list; refuses everyone else (default deny)."""
+    """:func:`listed_site` for what only admins may list; refuses every other role (default deny).
+    A site admin naming another site gets an empty list, as for a site that does not exist."""
     site = listed_site(principal, site_id)
     if site is None:
         principal.require_district_admin()
-    else:
-        principal.require_site_admin(site)
-    return site
+        return None
+    principal.require_role(Role.district_admin, Role.site_admin)
+    return site if principal.administers_site(site) else NO_SITE
 
 
 def in_site(model: Any, site: int | None) -> tuple[Any, ...]:

@@ -151,6 +151,8 @@ def slug(tag: str) -> str:
 
 ADMINS_CREATE = expect(403, district=201, admin_a=201)
 ADMINS_READ = expect(403, district=200, admin_a=200)
+# Another site named in a listing lists like a site that does not exist: empty (issue 11: no probing by id).
+ADMINS_LIST = ADMINS_READ | {"admin_b": 200}
 ADMINS_ONLY_ROW = expect(404, district=200, admin_a=200)  # rows only site admins handle: invisible to others
 UNIT1_READ = expect(404, district=200, admin_a=200, owner1=200, tenant1=200)
 UNIT1_MANAGE = expect(404, district=200, admin_a=200, owner1=200, tenant1=403)  # the tenant sees the unit, may not manage it
@@ -182,15 +184,15 @@ ROWS = [
     Row("DELETE", "/v1/units/{unit_id}/tenants/{person_id}", "/v1/units/{unit1}/tenants/{tenant1}", UNIT1_MANAGE, prepare=live_tenancy),
     # doors, door groups, devices
     Row("POST", "/v1/doors", "/v1/doors", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "code": f"d-{slug(t)}", "name": "Door", "kind": "other"}),
-    Row("GET", "/v1/doors", "/v1/doors?site_id={site_a}", ADMINS_READ),
+    Row("GET", "/v1/doors", "/v1/doors?site_id={site_a}", ADMINS_LIST),
     Row("GET", "/v1/doors/{door_id}", "/v1/doors/{door1}", ADMINS_ONLY_ROW),
     Row("PATCH", "/v1/doors/{door_id}", "/v1/doors/{door1}", ADMINS_ONLY_ROW, body=lambda i, t: {"name": f"Door {t}"}),
     Row("POST", "/v1/door-groups", "/v1/door-groups", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "name": f"g-{t}", "door_ids": [i["door1"]]}),
-    Row("GET", "/v1/door-groups", "/v1/door-groups?site_id={site_a}", ADMINS_READ),
+    Row("GET", "/v1/door-groups", "/v1/door-groups?site_id={site_a}", ADMINS_LIST),
     Row("GET", "/v1/door-groups/{group_id}", "/v1/door-groups/{group1}", ADMINS_ONLY_ROW),
     Row("PUT", "/v1/door-groups/{group_id}/doors", "/v1/door-groups/{group1}/doors", ADMINS_ONLY_ROW, body=lambda i, t: {"door_ids": [i["entrance_a"], i["door1"]]}),
     Row("POST", "/v1/devices", "/v1/devices", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "code": f"dev-{slug(t)}", "name": "Lock", "kind": "lock", "door_ids": [i["door1"]]}),
-    Row("GET", "/v1/devices", "/v1/devices?site_id={site_a}", ADMINS_READ),
+    Row("GET", "/v1/devices", "/v1/devices?site_id={site_a}", ADMINS_LIST),
     Row("GET", "/v1/devices/{device_id}", "/v1/devices/{device1}", expect(404, district=200, admin_a=200, device1=200)),
     Row("GET", "/v1/devices/{device_id}", "/v1/devices/{device2}", ADMINS_ONLY_ROW, name="GET another device"),
     Row("PATCH", "/v1/devices/{device_id}", "/v1/devices/{device1}", ADMINS_ONLY_ROW, body=lambda i, t: {"name": f"Lock {t}"}),
@@ -200,7 +202,7 @@ ROWS = [
     Row("POST", "/v1/devices/{item_id}/revoke", "/v1/devices/{device2}/revoke", ADMINS_ONLY_ROW, body=lambda i, t: {"reason": "r"}, prepare=device2_status(Status.active)),
     # people and vehicles
     Row("POST", "/v1/people", "/v1/people", expect(403, district=201, admin_a=201, owner1=201, owner2=201), body=lambda i, t: {"site_id": i["site_a"], "display_name": f"P {t}", "kind": "tenant"}),
-    Row("GET", "/v1/people", "/v1/people?site_id={site_a}", expect(200, admin_b=403, device1=403)),
+    Row("GET", "/v1/people", "/v1/people?site_id={site_a}", expect(200, device1=403)),
     Row("GET", "/v1/people/{person_id}", "/v1/people/{tenant1}", UNIT1_READ),
     Row("GET", "/v1/people/{person_id}", "/v1/people/{tenant2}", expect(404, district=200, admin_a=200, owner2=200), name="GET owner2's tenant"),
     Row("PATCH", "/v1/people/{person_id}", "/v1/people/{tenant1}", expect(404, district=200, admin_a=200, owner1=403, tenant1=200), body=lambda i, t: {"phone": "+86 138 0000 0000"}),
@@ -213,7 +215,7 @@ ROWS = [
     Row("POST", "/v1/people/{person_id}/export", "/v1/people/{tenant1}/export", expect(404, district=200, admin_a=200, owner1=403, tenant1=403), body=lambda i, t: {"requester": "the person", "purpose": "access request"}),
     Row("POST", "/v1/people/{person_id}/erase", "/v1/people/{registered}/erase", expect(404, district=200, admin_a=200, owner1=403), body=lambda i, t: {"requester": "the person", "purpose": "moved out"}, prepare=person_of_owner1, name="erase a person owner1 registered"),
     Row("POST", "/v1/vehicles", "/v1/vehicles", ADMINS_CREATE, body=lambda i, t: {"site_id": i["site_a"], "plate": f"AB{ROLES.index(t)}00X"}),
-    Row("GET", "/v1/vehicles", "/v1/vehicles?site_id={site_a}", ADMINS_READ),
+    Row("GET", "/v1/vehicles", "/v1/vehicles?site_id={site_a}", ADMINS_LIST),
     Row("GET", "/v1/vehicles/{vehicle_id}", "/v1/vehicles/{vehicle1}", expect(404, district=200, admin_a=200, tenant1=200)),
     # grants and the access check
     Row("POST", "/v1/grants", "/v1/grants", expect(404, district=201, admin_a=201), body=lambda i, t: {"door_group_id": i["group1"], "person_id": i["tenant1"], **window()}),
@@ -226,10 +228,10 @@ ROWS = [
     Row("POST", "/v1/grants/{grant_id}/revoke", "/v1/grants/{grant1}/revoke", UNIT1_MANAGE, body=lambda i, t: {"reason": "r"}, prepare=grant1_status(Status.active)),
     Row("POST", "/v1/access/check", "/v1/access/check", ADMINS_ONLY_ROW, body=lambda i, t: {"door_id": i["door1"], "person_id": i["tenant1"]}),
     # api keys and me
-    Row("POST", "/v1/api-keys", "/v1/api-keys", ADMINS_CREATE, body=lambda i, t: {"role": "tenant", "person_id": i["tenant2"], "label": t}),
-    Row("GET", "/v1/api-keys", "/v1/api-keys?site_id={site_a}", ADMINS_READ),
+    Row("POST", "/v1/api-keys", "/v1/api-keys", ADMINS_CREATE | {"admin_b": 422}, body=lambda i, t: {"role": "tenant", "person_id": i["tenant2"], "label": t}),
+    Row("GET", "/v1/api-keys", "/v1/api-keys?site_id={site_a}", ADMINS_LIST),
     Row("GET", "/v1/api-keys", "/v1/api-keys", expect(403, district=200, admin_a=200, admin_b=200), name="GET /v1/api-keys of the key's scope"),
-    Row("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{spare_key}", ADMINS_READ, prepare=spare_key),
+    Row("DELETE", "/v1/api-keys/{key_id}", "/v1/api-keys/{spare_key}", ADMINS_READ | {"admin_b": 404}, prepare=spare_key),
     Row("GET", "/v1/me", "/v1/me", expect(200)),
     # audit
     Row("GET", "/v1/audit/events", "/v1/audit/events", expect(200, device1=403)),
