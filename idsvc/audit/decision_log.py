@@ -35,6 +35,7 @@ from idsvc.audit import service as audit
 from idsvc.audit.models import AuditEvent
 from idsvc.core import metrics
 from idsvc.core.db import Database
+from idsvc.core.private_files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class DecisionLog:
         self.db = db
         self.interval = interval
         self.batch = batch
-        journal_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(journal_dir)
         self._dir = journal_dir
         self._name = f"decisions-{os.getpid()}-{id(self):x}"
         self._segments = 0
@@ -80,7 +81,7 @@ class DecisionLog:
     def _open_segment(self) -> BinaryIO:
         """A new journal file, locked while this process lives (other processes replay unlocked ones)."""
         self._segments += 1
-        handle = open(self._dir / f"{self._name}-{self._segments}.journal", "ab", buffering=0)  # noqa: SIM115 - closed when written
+        handle = open_private(self._dir / f"{self._name}-{self._segments}.journal")  # closed when written
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return handle  # type: ignore[return-value]
 

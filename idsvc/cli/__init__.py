@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,9 @@ def root(
 
 
 def main() -> None:
+    # Whatever a command creates (the database, its WAL, journals, keys, exports of personal data)
+    # is readable by this account only (core/private_files.py sets the same where the service creates files).
+    os.umask(0o077)
     try:
         app()
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from idsvc.config import Settings
 from idsvc.core.cli import fail, load_settings, print_json
 from idsvc.core.logs import logging_config
 from idsvc.core.metrics import MULTIPROCESS_ENV
+from idsvc.core.private_files import private_dir
 
 
 def _migrate(settings: Settings) -> None:
@@ -20,7 +21,7 @@ def _migrate(settings: Settings) -> None:
     from idsvc.core.sealing import Sealer, SealingError
     from idsvc.db.migrate import upgrade
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     try:
         upgrade(settings.effective_database_url, sealer=Sealer.from_config(settings.master_key, settings.data_dir))
     except OperationalError as exc:

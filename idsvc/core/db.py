@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from idsvc.core.deadlines import watchdog
+from idsvc.core.private_files import sqlite_files_private
 from idsvc.core.sealing import Sealer, SealingError
 
 
@@ -148,6 +149,8 @@ class Database:
 
     def __init__(self, url: str, sealer: Sealer | None = None, timeout_s: float = 0) -> None:
         self.url = url
+        if url.startswith("sqlite"):
+            sqlite_files_private(make_url(url).database or "")
         self.engine = make_engine(url, timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"sealer": sealer})
 

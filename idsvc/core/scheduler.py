@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idsvc.core.db import Base, Database, UTCDateTime, utcnow
+from idsvc.core.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class Scheduler:
     @contextmanager
     def _lock(self, name: str) -> Iterator[bool]:
         if self.db.is_sqlite:
-            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.lock_dir)
             with open(self.lock_dir / f"job-{name}.lock", "a") as handle:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

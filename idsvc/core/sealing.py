@@ -24,6 +24,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from idsvc.core.private_files import private_dir
+
 log = logging.getLogger(__name__)
 
 _VERSION = b"\x01"
@@ -107,7 +109,7 @@ def _development_key(data_dir: Path) -> bytes:
     """A generated key file for the embedded, single-node setup; production sets IDSVC_MASTER_KEY."""
     path = data_dir / "master.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(new_master_key())
