@@ -59,6 +59,11 @@ _TYPES = [
     AlarmType("device_misconfigured", Severity.major, "a device's setting does not match the door (Tasmota PulseTime): the door is not driven"),
     AlarmType("device_alarm", Severity.major, "a terminal raised an alarm of its own (Dahua BreakIn, DoorNotClosed, Duress)"),
     AlarmType("terminal_people_sync_failed", Severity.major, "a terminal's person list could not be brought in step with the grants"),
+    # The service itself.
+    AlarmType(
+        "face_template_unreadable", Severity.major,
+        "a person's face template could not be opened (a master key missing from IDSVC_MASTER_KEY, or an edited row): face search skips them until re-enrolled",
+    ),
 ]
 
 TYPES: dict[str, AlarmType] = {t.name: t for t in _TYPES}

@@ -11,6 +11,7 @@ the same transaction, and the next search on any node sees the new token and rel
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 
@@ -18,11 +19,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc.core.sealing import Sealer
+from idsvc.core.bus import Bus
+from idsvc.core.sealing import Sealer, SealingError
 from idsvc.faces.models import FaceGalleryVersion, FaceTemplate
 from idsvc.faces.search import Gallery, Search, build_gallery, search_gallery
 
 __all__ = ["Gallery", "Search", "build_gallery", "search_gallery"]  # kept importable here; defined in search.py
+
+log = logging.getLogger(__name__)
 
 
 def template_aad(site_id: int, person_id: int, pack: str) -> str:
@@ -36,6 +40,27 @@ def seal_embedding(sealer: Sealer, vector: np.ndarray, site_id: int, person_id: 
 def open_embedding(sealer: Sealer, template: FaceTemplate) -> np.ndarray:
     raw = sealer.open(template.sealed, template_aad(template.site_id, template.person_id, template.pack))
     return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
+# The notice of a template that cannot be opened; the alarm core (above faces) raises its alarm.
+UNREADABLE_NOTICE = "face_template_unreadable"
+
+
+def readable_embedding(sealer: Sealer, bus: Bus, template: FaceTemplate, dim: int) -> np.ndarray | None:
+    """The template's embedding, or None (and a notice on the bus) when it cannot be opened or has
+    the wrong size: a wrong master key or an edited row must cost that one person their face
+    match, not every face verify at the site."""
+    try:
+        vector = open_embedding(sealer, template)
+    except SealingError as exc:
+        problem = str(exc)
+    else:
+        if vector.shape == (dim,):
+            return vector
+        problem = f"{vector.shape[0]} values where the pack has {dim}"
+    log.error("face template of person %s (site %s) skipped: %s", template.person_id, template.site_id, problem)
+    bus.publish({"kind": UNREADABLE_NOTICE, "site_id": template.site_id, "person_id": template.person_id, "pack": template.pack, "problem": problem})
+    return None
 
 
 def resealed(sealer: Sealer, template: FaceTemplate) -> dict[str, bytes]:
@@ -58,7 +83,7 @@ class GalleryCache:
         self._galleries: dict[tuple[str, int, str], Gallery] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, sealer: Sealer, database: str, site_id: int, pack: str, dim: int) -> Gallery:
+    def get(self, session: Session, sealer: Sealer, bus: Bus, database: str, site_id: int, pack: str, dim: int) -> Gallery:
         version = session.get(FaceGalleryVersion, site_id)
         token = version.token if version is not None else ""
         key = (database, site_id, pack)
@@ -72,7 +97,9 @@ class GalleryCache:
             rows = session.scalars(
                 select(FaceTemplate).where(FaceTemplate.site_id == site_id, FaceTemplate.pack == pack).order_by(FaceTemplate.person_id)
             ).all()
-            gallery = build_gallery(token, [r.person_id for r in rows], [open_embedding(sealer, r) for r in rows], dim)
+            opened = [(r.person_id, readable_embedding(sealer, bus, r, dim)) for r in rows]
+            usable = [(person, vector) for person, vector in opened if vector is not None]
+            gallery = build_gallery(token, [p for p, _ in usable], [v for _, v in usable], dim)
             self._galleries[key] = gallery
             return gallery
 

@@ -35,7 +35,7 @@ from idsvc.faces.engine import (
     cosine,
     get_engine,
 )
-from idsvc.faces.gallery import GALLERIES, bump_version, open_embedding, seal_embedding
+from idsvc.faces.gallery import GALLERIES, bump_version, readable_embedding, seal_embedding
 from idsvc.faces.imaging import decode_image
 from idsvc.faces.models import ConsentPurpose, FaceConsent, FaceTemplate
 from idsvc.faces.openset import Calibration
@@ -428,14 +428,18 @@ def _identify(
         if template is None:
             match.reasons.append(NO_TEMPLATE)
             return match
-        match.score = round(cosine(open_embedding(ctx.sealer, template), extraction.embedding), 4)
+        vector = readable_embedding(ctx.sealer, ctx.bus, template, len(extraction.embedding))
+        if vector is None:  # alarmed; to the door it is a person without a usable template
+            match.reasons.append(NO_TEMPLATE)
+            return match
+        match.score = round(cosine(vector, extraction.embedding), 4)
         if match.score < match.threshold:
             match.reasons.append(FACE_MISMATCH)
             return match
         match.person_id = claimed_person_id
         return match
 
-    gallery = GALLERIES.get(session, ctx.sealer, ctx.db.url, site_id, pack, len(extraction.embedding))
+    gallery = GALLERIES.get(session, ctx.sealer, ctx.bus, ctx.db.url, site_id, pack, len(extraction.embedding))
     search = gallery.search(extraction.embedding, candidates)
     # The threshold follows N, the templates this face could be: each one is a chance for a stranger.
     match.candidates = search.candidates
