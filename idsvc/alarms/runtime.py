@@ -16,9 +16,9 @@ from collections.abc import Callable
 from idsvc.alarms import sensors, service
 from idsvc.alarms.hj212.server import Hj212Server
 from idsvc.alarms.hj212.stations import Stations
+from idsvc.core.bus import Bus, Notice
 from idsvc.core.db import Database, utcnow
 from idsvc.core.sealing import Sealer
-from idsvc.core.bus import Bus, Notice
 from idsvc.faces.gallery import UNREADABLE_NOTICE
 
 log = logging.getLogger(__name__)

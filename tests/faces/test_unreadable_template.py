@@ -26,7 +26,7 @@ def _spoil_template(ctx: AppContext, person_id: int) -> None:
         bump_version(s, template.site_id)  # every node reloads the site's gallery
 
 
-def test_a_spoiled_template_is_skipped_and_alarmed(client: TestClient, ctx: AppContext, world: World, photo) -> None:  # noqa: ANN001
+def test_a_spoiled_template_is_skipped_and_alarmed(client: TestClient, ctx: AppContext, world: World, photo) -> None:
     for person, photos in (("tenant1", ["img1.jpg", "img2.jpg"]), ("tenant2", ["img3.jpg"])):
         consent(client, world, person)
         assert enrol(client, world, person, [photo(p) for p in photos]).status_code == 200
