@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idsvc.audit import service as audit
 from idsvc.audit.models import AuditEvent
@@ -219,14 +220,25 @@ def _not_yet_written(db: Database, events: Iterable[audit.NewEvent]) -> list[aud
     return [e for e, decision_id in zip(events, ids, strict=True) if decision_id not in stored]
 
 
+def _count(event: audit.NewEvent) -> None:
+    data = event.data or {}
+    metrics.count_decision(str(data.get("method", "unknown")), bool(data.get("allow")), data.get("reasons") or [])
+
+
 def record(db: Database, log: DecisionLog | None, event: audit.NewEvent) -> None:
     """Audit one door decision: through the batched log when the app runs one, else in its own
     transaction (CLI tools, an app used without its lifespan). Counted for /metrics here, where
     every method's decisions (qr, face, face_1to1, plate) pass."""
-    data = event.data or {}
-    metrics.count_decision(str(data.get("method", "unknown")), bool(data.get("allow")), data.get("reasons") or [])
+    _count(event)
     if log is not None:
         log.submit(event)  # journalled now, in the trail within a quarter of a second
         return
     with db.session() as session:
         audit.append(session, event)
+
+
+def record_in(session: Session, event: audit.NewEvent) -> None:
+    """Audit one door decision in the caller's transaction, with the change it goes with (a counted
+    grant use): both commit, or neither."""
+    _count(event)
+    audit.append(session, event)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core import ids
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Forbidden
-from idsvc.registry.index import DoorContext
+from idsvc.registry.access import AccessResult
+from idsvc.registry.index import DoorContext, record_decision
 
 
 @dataclass(frozen=True)
@@ -31,20 +31,19 @@ def decide(ctx: DoorContext, caller: Principal, door_id: int, plate: str) -> Pla
     if door_id not in caller.door_ids:
         raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
     at = utcnow()
-    result = ctx.access.authorise(door_id, at, plate=plate)
-    decision = PlateDecision(ids.decision_id(), result.allowed, list(result.reasons), result.grant_id)
     door = ctx.access.door(door_id)
-    decision_log.record(
-        ctx.db,
-        ctx.decision_log,
-        audit.NewEvent(
+    decision_id = ids.decision_id()
+
+    def event_for(result: AccessResult) -> audit.NewEvent:
+        return audit.NewEvent(
             kind="decision",
             actor=caller.actor,
             at=at,
             site_id=door.site_id if door else None,
             unit_id=door.unit_id if door else None,
             door_id=door_id,
-            data={"decision_id": decision.decision_id, "method": "plate", "plate": plate, "allow": decision.allow, "reasons": decision.reasons, "versions": {"grant_id": result.grant_id}},
-        ),
-    )
-    return decision
+            data={"decision_id": decision_id, "method": "plate", "plate": plate, "allow": result.allowed, "reasons": list(result.reasons), "versions": {"grant_id": result.grant_id}},
+        )
+
+    result = record_decision(ctx, ctx.access.check(door_id, at, plate=plate), event_for)
+    return PlateDecision(decision_id, result.allowed, list(result.reasons), result.grant_id)

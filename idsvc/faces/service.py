@@ -8,6 +8,7 @@ consent deletes the template. Door decisions search only the door's own site and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
@@ -43,7 +43,8 @@ from idsvc.faces.packs import PackError
 from idsvc.faces.policy import SitePolicy, door_threshold, load_calibration
 from idsvc.registry import scope
 from idsvc.registry.grants import last_grant_ended
-from idsvc.registry.index import DoorContext
+from idsvc.registry.access import AccessResult
+from idsvc.registry.index import DoorContext, record_decision
 from idsvc.registry.models import FaceMode, Grant, Person, Site
 from idsvc.registry.site_settings import retention_periods
 
@@ -503,18 +504,18 @@ def verify_at_door(
         decision.threshold, decision.warnings, decision.quality, decision.candidates = match.threshold, match.warnings, match.quality, match.candidates
         if mode is FaceMode.face_only and person_id is None and match.policy is not None:
             _warn_over_capacity(ctx, match.policy, decision)
-        if match.person_id is not None:
-            # As for passes: count a use (limited grants only) only when the face itself is fine.
-            check = ctx.access.check if decision.reasons else ctx.access.authorise
-            access = check(door.id, at, person_id=match.person_id)
-            decision.grant_id = access.grant_id
-            decision.reasons.extend(access.reasons)
-            decision.allow = access.allowed and not decision.reasons
-    decision.reasons = sorted(set(decision.reasons))
-    decision_log.record(
-        ctx.db,
-        ctx.decision_log,
-        audit.NewEvent(
+    access = AccessResult.deny()  # no one to authorise: the face's own reasons say why
+    if decision.person_id is not None:
+        access = ctx.access.check(door.id, at, person_id=decision.person_id)
+        if decision.reasons:  # as for passes: a use is counted (limited grants only) only when the face itself is fine
+            access = dataclasses.replace(access, counts_uses=False)
+    face_reasons = list(decision.reasons)
+
+    def event_for(access: AccessResult) -> audit.NewEvent:
+        decision.grant_id = access.grant_id
+        decision.reasons = sorted(set(face_reasons) | set(access.reasons))
+        decision.allow = access.allowed and not decision.reasons
+        return audit.NewEvent(
             kind="decision",
             actor=principal.actor,
             site_id=door.site_id,
@@ -537,8 +538,9 @@ def verify_at_door(
                 "grant_id": decision.grant_id,
                 "quality": decision.quality,
             },
-        ),
-    )
+        )
+
+    record_decision(ctx, access, event_for)
     return decision
 
 

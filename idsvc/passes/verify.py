@@ -13,6 +13,7 @@ change reloads at once via :meth:`PassVerifier.invalidate`).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,6 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc.audit import decision_log
 from idsvc.audit import service as audit
 from idsvc.core import ids
 from idsvc.core.db import utcnow
@@ -30,7 +30,8 @@ from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, keys, status, versions
 from idsvc.passes.claims import ISSUER, PassClaims, parse_claims
 from idsvc.passes.models import Pass
-from idsvc.registry.index import DoorContext
+from idsvc.registry.access import AccessResult
+from idsvc.registry.index import DoorContext, record_decision
 from idsvc.registry.models import Status
 
 _STATUS_REASON = {Status.revoked: "pass_revoked", Status.suspended: "pass_suspended"}
@@ -240,15 +241,26 @@ class PassVerifier:
     def decide(self, door_id: int, text: str | None, *, actor: str, at: datetime | None = None, challenge: bytes | None = None) -> Decision:
         at = at or utcnow()
         ident = self.identify(text, door_id, at, challenge)
-        reasons = list(ident.reasons)
-        grant_id = None
-        if ident.person_id is not None:
-            # Count a use (limited grants only) only when the pass itself is fine.
-            check = self.ctx.access.check if reasons else self.ctx.access.authorise
-            access = check(door_id, at, person_id=ident.person_id)
-            reasons += access.reasons
-            grant_id = access.grant_id
         door = self.ctx.access.door(door_id)
+        if ident.person_id is None:
+            access = AccessResult.deny()  # no one to authorise: the pass's own reasons say why
+        elif ident.reasons:  # a use is counted only when the pass itself is fine
+            access = dataclasses.replace(self.ctx.access.check(door_id, at, person_id=ident.person_id), counts_uses=False)
+        else:
+            access = self.ctx.access.check(door_id, at, person_id=ident.person_id)
+        decisions: list[Decision] = []
+
+        def event_for(access: AccessResult) -> audit.NewEvent:
+            decision, event = self._decision(door_id, door, ident, access, actor=actor, at=at)
+            decisions.append(decision)
+            return event
+
+        record_decision(self.ctx, access, event_for)
+        return decisions[-1]
+
+    def _decision(self, door_id: int, door: Any, ident: Identification, access: AccessResult, *, actor: str, at: datetime) -> tuple[Decision, audit.NewEvent]:
+        reasons = list(ident.reasons) + list(access.reasons)
+        grant_id = access.grant_id
         if door is None:
             reasons.append("door_unknown")
         reasons = sorted(set(reasons))
@@ -284,5 +296,4 @@ class PassVerifier:
                 "versions": decision.versions,
             },
         )
-        decision_log.record(self.ctx.db, self.ctx.decision_log, event)
-        return decision
+        return decision, event

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.audit import decision_log
 from idsvc.audit.decision_log import DecisionLog
+from idsvc.audit.service import NewEvent
 from idsvc.core.bus import Bus, Notice
 from idsvc.core.context import ServiceContext
 from idsvc.core.db import Database
@@ -236,15 +238,6 @@ class AccessIndex:
         grants = [g for g in site.grants.get(key, ()) if g.door_group_id in door.group_ids]
         return evaluate(reasons, grants, at, site.timezone)
 
-    def authorise(self, door_id: int, at: datetime, *, person_id: int | None = None, plate: str | None = None) -> AccessResult:
-        """``check`` and, when an allowing grant has a use limit, take one use in the database."""
-        result = self.check(door_id, at, person_id=person_id, plate=plate)
-        if result.allowed and result.counts_uses and result.grant_id is not None:
-            with self.db.session() as session:
-                if not consume_use(session, result.grant_id):
-                    return AccessResult.deny(Reason.USES_EXHAUSTED)
-        return result
-
     def people_allowed(self, door_id: int, at: datetime, *, unit_id: int | None = None) -> frozenset[int]:
         """Everyone who may pass the door at `at` (active, with a usable grant), optionally only those
         whose grant comes from one unit: the people a face at this door can be."""
@@ -291,3 +284,20 @@ class DoorContext(ServiceContext, Protocol):
 
     access: AccessIndex
     decision_log: DecisionLog | None
+
+
+def record_decision(ctx: DoorContext, access: AccessResult, event_for: Callable[[AccessResult], NewEvent]) -> AccessResult:
+    """Audit a door decision made on ``access`` (a :meth:`AccessIndex.check`); the answer's access.
+
+    When it allows through a grant with a use limit, the use is taken and the decision appended to
+    the audit trail in one transaction: a crash leaves both or neither, never a counted use without
+    its decision. When another door took the last use first, the decision is ``uses_exhausted``.
+    Every other decision goes through the batched decision log."""
+    if access.allowed and access.counts_uses and access.grant_id is not None:
+        with ctx.db.session() as session:
+            if consume_use(session, access.grant_id):
+                decision_log.record_in(session, event_for(access))
+                return access
+        access = AccessResult.deny(Reason.USES_EXHAUSTED)
+    decision_log.record(ctx.db, ctx.decision_log, event_for(access))
+    return access

@@ -8,9 +8,11 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from idsvc.audit.service import NewEvent
 from idsvc.context import AppContext
 from idsvc.core.db import Database, utcnow
-from idsvc.registry.access import check_access
+from idsvc.registry.access import AccessResult, check_access
+from idsvc.registry.index import record_decision
 from idsvc.registry.models import Door, Grant, Person, Status
 from tests.world import World
 
@@ -75,7 +77,10 @@ def test_use_limits_are_counted_in_the_database(ctx: AppContext, world: World) -
     door, tenant = world.ids["door1"], world.ids["tenant1"]
     with ctx.db.session() as s:
         s.get(Grant, world.ids["grant1"]).max_uses = 2  # type: ignore[union-attr]
-    results = [ctx.access.authorise(door, utcnow(), person_id=tenant) for _ in range(3)]
+    def decide() -> AccessResult:
+        return record_decision(ctx, ctx.access.check(door, utcnow(), person_id=tenant), lambda r: NewEvent(kind="decision", actor="test", data={"allow": r.allowed}))
+
+    results = [decide() for _ in range(3)]
     assert [r.allowed for r in results] == [True, True, False]
     assert results[2].reasons == ("uses_exhausted",)
     with ctx.db.session() as s:
