@@ -17,6 +17,7 @@ from idsvc.passes import dynamic, issuing
 from tests.reliability.conftest import DB_TIMEOUT_S, REDIS_TIMEOUT_S, Faulty
 from tests.world import World
 
+
 def _verify(f: Faulty, world: World, text: str) -> tuple[int, dict, float]:  # type: ignore[type-arg]
     started = time.perf_counter()
     answer = f.client.post("/v1/device/verify", headers=world.auth("device1"), json={"door_id": world.ids["door1"], "qr_text": text})
