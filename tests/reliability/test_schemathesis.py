@@ -35,7 +35,7 @@ def server_errors(app: Any, token: str, examples: int) -> tuple[int, list[tuple[
             request.pop("cookies", None)  # the API reads none
             response = client.request(**request)
             if response.status_code >= 500:
-                failures.append((operation.label, response.status_code, response.text[:300]))
+                failures.append((case.operation.label, response.status_code, response.text[:300]))
 
         send()
     return sent, failures
