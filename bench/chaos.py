@@ -132,10 +132,12 @@ def run_phase(name: str, seconds: float, post: Callable[[Attempt], Any], populat
     started = time.monotonic()
     first_allow: float | None = None
     fired, started_recovery = during is None, started  # recovery is timed from the heal, or from ``during``
-    while time.monotonic() - started < seconds:
+    deadline = started + seconds
+    while time.monotonic() < deadline:
         if not fired and time.monotonic() - started > seconds / 2:
             during()  # type: ignore[misc]
             fired, started_recovery = True, time.monotonic()
+            deadline = max(deadline, started_recovery + seconds / 2)  # as long again after a slow restart
         for attempt in population.attempts(rng):
             status, body = post(attempt)
             phase.record(attempt, status, body)
