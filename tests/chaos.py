@@ -17,7 +17,6 @@ event (every decision the lock was answered is in the audit trail, :func:`lost_d
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,27 +56,29 @@ class Population:
     expired: list[str] = field(default_factory=list)
     _shown: set[tuple[int, int]] = field(default_factory=set)
 
-    def _unused_phone(self) -> tuple[dynamic.Holder, str]:
-        """A phone pass not yet shown at this door in the current 30-second step: a phone code opens a
-        door once per step (a second code of the same step is ``presentation_replayed``, by design)."""
+    def _unused_phone(self) -> tuple[dynamic.Holder, str] | None:
+        """A phone pass not yet shown at this door in the current 30-second step (a phone code opens a
+        door once per step: a second code of the same step is ``presentation_replayed``, by design);
+        None when every phone has been shown in this step."""
         step = dynamic.step_at(utcnow())
         for index in range(len(self.phones)):
             if (index, step) not in self._shown:
                 self._shown.add((index, step))
                 return self.phones[index]
-        time.sleep(dynamic.STEP_SECONDS - utcnow().timestamp() % dynamic.STEP_SECONDS + 0.05)  # every phone used: next step
-        return self._unused_phone()
+        return None
 
     def attempts(self, rng: random.Random) -> list[Attempt]:
         """One round: a few of every kind, shuffled. A fresh phone code may open once; its replay never."""
         round_: list[Attempt] = [Attempt("tenant", rng.choice(self.printed), True) for _ in range(4)]
-        holder, text = self._unused_phone()
-        fresh = holder.present(text, door_id=self.door_id, challenge=rng.randbytes(8))
-        round_ += [Attempt("phone", fresh, True), Attempt("replay", fresh, False)]
+        phone = self._unused_phone()
+        if phone is not None:
+            fresh = phone[0].present(phone[1], door_id=self.door_id, challenge=rng.randbytes(8))
+            round_ += [Attempt("phone", fresh, True), Attempt("replay", fresh, False)]
+        holder, text = rng.choice(self.phones)
         round_.append(Attempt("skewed", holder.present(text, door_id=self.door_id, at=utcnow() + SKEW), False))
         round_ += [Attempt("stranger", rng.choice(self.strangers), False), Attempt("revoked", rng.choice(self.revoked), False)]
         round_ += [Attempt("expired", rng.choice(self.expired), False), Attempt("forged", forged(rng.choice(self.printed)), False)]
-        first, rest = round_[:5], round_[5:]  # the replay must come after its original
+        first, rest = round_[:5], round_[5:]  # the replay (if any) must come after its original
         rng.shuffle(first)
         rng.shuffle(rest)
         return first + rest
