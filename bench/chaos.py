@@ -1,13 +1,13 @@
 """The long fault-injection run: a simulated population at a door of a served node while faults are injected.
 
     .venv/bin/python bench/chaos.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test \\
-        --redis-url redis://127.0.0.1:6379/0 [--phase-seconds 15]
+        --redis-url redis://127.0.0.1:6379/0 [--phase-seconds 15] [--rate 100]
 
 The node is `uvicorn idsvc.app:create_app` in its own process, reaching PostgreSQL and Redis through
 fault proxies this script owns (tests/netfaults.py; the servers themselves are never touched). The
 population (tests/chaos.py: tenants, phone codes and their replays, codes from a skewed clock,
-strangers, revoked, expired and forged passes) asks door 1's lock, one request at a time, through
-these phases:
+strangers, revoked, expired and forged passes) asks door 1's lock, one request at a time and at most
+--rate a second, through these phases:
 
     normal, database black-holed, healed, database cut, healed, Redis black-holed, healed,
     node killed with SIGKILL mid-load and started again (as systemd's Restart=always would), normal
@@ -121,7 +121,7 @@ def poster(node: Node, population: Population) -> Callable[[Attempt], tuple[int 
     return post
 
 
-def run_phase(name: str, seconds: float, post: Callable[[Attempt], Any], population: Population, tally: Tally, rng_seed: int,
+def run_phase(name: str, seconds: float, rate: float, post: Callable[[Attempt], Any], population: Population, tally: Tally, rng_seed: int,
               during: Callable[[], None] | None = None) -> tuple[Tally, float | None]:
     """Attempts for ``seconds``; ``during`` runs once halfway (a SIGKILL). Returns the phase's tally and
     the seconds to its first tenant let in (the recovery time after a heal)."""
@@ -133,12 +133,15 @@ def run_phase(name: str, seconds: float, post: Callable[[Attempt], Any], populat
     first_allow: float | None = None
     fired, started_recovery = during is None, started  # recovery is timed from the heal, or from ``during``
     deadline = started + seconds
+    next_at = started
     while time.monotonic() < deadline:
         if not fired and time.monotonic() - started > seconds / 2:
             fired, started_recovery = True, time.monotonic()  # recovery is timed from the fault (the kill), restart included
             during()  # type: ignore[misc]
             deadline = max(deadline, time.monotonic() + seconds / 2)  # as long again after a slow restart
         for attempt in population.attempts(rng):  # a round takes well under a second
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at, time.monotonic() - 1.0) + 1.0 / rate
             status, body = post(attempt)
             phase.record(attempt, status, body)
             tally.record(attempt, status, body)
@@ -155,6 +158,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None, help="Redis to use under a scratch prefix (default: none)")
     parser.add_argument("--phase-seconds", type=float, default=15.0)
     parser.add_argument("--tenants", type=int, default=24)
+    parser.add_argument("--rate", type=float, default=100.0, help="attempts per second at most (a busy gate; phone codes last longer)")
     args = parser.parse_args()
     networked = bool(args.database_url) and bool(args.redis_url)
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp)) as url:
@@ -163,7 +167,7 @@ def main() -> None:
         settings = Settings(database_url=url, redis_url=args.redis_url or "", redis_prefix=prefix, data_dir=workdir, master_key="", scheduler_enabled=False, _env_file=None)  # type: ignore[call-arg]
         ctx = AppContext.from_settings(settings)
         world = build_world(ctx)
-        population = build_population(ctx, world, tenants=args.tenants)
+        population = build_population(ctx, world, tenants=args.tenants, phones_per_tenant=8)
         env = {"IDSVC_DATA_DIR": str(workdir), "IDSVC_REDIS_PREFIX": prefix, "IDSVC_DB_TIMEOUT_S": "1", "IDSVC_REDIS_TIMEOUT_S": "0.5",
                "IDSVC_SCHEDULER_ENABLED": "false", "IDSVC_DATABASE_URL": url, "IDSVC_REDIS_URL": args.redis_url or ""}
         proxies: dict[str, FaultProxy] = {}
@@ -184,15 +188,15 @@ def main() -> None:
             node.start()
 
         try:
-            run_phase("normal", seconds, post, population, total, 1)
+            run_phase("normal", seconds, args.rate, post, population, total, 1)
             if networked:
                 for target, fault in (("db", "blackhole"), ("db", "cut"), ("redis", "blackhole")):
                     getattr(proxies[target], fault)()
-                    run_phase(f"{target} {fault}", seconds, post, population, total, 2)
+                    run_phase(f"{target} {fault}", seconds, args.rate, post, population, total, 2)
                     proxies[target].heal()
-                    _, recoveries[f"{target} {fault}"] = run_phase(f"  {target} healed", seconds, post, population, total, 3)
-            _, recoveries["SIGKILL + restart"] = run_phase("SIGKILL, restarted", seconds, post, population, total, 4, during=restart)
-            run_phase("normal", seconds, post, population, total, 5)
+                    _, recoveries[f"{target} {fault}"] = run_phase(f"  {target} healed", seconds, args.rate, post, population, total, 3)
+            _, recoveries["SIGKILL + restart"] = run_phase("SIGKILL, restarted", seconds, args.rate, post, population, total, 4, during=restart)
+            run_phase("normal", seconds, args.rate, post, population, total, 5)
         finally:
             node.stop()
             for proxy in proxies.values():

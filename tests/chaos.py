@@ -91,7 +91,7 @@ def forged(text: str) -> str:
     return codec.encode_text(bytes(data))
 
 
-def build_population(ctx: AppContext, world: World, tenants: int = 12) -> Population:
+def build_population(ctx: AppContext, world: World, tenants: int = 12, phones_per_tenant: int = 1) -> Population:
     now = utcnow()
     door = world.ids["door1"]
     population = Population(door, world.auth("device1"))
@@ -103,8 +103,9 @@ def build_population(ctx: AppContext, world: World, tenants: int = 12) -> Popula
             residents.append(person.id)
         for person_id in residents:
             population.printed.append(issuing.issue(s, ctx.sealer, OPERATOR, person_id).text)
-            holder = dynamic.Holder()
-            population.phones.append((holder, issuing.issue(s, ctx.sealer, OPERATOR, person_id, holder_public_key=holder.public_key).text))
+            for _ in range(phones_per_tenant):  # each phone code opens once per 30-second step: more phones, more phone attempts
+                holder = dynamic.Holder()
+                population.phones.append((holder, issuing.issue(s, ctx.sealer, OPERATOR, person_id, holder_public_key=holder.public_key).text))
             revoked = issuing.issue(s, ctx.sealer, OPERATOR, person_id)
             population.revoked.append(revoked.text)
             change_pass(s, OPERATOR, revoked.row.id, Verb.revoke, "chaos: lost phone")

@@ -93,7 +93,9 @@ def load_pixels(image: Image.Image, max_side: int | None = None) -> Image.Image:
     a reduced scale, others are reduced at once); a truncated or corrupt stream is ``image_corrupt``."""
     try:
         if max_side is not None and max(image.size) > max_side:
-            image.thumbnail((max_side, max_side))  # draft() for JPEG, then a resize in place; keeps the EXIF orientation
+            # reducing_gap=1: JPEG decodes at the smallest DCT scale still at least max_side (draft), then
+            # a resize in place; the EXIF orientation is kept for the caller's exif_transpose.
+            image.thumbnail((max_side, max_side), reducing_gap=1.0)
         else:
             image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # how Pillow signals truncation and corrupt streams
