@@ -10,7 +10,9 @@ small JSON), served the same way in the same run. Each target is loaded for --se
 connections from this process; printed per target: requests/s, p50/p99/p999 latency, errors (any
 answer but 200 with a decision), and the node's resident memory sampled every second (start, max,
 end). --face adds POST /v1/device/face-verify with a photo of tenant 1 enrolled from ../shared
-(one connection per core: a face costs ~40 ms of inference). Without --database-url: SQLite, no Redis.
+(one connection per core: a face costs ~40 ms of inference). --workers 2 runs the node as two
+processes (`idsvc serve --workers 2`): how throughput grows with processes on this machine.
+Without --database-url: SQLite, no Redis.
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ from bench.pass_endpoint import http_request, start_server
 SHARED_FACES = REPO.parent / "shared" / "data" / "faces"
 
 
-def start_node(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """`idsvc serve` on a free port, as an operator runs it (one worker; bounded heads, proxies off)."""
+def start_node(env: dict[str, str], workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+    """`idsvc serve` on a free port, as an operator runs it (bounded heads, proxies off)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    process = subprocess.Popen([sys.executable, "-m", "idsvc", "serve", "--port", str(port)], cwd=REPO,
+    process = subprocess.Popen([sys.executable, "-m", "idsvc", "serve", "--port", str(port), "--workers", str(workers)], cwd=REPO,
                                env={**os.environ, **env, "IDSVC_LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -57,10 +59,13 @@ def start_node(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the process and its children (the workers of `idsvc serve --workers N`)."""
+    try:
+        own = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, StopIteration):
+        return 0.0
+    return own + sum(_rss_mb(int(child)) for child in children)
 
 
 async def _connection(port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[str]) -> None:
@@ -163,15 +168,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="load per target")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--face", action="store_true", help="also load face verification (needs ../shared photos and the face pack)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the node (`idsvc serve --workers`; more than 1 needs PostgreSQL and Redis)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp)) as url:
         workdir = Path(tmp)
         prefix = f"idsvc-load-{secrets.token_hex(4)}:"
         env, requests = prepare(workdir, url, args.redis_url, prefix, args.face)
         trivial = http_request("/v1/device/verify", {"door_id": 1, "qr_text": "NH1:" + "A" * 330}, None)
-        node, node_port = start_node(env)
+        node, node_port = start_node(env, args.workers)
         baseline, baseline_port = start_server("bench.pass_endpoint:trivial_app", env)
-        results: dict[str, Any] = {"database": url.split("://")[0].split("+")[0], "redis": bool(args.redis_url), "seconds": args.seconds, "connections": args.connections}
+        results: dict[str, Any] = {"database": url.split("://")[0].split("+")[0], "redis": bool(args.redis_url), "seconds": args.seconds, "connections": args.connections,
+                                   "workers": args.workers}
         try:
             targets = [("trivial", baseline_port, baseline.pid, trivial, args.connections), ("qr_verify", node_port, node.pid, requests["qr_verify"], args.connections)]
             if "face_verify" in requests:

@@ -106,8 +106,7 @@ def _bound_every_wait(engine: Engine, seconds: float, ping_s: float) -> None:
         # is replaced by a new one, and a database that does not answer fails within ``seconds``.
         arm(record.info, dbapi_connection, "PostgreSQL (checkout ping)", ping_s)
         try:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            engine.dialect.do_ping(dbapi_connection)  # SQLAlchemy's own ping (in autocommit: no transaction left open)
         except (engine.dialect.loaded_dbapi.Error, OSError) as exc:  # any failure of the ping means: not this connection
             raise DisconnectionError(f"the pooled connection did not answer: {exc}") from exc
         finally:
