@@ -82,12 +82,12 @@ def feed_sizes(workdir: Path, flats: int) -> dict[str, int]:
             units.add_tenant(s, OPERATOR, unit.id, schemas.TenancyIn(person_id=tenant.id, valid_from=now - timedelta(days=1), valid_until=now + timedelta(days=365)))
             last = issuing.issue(s, ctx.sealer, OPERATOR, tenant.id)
     with ctx.db.session() as s:
-        version, snapshot = feed.build(s, ctx.sealer, ctx.settings, site_id)
-        _, heartbeat = feed.build(s, ctx.sealer, ctx.settings, site_id, version)
+        version, snapshot = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site_id)
+        _, heartbeat = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site_id, version)
     with ctx.db.session() as s:
         revocation.change_pass(s, OPERATOR, last.row.id, revocation.Verb.revoke, "bench")
     with ctx.db.session() as s:
-        _, delta = feed.build(s, ctx.sealer, ctx.settings, site_id, version)
+        _, delta = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site_id, version)
     ctx.close()
     return {"snapshot": len(snapshot), "delta_one_revocation": len(delta), "delta_empty": len(heartbeat)}
 

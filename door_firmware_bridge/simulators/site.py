@@ -125,7 +125,7 @@ class Site:
         """The site's signed feed snapshot, as a sync agent would drop it for a bridge (write, then rename)."""
         folder.mkdir(parents=True, exist_ok=True)
         with self.ctx.db.session() as s:
-            _, document = feed.build(s, self.ctx.sealer, self.ctx.settings, self.ids["site"])
+            _, document = feed.build(s, self.ctx.sealer, self.ctx.bus, self.ctx.settings, self.ids["site"])
         (folder / ".feed.tmp").write_bytes(document)
         (folder / ".feed.tmp").replace(folder / FEED_FILE)
 

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
     def write_feed(site_id: int = typer.Option(..., "--site", **ROW_ID), out: Path = typer.Option(..., help="File to write the signed feed to."), since: int = typer.Option(None, min=0, max=2**63 - 1, help="Delta from this version; default a full snapshot.")) -> None:
         """Write a site's signed feed to a file (for a bridge provisioned without a network)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            version, document = feed.build(s, ctx.sealer, ctx.settings, site_id, since)
+            version, document = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site_id, since)
         out.write_bytes(document)
         print_json({"site": site_id, "version": version, "bytes": len(document), "file": str(out)})
 

@@ -51,7 +51,7 @@ SyncedSite = Annotated[int, Depends(synced_site)]
 @router.get("/sites/{site_id}/feed", response_class=Response, responses={200: {"content": {CBOR: {}}}})
 def get_feed(site_id: SyncedSite, ctx: Ctx, since: Annotated[Seq | None, Query(description="the version the bridge holds; none = full snapshot")] = None) -> Response:
     with ctx.db.session() as s:
-        version, document = feed.build(s, ctx.sealer, ctx.settings, site_id, since)
+        version, document = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site_id, since)
     return Response(document, media_type=CBOR, headers={"Cache-Control": "no-store", "X-Feed-Version": str(version)})
 
 

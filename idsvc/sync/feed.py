@@ -25,6 +25,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from idsvc.config import Settings
+from idsvc.core.bus import Bus
 from idsvc.core.db import utcnow
 from idsvc.core.errors import Conflict
 from idsvc.core.sealing import Sealer
@@ -80,8 +81,8 @@ class _Content:
 
 
 class _Builder:
-    def __init__(self, session: Session, sealer: Sealer, site: Site) -> None:
-        self.s, self.sealer, self.site = session, sealer, site
+    def __init__(self, session: Session, sealer: Sealer, bus: Bus, site: Site) -> None:
+        self.s, self.sealer, self.bus, self.site = session, sealer, bus, site
         self.out = _Content()
         self._subs: dict[int, bytes] = {}
         self._face_key: AESGCM | None = None
@@ -133,8 +134,11 @@ class _Builder:
         if self._face_key is None:
             self._face_key = AESGCM(site_face_key(self.s, self.sealer, self.site.id))
         for row in rows:
+            opened = gallery.readable_embedding(self.sealer, self.bus, row, row.dim)
+            if opened is None:  # alarmed (face_template_unreadable); the site's feed goes out without it
+                continue
             nonce = os.urandom(12)
-            vector = gallery.open_embedding(self.sealer, row).astype("<f4").tobytes()
+            vector = opened.astype("<f4").tobytes()
             sealed = nonce + self._face_key.encrypt(nonce, vector, template_aad(self.site.id, sub, row.pack))
             self.out.templates.append({"sub": sub, "pack": row.pack, "dim": row.dim, "sealed": sealed})
 
@@ -258,7 +262,7 @@ def face_policy(settings: Settings, site: Site) -> dict[str, Any]:
     return {"pack": settings.face_pack, "threshold": settings.face_threshold, "threshold_floor": policy.threshold_floor, "target_fpir": policy.target_fpir}
 
 
-def build(session: Session, sealer: Sealer, settings: Settings, site_id: int, since: int | None = None) -> tuple[int, bytes]:
+def build(session: Session, sealer: Sealer, bus: Bus, settings: Settings, site_id: int, since: int | None = None) -> tuple[int, bytes]:
     """(version, signed document): the delta from ``since``, or a full snapshot when ``since`` is
     None or older than the pruned log. ``since`` above the current version is a Conflict (the
     bridge holds a feed from another database: it must start over with a snapshot)."""
@@ -267,7 +271,7 @@ def build(session: Session, sealer: Sealer, settings: Settings, site_id: int, si
     if since is not None and since > version:
         raise Conflict(f"Feed version {since} is ahead of this service ({version}); ask for a snapshot.", code="feed_version_ahead")
     full = since is None or since < pruned_through
-    b = _Builder(session, sealer, site)
+    b = _Builder(session, sealer, bus, site)
     keys_changed = True
     if full:
         _full(b)

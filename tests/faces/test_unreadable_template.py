@@ -44,3 +44,5 @@ def test_a_spoiled_template_is_skipped_and_alarmed(client: TestClient, ctx: AppC
     raised = [a for a in alarms if a["type"] == "face_template_unreadable"]
     assert len(raised) == 1 and raised[0]["source"] == f"face-template:{world.ids['tenant2']}" and raised[0]["state"] == "active"
     assert raised[0]["severity"] == "major" and raised[0]["data"]["person_id"] == world.ids["tenant2"]
+    feed = client.get(f"/v1/sync/sites/{world.ids['site_a']}/feed", headers=world.auth("device1"))
+    assert feed.status_code == 200  # the site's bridges still get their feed (without the unreadable template)

@@ -80,5 +80,5 @@ def test_feed_file_face_key_and_prune(ctx: AppContext, world: World, tmp_path: P
     assert _invoke("sync", "prune", "--days", "1")["deleted"] == 0  # nothing that old yet
     with ctx.db.session() as s:  # once pruned, a bridge that far behind gets a full snapshot
         feed.prune(s, state.version)
-        _, document = feed.build(s, ctx.sealer, ctx.settings, site, since=1)
+        _, document = feed.build(s, ctx.sealer, ctx.bus, ctx.settings, site, since=1)
     assert apply(None, document, root, site_id=site).version == state.version
