@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,16 +33,21 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """``path`` as a file only its owner may read (created empty if missing), in a private directory."""
+    """``path`` as a file only its owner may read (created empty if missing), in a private directory.
+
+    An existing file is never opened, only chmod-ed: closing any descriptor of a SQLite database
+    drops the POSIX locks this process holds on it through SQLite (disk I/O errors, corruption)."""
     private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE))
+    if not path.exists():
+        with suppress(FileExistsError):  # another thread created it meanwhile
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     _tighten(path, PRIVATE_FILE)
     return path
 
 
 def open_private(path: Path) -> BinaryIO:
     """``open(path, "ab", buffering=0)`` for a file this process creates: 0600 from the first byte."""
-    return open(path, "ab", buffering=0, opener=lambda name, flags: os.open(name, flags, PRIVATE_FILE))  # noqa: SIM115 - the caller closes it
+    return open(path, "ab", buffering=0, opener=lambda name, flags: os.open(name, flags, PRIVATE_FILE))
 
 
 def sqlite_files_private(database: str) -> None:
