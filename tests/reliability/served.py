@@ -25,7 +25,8 @@ def free_port() -> int:
 def served(ctx: AppContext) -> Iterator[str]:
     """The base URL of the app on ``ctx``, served until the block ends."""
     port = free_port()
-    config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_options(ctx.settings))
+    # loop="asyncio": uvicorn must not install uvloop for the whole test process.
+    config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio", **uvicorn_options(ctx.settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
