@@ -1,0 +1,170 @@
+"""The console's pages and forms (docs/console.md). Each calls the same service functions as the API."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from idsvc.alarms import service as alarms
+from idsvc.auth.deps import Ctx
+from idsvc.auth.models import Role
+from idsvc.console import assets, plan, screen
+from idsvc.console.i18n import LANGUAGES
+from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, check_csrf, current, sign_in
+from idsvc.console.web import LANGUAGE_COOKIE, ConsoleRoute, redirect, render, safe_next
+from idsvc.core.errors import Forbidden, Unauthenticated
+from idsvc.core.validation import RowId
+from idsvc.registry import doors as door_registry
+from idsvc.registry import sites, units
+from idsvc.registry.models import Building, Site
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+Signed = Annotated[ConsoleSession, Depends(current)]
+STAFF = (Role.district_admin, Role.site_admin)
+
+
+def _cookie(response: Response, name: str, value: str, max_age: int, *, http_only: bool = True) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict", secure=False)
+
+
+def _checked(signed: ConsoleSession, csrf: str | None) -> None:
+    check_csrf(signed.csrf, csrf)
+
+
+@router.get("/")
+def root() -> Response:
+    return redirect("/console/")
+
+
+@router.get("/console/")
+def home(signed: Signed) -> Response:
+    """Each role's first page: staff the screen, landlords their units; tenants and devices have none."""
+    role = signed.principal.role
+    if role in STAFF:
+        return redirect("/console/screen")
+    if role is Role.owner:
+        return redirect("/console/units")
+    raise Forbidden("The console is for site staff, landlords and district officers; tenants use their pass app.", code="forbidden_role")
+
+
+@router.get("/console/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.html", None, csrf=token, next=safe_next(next), failed=None)
+    _cookie(response, LOGIN_CSRF_COOKIE, token, 3600)
+    return response
+
+
+@router.post("/console/login")
+async def login(request: Request, api_key: Annotated[str, Form(max_length=200)], csrf: Annotated[str, Form(max_length=100)], next: Annotated[str, Form(max_length=500)] = "/console/") -> Response:
+    check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf)
+    try:
+        cookie = await sign_in(request, api_key)
+    except Unauthenticated:
+        response = render(request, "login.html", None, status=401, csrf=csrf, next=safe_next(next), failed="login.failed")
+        return response
+    response = redirect(safe_next(next))
+    _cookie(response, COOKIE, cookie, SESSION_SECONDS)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/console/logout")
+def logout(signed: Signed, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+    _checked(signed, csrf)
+    response = redirect("/console/login")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/console/lang/{language}")
+def switch_language(language: str, next: str | None = None) -> Response:
+    response = redirect(safe_next(next))
+    if language in LANGUAGES:
+        _cookie(response, LANGUAGE_COOKIE, language, 365 * 86400, http_only=False)
+    return response
+
+
+@router.get("/console/static/{name:path}")
+def static(name: str, request: Request) -> Response:
+    asset = assets.load(name)
+    if asset is None:
+        return HTMLResponse("not found", status_code=404)
+    headers = {"ETag": asset.etag, "Cache-Control": "public, max-age=86400"}
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+@router.get("/console/screen")
+def staff_screen(request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[RowId | None, Query()] = None) -> Response:
+    """One screen: the site plan with every door's state, counters, the live stream, the alarm list."""
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        doors = screen.door_views(s, signed.principal, site)
+        names = {d.id: d.name for d in doors}
+        return render(
+            request, "screen.html", signed, timezone=site.timezone, states=screen.DOOR_STATES, site=site, sites=sites.list_sites(s, signed.principal),
+            counters=screen.counters(s, signed.principal, site), doors=doors, alarms=screen.active_alarms(s, signed.principal, site),
+            recent=[screen.stream_item(e, names) for e in screen.recent_events(s, site)],
+        )
+
+
+@router.get("/console/sites/{site_id}/plan.svg")
+def site_plan(ctx: Ctx, signed: Signed, site_id: RowId) -> Response:
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        buildings = sites.list_buildings(s, signed.principal, site.id)
+        svg = plan.plan_svg(site.name, buildings)
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.get("/console/sites/{site_id}/doors.json")
+def site_doors(ctx: Ctx, signed: Signed, site_id: RowId) -> Response:
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        doors = [d.to_json() for d in screen.door_views(s, signed.principal, site)]
+    return JSONResponse({"site_id": site_id, "width": plan.WIDTH, "height": plan.HEIGHT, "doors": doors})
+
+
+@router.get("/console/doors/{door_id}")
+def door_page(request: Request, ctx: Ctx, signed: Signed, door_id: RowId) -> Response:
+    """A door: its devices, its face policy and its latest events."""
+    with ctx.db.session() as s:
+        door = door_registry.get_door(s, signed.principal, door_id)
+        site = s.get(Site, door.site_id)
+        devices = [d for d in door_registry.list_devices(s, signed.principal, door.site_id) if any(x.id == door.id for x in d.doors)]
+        history = [screen.stream_item(e, {door.id: door.name}) for e in screen.door_history(s, door)]
+        building = s.get(Building, door.building_id) if door.building_id else None
+        return render(request, "door.html", signed, timezone=site.timezone if site else "Asia/Shanghai", door=door, devices=devices, history=history, building=building)
+
+
+@router.get("/console/units")
+def unit_list(request: Request, ctx: Ctx, signed: Signed) -> Response:
+    with ctx.db.session() as s:
+        listed = units.list_units(s, signed.principal)
+        return render(request, "units.html", signed, units=listed)
+
+
+@router.post("/console/alarms/{alarm_id}/acknowledge")
+def acknowledge_alarm(ctx: Ctx, signed: Signed, alarm_id: RowId, csrf: Annotated[str, Form(max_length=100)], next: Annotated[str, Form(max_length=500)] = "/console/") -> Response:
+    _checked(signed, csrf)
+    with ctx.db.session() as s:
+        alarms.acknowledge(s, ctx.bus, signed.principal, alarm_id)
+    return redirect(safe_next(next))
+
+
+@router.post("/console/alarms/{alarm_id}/clear")
+def clear_alarm(
+    ctx: Ctx, signed: Signed, alarm_id: RowId, csrf: Annotated[str, Form(max_length=100)], reason: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/console/",
+) -> Response:
+    _checked(signed, csrf)
+    with ctx.db.session() as s:
+        alarms.clear(s, ctx.bus, signed.principal, alarm_id, reason)
+    return redirect(safe_next(next))
+
+
