@@ -1,0 +1,135 @@
+"""Every console page with every role gets the status the API gives the same key for the same rows;
+sign-in, sign-out, CSRF and the security headers."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from idsvc.auth import service as keys
+from idsvc.auth.principal import OPERATOR
+from idsvc.context import AppContext
+from tests.console.conftest import csrf_of, sign_in
+from tests.world import World
+
+ROLES = ("district", "admin_a", "admin_b", "owner1", "owner2", "tenant1", "device1")
+
+
+def pages(w: World) -> list[tuple[str, str]]:
+    """(console page, the API call that reads the same rows under the same rule)."""
+    site, door, unit = w.ids["site_a"], w.ids["door1"], w.ids["unit1"]
+    return [
+        (f"/console/screen?site_id={site}", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/sites/{site}/doors.json", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/sites/{site}/plan.svg", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/doors/{door}", f"/v1/doors/{door}"),
+        ("/console/units", "/v1/units"),
+        (f"/console/units/{unit}", f"/v1/units/{unit}/tenants"),
+    ]
+
+
+def test_every_page_answers_every_role_as_the_api_does(client: TestClient, world: World) -> None:
+    checked = 0
+    for role in ROLES:
+        sign_in(client, world.tokens[role])
+        for page, api in pages(world):
+            expected = client.get(api, headers=world.auth(role)).status_code
+            got = client.get(page, follow_redirects=False)
+            assert got.status_code == expected, f"{role} {page}: console {got.status_code}, API {api} {expected}"
+            checked += expected == 200
+    assert checked >= 10  # the matrix is not all refusals: admins and owners do see pages
+
+
+def test_each_role_lands_on_its_own_first_page(client: TestClient, world: World) -> None:
+    landing = {"district": "/console/screen", "admin_a": "/console/screen", "owner1": "/console/units"}
+    for role, target in landing.items():
+        sign_in(client, world.tokens[role])
+        assert client.get("/console/", follow_redirects=False).headers["location"] == target
+        assert client.get(target).status_code == 200
+    for role in ("tenant1", "device1"):
+        sign_in(client, world.tokens[role])
+        answer = client.get("/console/")
+        assert answer.status_code == 403 and 'data-code="forbidden_role"' in answer.text
+
+
+def test_the_service_root_opens_the_console(client: TestClient) -> None:
+    answer = client.get("/", follow_redirects=True)
+    assert answer.status_code == 200 and answer.url.path == "/console/login"
+
+
+def test_pages_without_a_session_send_to_sign_in(client: TestClient, world: World) -> None:
+    for page, _api in pages(world):
+        answer = client.get(page, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login?next=/console/"), page
+
+
+def test_a_wrong_key_is_refused_with_a_message_and_counted(client: TestClient, ctx: AppContext) -> None:
+    form = client.get("/console/login")
+    answer = client.post("/console/login", data={"api_key": "idsvc_nope", "csrf": csrf_of(form.text)})
+    assert answer.status_code == 401 and "密钥无效" in answer.text
+    assert "idsvc_console" not in answer.cookies
+    assert ctx.kv.incr("authfail:testclient", 60) == 2  # the failure counted against the address, as for the API
+
+
+def test_sign_in_needs_the_forms_own_token(client: TestClient, world: World) -> None:
+    client.get("/console/login")
+    answer = client.post("/console/login", data={"api_key": world.tokens["admin_a"], "csrf": "forged"})
+    assert answer.status_code == 403 and 'data-code="csrf_failed"' in answer.text
+
+
+def test_the_session_cookie_is_httponly_strict_and_holds_no_key(client: TestClient, world: World) -> None:
+    form = client.get("/console/login")
+    answer = client.post("/console/login", data={"api_key": world.tokens["admin_a"], "csrf": csrf_of(form.text)}, follow_redirects=False)
+    header = answer.headers["set-cookie"].lower()
+    assert "idsvc_console=" in header and "httponly" in header and "samesite=strict" in header
+    assert world.tokens["admin_a"] not in answer.headers["set-cookie"]
+
+
+def test_a_forged_or_tampered_cookie_is_no_session(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens["admin_a"])
+    cookie = client.cookies["idsvc_console"]
+    client.cookies.set("idsvc_console", cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1])
+    assert client.get("/console/screen", follow_redirects=False).status_code == 303
+
+
+def test_revoking_the_key_ends_its_console_session(client: TestClient, ctx: AppContext, world: World) -> None:
+    sign_in(client, world.tokens["admin_a"])
+    assert client.get("/console/screen").status_code == 200
+    with ctx.db.session() as s:
+        key = keys.resolve(s, world.tokens["admin_a"])
+        keys.revoke_key(s, OPERATOR, key.key_id or 0)
+    ctx.principals.clear()  # what the revocation notice does on every node
+    assert client.get("/console/screen", follow_redirects=False).status_code == 303
+
+
+def test_sign_out_needs_the_csrf_token_and_ends_the_session(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens["admin_a"])
+    page = client.get("/console/screen")
+    assert client.post("/console/logout", data={"csrf": "wrong"}).status_code == 403
+    assert client.post("/console/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
+    assert client.get("/console/screen", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("path", ["/console/login", "/console/screen", "/console/static/console.js", "/console/nope-not-a-page"])
+def test_security_headers(client: TestClient, world: World, path: str) -> None:
+    sign_in(client, world.tokens["admin_a"])
+    answer = client.get(path)
+    if path.endswith("nope-not-a-page"):
+        assert answer.status_code == 404
+        return
+    csp = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_pages_hold_no_inline_script_or_style(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens["admin_a"])
+    for page, _api in pages(world)[:1] + [(f"/console/doors/{world.ids['door1']}", "")]:
+        html = client.get(page).text
+        assert "<script>" not in html and " style=" not in html and "<style" not in html and " onclick=" not in html
+
+
+def test_sign_in_links_go_only_to_console_pages(client: TestClient, world: World) -> None:
+    form = client.get("/console/login?next=https://evil.example/")
+    answer = client.post("/console/login", data={"api_key": world.tokens["admin_a"], "csrf": csrf_of(form.text), "next": "//evil.example/"}, follow_redirects=False)
+    assert answer.headers["location"] == "/console/"
