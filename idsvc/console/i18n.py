@@ -46,7 +46,7 @@ class Translator:
     def has(self, key: str) -> bool:
         return key in catalogue(self.language)
 
-    def number(self, value: int | float) -> str:
+    def number(self, value: float) -> str:
         """Counts in the reader's convention (zh_CN and en both group by thousands: 12,345)."""
         return format_decimal(value, locale=self.language)
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from idsvc.alarms import notices
 from idsvc.alarms import service as alarms
 from idsvc.auth.deps import Ctx
 from idsvc.auth.models import Role
-from idsvc.console import assets, plan, screen
+from idsvc.console import assets, live, plan, screen
 from idsvc.console.i18n import LANGUAGES
 from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, check_csrf, current, sign_in
-from idsvc.console.web import LANGUAGE_COOKIE, ConsoleRoute, redirect, render, safe_next
+from idsvc.console.web import LANGUAGE_COOKIE, ConsoleRoute, redirect, render, safe_next, translator
+from idsvc.core.bus import Notice
 from idsvc.core.errors import Forbidden, Unauthenticated
 from idsvc.core.validation import RowId
 from idsvc.registry import doors as door_registry
@@ -147,6 +153,79 @@ def unit_list(request: Request, ctx: Ctx, signed: Signed) -> Response:
     with ctx.db.session() as s:
         listed = units.list_units(s, signed.principal)
         return render(request, "units.html", signed, units=listed)
+
+
+def _tail(request: Request) -> live.TrailTail:
+    state = request.app.state
+    if getattr(state, "console_tail", None) is None:
+        state.console_tail = live.TrailTail(state.ctx.db)
+    return state.console_tail  # type: ignore[no-any-return]
+
+
+def _streamed_site(ctx: Ctx, signed: Signed, site_id: Annotated[RowId, Query()]) -> tuple[Site, dict[int, str]]:
+    """Checked before the stream opens, so a refusal is a 403/404 page, not an empty stream."""
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        names = {d.id: d.name for d in door_registry.list_doors(s, signed.principal, site.id)}
+        s.expunge(site)
+        return site, names
+
+
+@router.get("/console/events", response_class=EventSourceResponse)
+async def events(
+    request: Request, ctx: Ctx, signed: Signed, streamed: Annotated[tuple[Site, dict[int, str]], Depends(_streamed_site)]
+) -> AsyncIterator[ServerSentEvent]:
+    """The screen's live stream: ``door`` (a decision or device event), ``alarm`` (raised, acknowledged,
+    cleared: the alarm as the API returns it) and ``doorstate`` (a door's new colour)."""
+    site, names = streamed
+    t = translator(request, site.timezone)
+    loop = asyncio.get_running_loop()
+    alarm_notices: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
+
+    def on_notice(notice: Notice) -> None:  # on the bus thread
+        if notices.is_alarm_notice(notice) and notice["alarm"].get("site_id") == site.id:
+            loop.call_soon_threadsafe(lambda: alarm_notices.full() or alarm_notices.put_nowait(notice))
+
+    def door_state(door_id: int) -> dict[str, object] | None:
+        with ctx.db.session() as s:
+            views = [d for d in screen.door_views(s, signed.principal, site) if d.id == door_id]
+        return views[0].to_json() if views else None
+
+    tail = _tail(request)
+    watcher = tail.open(site.id)
+    unsubscribe = ctx.bus.subscribe(on_notice)
+    try:
+        yield ServerSentEvent(event="ready", data={"site_id": site.id}, retry=1000)
+        while True:
+            door_event = asyncio.ensure_future(watcher.queue.get())
+            alarm_event = asyncio.ensure_future(alarm_notices.get())
+            done, pending = await asyncio.wait({door_event, alarm_event}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if not done:
+                yield ServerSentEvent(comment="keep-alive")
+            if door_event in done:
+                item = screen.stream_item(door_event.result(), names).to_json()
+                yield ServerSentEvent(event="door", id=str(item["seq"]), data={**item, "at_local": t.datetime(door_event.result().at)})
+            if alarm_event in done:
+                notice = alarm_event.result()
+                yield ServerSentEvent(event="alarm", data=notice)
+                door_id = notice["alarm"].get("door_id")
+                state = await run_in_threadpool(door_state, door_id) if door_id else None
+                if state is not None:
+                    yield ServerSentEvent(event="doorstate", data=state)
+    finally:
+        unsubscribe()
+        tail.close(watcher)
+
+
+@router.get("/console/alarms/table")
+def alarm_table(request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[RowId, Query()], next: str | None = None) -> Response:
+    """The alarm list alone, for the screen to swap in when an alarm notice arrives."""
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        response = render(request, "alarms_table.html", signed, timezone=site.timezone, alarms=screen.active_alarms(s, signed.principal, site))
+    return response
 
 
 @router.post("/console/alarms/{alarm_id}/acknowledge")
