@@ -29,7 +29,6 @@ from idsvc.registry.models import Building, Site
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
-STAFF = (Role.district_admin, Role.site_admin)
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int, *, http_only: bool = True) -> None:
@@ -47,9 +46,12 @@ def root() -> Response:
 
 @router.get("/console/")
 def home(signed: Signed) -> Response:
-    """Each role's first page: staff the screen, landlords their units; tenants and devices have none."""
+    """Each role's first page: district officers the statistics, site staff the screen, landlords their
+    units; tenants and devices have none."""
     role = signed.principal.role
-    if role in STAFF:
+    if role is Role.district_admin:
+        return redirect("/console/statistics")
+    if role is Role.site_admin:
         return redirect("/console/screen")
     if role is Role.owner:
         return redirect("/console/units")

@@ -83,6 +83,7 @@ CODES: dict[str, ErrorCode] = {
     "password_required": ErrorCode(422, "an HJ 212 station needs its access password (PW)"),
     "invalid_settings": ErrorCode(422, "a station's `settings` hold an unknown key or a bad `crc` or `limits` value"),
     "reason_required": ErrorCode(422, "clearing an alarm needs a reason"),
+    "purpose_required": ErrorCode(422, "a registration export needs its purpose (it is audited)"),
     "invalid_date_range": ErrorCode(422, "`to` is before `from`, or the range is longer than allowed"),
     "registration_field_not_enabled": ErrorCode(422, "the site does not collect this personal field; `details.fields` names them and `details.enabled` what it does collect"),
     "request_names_the_person": ErrorCode(422, "an erasure or export request names the person it is about; describe the requester without their name or phone"),

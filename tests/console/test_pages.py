@@ -24,6 +24,9 @@ def pages(w: World) -> list[tuple[str, str]]:
         (f"/console/sites/{site}/plan.svg", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/doors/{door}", f"/v1/doors/{door}"),
         ("/console/units", "/v1/units"),
+        ("/console/statistics", "/v1/statistics"),
+        (f"/console/statistics?site_id={site}", f"/v1/statistics?site_id={site}"),
+        ("/console/registrations", "/v1/statistics"),
         (f"/console/units/{unit}", f"/v1/units/{unit}/tenants"),
     ]
 
@@ -41,7 +44,7 @@ def test_every_page_answers_every_role_as_the_api_does(client: TestClient, world
 
 
 def test_each_role_lands_on_its_own_first_page(client: TestClient, world: World) -> None:
-    landing = {"district": "/console/screen", "admin_a": "/console/screen", "owner1": "/console/units"}
+    landing = {"district": "/console/statistics", "admin_a": "/console/screen", "owner1": "/console/units"}
     for role, target in landing.items():
         sign_in(client, world.tokens[role])
         assert client.get("/console/", follow_redirects=False).headers["location"] == target
