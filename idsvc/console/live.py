@@ -16,11 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
 from idsvc.audit.models import AuditEvent
+from idsvc.console.screen import door_event
 from idsvc.core.db import Database
 
 log = logging.getLogger(__name__)
-DOOR_EVENT_KINDS = ("decision",)
-DOOR_EVENT_PREFIX = "device."
 
 
 @dataclass(eq=False)
@@ -54,9 +53,8 @@ class TrailTail:
             if self._last_seq is None:
                 self._last_seq = session.scalar(select(func.max(AuditEvent.seq))) or 0
                 return []
-            door_event = AuditEvent.kind.in_(DOOR_EVENT_KINDS) | AuditEvent.kind.startswith(DOOR_EVENT_PREFIX)
             sites = {s.site_id for s in self._screens}
-            stmt = select(AuditEvent).where(AuditEvent.seq > self._last_seq, door_event, AuditEvent.site_id.in_(sites))
+            stmt = select(AuditEvent).where(AuditEvent.seq > self._last_seq, door_event(), AuditEvent.site_id.in_(sites))
             events = list(session.scalars(stmt.order_by(AuditEvent.seq).limit(5000)))
             if events:
                 self._last_seq = events[-1].seq

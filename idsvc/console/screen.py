@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 
 from idsvc.alarms import service as alarms
@@ -117,9 +117,14 @@ def active_alarms(session: Session, caller: Principal, site: Site, limit: int = 
     return _active_alarms(session, caller, site.id)[:limit]
 
 
+def door_event() -> ColumnElement[bool]:
+    """What the live stream shows: door decisions and the events devices upload (not registry changes such as device.created)."""
+    return (AuditEvent.kind == "decision") | (AuditEvent.entity_type == "device_event")
+
+
 def recent_events(session: Session, site: Site, limit: int = 30) -> list[AuditEvent]:
     """The latest door events of the site (decisions and device events), newest first, for the stream's start."""
-    stmt = select(AuditEvent).where(AuditEvent.site_id == site.id, (AuditEvent.kind == "decision") | AuditEvent.kind.startswith("device."))
+    stmt = select(AuditEvent).where(AuditEvent.site_id == site.id, door_event())
     return list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
 
 

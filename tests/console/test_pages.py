@@ -3,6 +3,8 @@ sign-in, sign-out, CSRF and the security headers."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -136,3 +138,18 @@ def test_sign_in_links_go_only_to_console_pages(client: TestClient, world: World
     form = client.get("/console/login?next=https://evil.example/")
     answer = client.post("/console/login", data={"api_key": world.tokens["admin_a"], "csrf": csrf_of(form.text), "next": "//evil.example/"}, follow_redirects=False)
     assert answer.headers["location"] == "/console/"
+
+
+def test_the_stream_shows_door_events_not_registry_changes(client: TestClient, world: World) -> None:
+    """Registering devices writes device.created to the trail; the stream is for decisions and devices' own events."""
+    sign_in(client, world.tokens["admin_a"])
+    verify = client.post("/v1/device/verify", headers=world.auth("device1"), json={"door_id": world.ids["door1"], "qr_text": "NH1:nope"})
+    assert verify.json()["allow"] is False
+    stream = ""
+    for _ in range(40):  # decisions reach the trail in batches, within a quarter of a second
+        html = client.get(f"/console/screen?site_id={world.ids['site_a']}").text
+        stream = html.split('id="stream"', 1)[1].split("</ol>", 1)[0]
+        if "<li" in stream:
+            break
+        time.sleep(0.05)
+    assert "device.created" not in stream and stream.count("<li") == 1 and 'class="deny"' in stream
