@@ -18,7 +18,7 @@ from idsvc.auth.deps import Ctx
 from idsvc.auth.models import Role
 from idsvc.console import assets, live, plan, screen
 from idsvc.console.i18n import LANGUAGES
-from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, check_csrf, current, sign_in
+from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, LoginRequired, check_csrf, current, sign_in
 from idsvc.console.web import LANGUAGE_COOKIE, ConsoleRoute, redirect, render, safe_next, translator
 from idsvc.core.bus import Notice
 from idsvc.core.errors import Forbidden, Unauthenticated
@@ -31,8 +31,9 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int, *, http_only: bool = True) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict", secure=False)
+def _cookie(request: Request, response: Response, name: str, value: str, max_age: int, *, http_only: bool = True) -> None:
+    """Secure whenever the console is reached over HTTPS (behind a proxy: run uvicorn with --proxy-headers)."""
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict", secure=request.url.scheme == "https")
 
 
 def _checked(signed: ConsoleSession, csrf: str | None) -> None:
@@ -62,7 +63,7 @@ def home(signed: Signed) -> Response:
 def login_form(request: Request, next: str | None = None) -> Response:
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", None, csrf=token, next=safe_next(next), failed=None)
-    _cookie(response, LOGIN_CSRF_COOKIE, token, 3600)
+    _cookie(request, response, LOGIN_CSRF_COOKIE, token, 3600)
     return response
 
 
@@ -75,7 +76,7 @@ async def login(request: Request, api_key: Annotated[str, Form(max_length=200)],
         response = render(request, "login.html", None, status=401, csrf=csrf, next=safe_next(next), failed="login.failed")
         return response
     response = redirect(safe_next(next))
-    _cookie(response, COOKIE, cookie, SESSION_SECONDS)
+    _cookie(request, response, COOKIE, cookie, SESSION_SECONDS)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
@@ -89,10 +90,10 @@ def logout(signed: Signed, csrf: Annotated[str, Form(max_length=100)]) -> Respon
 
 
 @router.get("/console/lang/{language}")
-def switch_language(language: str, next: str | None = None) -> Response:
+def switch_language(request: Request, language: str, next: str | None = None) -> Response:
     response = redirect(safe_next(next))
     if language in LANGUAGES:
-        _cookie(response, LANGUAGE_COOKIE, language, 365 * 86400, http_only=False)
+        _cookie(request, response, LANGUAGE_COOKIE, language, 365 * 86400, http_only=False)
     return response
 
 
@@ -205,6 +206,10 @@ async def events(
             for task in pending:
                 task.cancel()
             if not done:
+                try:  # a quiet moment: is the session's key still good? A revoked key ends the stream too.
+                    await current(request)
+                except LoginRequired:
+                    return
                 yield ServerSentEvent(comment="keep-alive")
             if door_event in done:
                 item = screen.stream_item(door_event.result(), names).to_json()

@@ -74,7 +74,8 @@ class ConsoleRoute(APIRoute):
             try:
                 response = await handler(request)
             except LoginRequired:
-                response = redirect("/console/login?next=" + quote(safe_next(request.url.path), safe="/"))
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                response = redirect("/console/login?next=" + quote(safe_next(target), safe="/"))
             except ApiError as exc:
                 response = render(request, "error.html", None, status=exc.status, code=exc.code, message=exc.message)
             except RequestValidationError as exc:

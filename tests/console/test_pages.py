@@ -153,3 +153,15 @@ def test_the_stream_shows_door_events_not_registry_changes(client: TestClient, w
             break
         time.sleep(0.05)
     assert "device.created" not in stream and stream.count("<li") == 1 and 'class="deny"' in stream
+
+
+def test_sign_in_returns_to_the_page_asked_for_with_its_query(client: TestClient, world: World) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    page = f"/console/screen?site_id={world.ids['site_a']}"
+    location = client.get(page, follow_redirects=False).headers["location"]
+    target = parse_qs(urlsplit(location).query)["next"][0]
+    assert target == page
+    form = client.get(location)
+    answer = client.post("/console/login", data={"api_key": world.tokens["district"], "csrf": csrf_of(form.text), "next": target}, follow_redirects=False)
+    assert answer.headers["location"] == page
