@@ -46,6 +46,10 @@ class Translator:
     def has(self, key: str) -> bool:
         return key in catalogue(self.language)
 
+    def reason(self, code: str) -> str:
+        """A decision's reason in the reader's words; a code without an entry stays the code (machine-readable, docs/device-api.md)."""
+        return self(f"reason.{code}") if self.has(f"reason.{code}") else code
+
     def number(self, value: float) -> str:
         """Counts in the reader's convention (zh_CN and en both group by thousands: 12,345)."""
         return format_decimal(value, locale=self.language)

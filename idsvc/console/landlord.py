@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from idsvc.auth.deps import Ctx
 from idsvc.auth.principal import Principal
+from idsvc.console import screen
 from idsvc.console.session import ConsoleSession, check_csrf, current
 from idsvc.console.web import ConsoleRoute, redirect, render
 from idsvc.core.errors import InvalidInput
@@ -64,7 +65,7 @@ def unit_page(request: Request, ctx: Ctx, signed: Signed, unit_id: RowId, person
         assert site is not None
         today = datetime.now(ZoneInfo(site.timezone)).date()
         return render(
-            request, "unit.html", signed, timezone=site.timezone, unit=unit, tenants=tenants, new_person=person,
+            request, "unit.html", signed, timezone=site.timezone, unit=unit, tenants=tenants, new_person=person, entries=screen.unit_entries(s, unit),
             today=today.isoformat(), until=(today + timedelta(days=180)).isoformat(),
         )
 

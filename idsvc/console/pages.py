@@ -212,8 +212,9 @@ async def events(
                     return
                 yield ServerSentEvent(comment="keep-alive")
             if door_event in done:
-                item = screen.stream_item(door_event.result(), names).to_json()
-                yield ServerSentEvent(event="door", id=str(item["seq"]), data={**item, "at_local": t.datetime(door_event.result().at)})
+                item = screen.stream_item(door_event.result(), names)
+                shown = {"at_local": t.datetime(item.at), "reasons_text": ", ".join(t.reason(r) for r in item.reasons)}
+                yield ServerSentEvent(event="door", id=str(item.seq), data={**item.to_json(), **shown})
             if alarm_event in done:
                 notice = alarm_event.result()
                 yield ServerSentEvent(event="alarm", data=notice)

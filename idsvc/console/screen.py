@@ -154,3 +154,10 @@ def stream_item(event: AuditEvent, door_names: dict[int, str]) -> StreamItem:
     outcome = ("allow" if data.get("allow") else "deny") if event.kind == "decision" else "device"
     name = door_names.get(event.door_id, str(event.door_id or "")) if event.door_id is not None else ""
     return StreamItem(event.seq, event.at, event.kind, event.door_id, name, outcome, list(data.get("reasons") or []), data.get("method"))
+
+
+def unit_entries(session: Session, unit: Unit, limit: int = 30) -> list[StreamItem]:
+    """The latest door events at a unit's own doors (for its landlord: no names, door and outcome only)."""
+    names = {d.id: d.name for d in session.scalars(select(Door).where(Door.unit_id == unit.id))}
+    stmt = select(AuditEvent).where(AuditEvent.unit_id == unit.id, door_event()).order_by(AuditEvent.seq.desc()).limit(limit)
+    return [stream_item(e, names) for e in session.scalars(stmt)]

@@ -155,7 +155,7 @@ def test_landlord_adds_a_tenant_the_qr_decodes_and_a_revocation_shows_live(brows
     assert answer["allow"] is False and "pass_revoked" in answer["reasons"], answer
     screen.wait_for_selector("#stream li.deny.fresh", timeout=2000)
     assert time.monotonic() - sent < 2.0
-    assert "pass_revoked" in screen.locator("#stream li.deny.fresh").first.inner_text()
+    assert "通行码已吊销" in screen.locator("#stream li.deny.fresh").first.inner_text()  # pass_revoked, in the reader's words
     assert screen.locator("[data-counter='denials_today']").inner_text() == "1"
     _check_rendered(screen, "console-screen-live-deny-zh_CN")
     phone.context.close()

@@ -83,3 +83,20 @@ def test_the_one_house_one_code_sheet_holds_the_unit_code(client: TestClient, wo
     assert sheet.status_code == 200 and f"/console/units/{unit}/qr.svg" in sheet.text
     code = client.get(f"/v1/units/{unit}", headers=world.auth("owner1")).json()["code"]
     assert code in sheet.text
+
+
+def test_the_landlord_sees_entries_at_their_own_doors_only(client: TestClient, world: World) -> None:
+    import time
+
+    verify = client.post("/v1/device/verify", headers=world.auth("device1"), json={"door_id": world.ids["door1"], "qr_text": "NH1:nope"})
+    assert verify.json()["allow"] is False
+    sign_in(client, world.tokens["owner1"])
+    for _ in range(40):  # decisions reach the trail within a quarter of a second
+        entries = client.get(f"/console/units/{world.ids['unit1']}").text.split('id="entries"', 1)[1].split("</ol>", 1)[0]
+        if 'class="deny"' in entries:
+            break
+        time.sleep(0.05)
+    assert "Flat 101" in entries and "拒绝" in entries
+    sign_in(client, world.tokens["owner2"])
+    other = client.get(f"/console/units/{world.ids['unit2']}").text.split('id="entries"', 1)[1].split("</ol>", 1)[0]
+    assert 'class="deny"' not in other and "Flat 101" not in other

@@ -89,7 +89,7 @@ def test_a_denied_verify_is_on_the_screen_within_two_seconds(served: tuple[World
     data, arrived = reader.wait_for("door", 5)
     assert arrived - sent < 2.0, f"the deny took {arrived - sent:.2f} s to reach the screen"
     assert data["door_id"] == world.ids["door1"] and data["outcome"] == "deny" and data["reasons"] == answer.json()["reasons"]
-    assert data["door_name"] == "Flat 101"
+    assert data["door_name"] == "Flat 101" and data["reasons_text"]
 
 
 def test_other_sites_events_do_not_reach_the_screen_and_others_may_not_open_it(served: tuple[World, ServiceProcess], ctx: AppContext) -> None:
