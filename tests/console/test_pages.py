@@ -29,6 +29,9 @@ def pages(w: World) -> list[tuple[str, str]]:
         ("/console/statistics", "/v1/statistics"),
         (f"/console/statistics?site_id={site}", f"/v1/statistics?site_id={site}"),
         ("/console/registrations", "/v1/statistics"),
+        ("/console/audit", "/v1/audit/events"),
+        (f"/console/audit?door_id={door}", f"/v1/audit/events?door_id={door}"),
+        ("/console/audit.csv", "/v1/audit/events.csv"),
         (f"/console/units/{unit}", f"/v1/units/{unit}/tenants"),
     ]
 
