@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from fastapi.responses import JSONResponse
 from openpyxl import Workbook
 
 from idsvc.auth.deps import Ctx
@@ -49,6 +51,27 @@ def statistics_page(
         rows = statistics.figures(s, signed.principal, first, last, utcnow(), site_id)
         sites = statistics.sites_for(s, signed.principal, None)
         return render(request, "statistics.html", signed, rows=rows, sites=sites, site_id=site_id, first=first, last=last, provinces=personal.PROVINCES)
+
+
+@router.get("/console/statistics/daily.json")
+def daily_figures(
+    ctx: Ctx, signed: Signed, site_id: Annotated[RowId | None, Query()] = None,
+    first: Annotated[date | None, Query(alias="from")] = None, last: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    """Arrivals and departures per day over the sites shown (each in its own time zone); 1-4 people: null."""
+    first, last = _days(first, last)
+    arrivals, departures = Counter[date](), Counter[date]()
+    with ctx.db.session() as s:
+        for site in statistics.sites_for(s, signed.principal, site_id):
+            for day in tenancies.daily(s, site, first, last):
+                arrivals[day.day] += day.arrivals
+                departures[day.day] += day.departures
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def shown(counts: Counter[date]) -> list[int | None]:
+        return [None if 0 < counts[d] < statistics.SMALL else counts[d] for d in days]
+
+    return JSONResponse({"days": [d.isoformat() for d in days], "arrivals": shown(arrivals), "departures": shown(departures)})
 
 
 @router.get("/console/registrations")

@@ -106,6 +106,8 @@ def test_each_role_signs_in_to_its_page_in_each_language(browser: Any, served: t
             assert page.url.endswith(path) or path in page.url, (role, page.url)
             if element:
                 assert page.locator(f"#{element}").is_visible()
+            if role == "district":
+                page.wait_for_selector("#daily-chart[data-ready='1'] canvas", timeout=5000)
             if role == "admin_a":
                 page.wait_for_selector("#map[data-ready='1']", timeout=5000)
                 assert int(page.get_attribute("#map", "data-markers")) == 3  # door1, door2 and the entrance of site A

@@ -107,3 +107,17 @@ def test_an_export_needs_a_purpose_and_an_admin(client: TestClient, village: Wor
     assert client.get("/console/registrations").status_code == 403
     events = client.get("/v1/audit/events", headers=village.auth("district"), params={"kind": "registration.exported"}).json()["events"]
     assert events == []
+
+
+def test_daily_arrivals_for_the_chart_leave_small_days_out(client: TestClient, village: World) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    sign_in(client, village.tokens["admin_a"])
+    daily = client.get("/console/statistics/daily.json", params={"from": (today - timedelta(days=10)).isoformat(), "to": today.isoformat()}).json()
+    arrivals = dict(zip(daily["days"], daily["arrivals"], strict=True))
+    assert len(arrivals) == 11 and sum(1 for v in arrivals.values() if v is None) == 1  # the Sichuan tenant's day: 1 person
+    assert max(v for v in arrivals.values() if v is not None) == 8  # yesterday: six from Guangdong and the world's two tenants
+    sign_in(client, village.tokens["owner1"])
+    assert client.get("/console/statistics/daily.json").status_code == 403
