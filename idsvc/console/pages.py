@@ -24,7 +24,7 @@ from idsvc.core.bus import Notice
 from idsvc.core.errors import Forbidden, Unauthenticated
 from idsvc.core.validation import RowId
 from idsvc.registry import doors as door_registry
-from idsvc.registry import sites, units
+from idsvc.registry import site_plans, sites, units
 from idsvc.registry.models import Building, Site
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -122,21 +122,27 @@ def staff_screen(request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[
         )
 
 
-@router.get("/console/sites/{site_id}/plan.svg")
+@router.get("/console/sites/{site_id}/plan")
 def site_plan(ctx: Ctx, signed: Signed, site_id: RowId) -> Response:
+    """The uploaded plan image, or the generated SVG plan when none was uploaded."""
     with ctx.db.session() as s:
         site = screen.screen_site(s, signed.principal, site_id)
-        buildings = sites.list_buildings(s, signed.principal, site.id)
-        svg = plan.plan_svg(site.name, buildings)
+        uploaded = site_plans.get(s, signed.principal, site.id)
+        if uploaded is not None and uploaded.image is not None:
+            return Response(uploaded.image, media_type=uploaded.media_type or "application/octet-stream")
+        svg = plan.plan_svg(site.name, sites.list_buildings(s, signed.principal, site.id))
     return Response(svg, media_type="image/svg+xml")
 
 
 @router.get("/console/sites/{site_id}/doors.json")
 def site_doors(ctx: Ctx, signed: Signed, site_id: RowId) -> Response:
+    """Each door's state and place; width and height are the plan's (the uploaded image's, or the generated one's)."""
     with ctx.db.session() as s:
         site = screen.screen_site(s, signed.principal, site_id)
         doors = [d.to_json() for d in screen.door_views(s, signed.principal, site)]
-    return JSONResponse({"site_id": site_id, "width": plan.WIDTH, "height": plan.HEIGHT, "doors": doors})
+        uploaded = site_plans.get(s, signed.principal, site.id)
+        width, height = (uploaded.width, uploaded.height) if uploaded is not None and uploaded.image is not None else (plan.WIDTH, plan.HEIGHT)
+    return JSONResponse({"site_id": site_id, "width": width, "height": height, "doors": doors})
 
 
 @router.get("/console/doors/{door_id}")

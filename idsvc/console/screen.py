@@ -21,7 +21,7 @@ from idsvc.auth.principal import Principal
 from idsvc.console import plan
 from idsvc.core.db import utcnow
 from idsvc.registry import doors as door_registry
-from idsvc.registry import sites
+from idsvc.registry import site_plans, sites
 from idsvc.registry.models import Building, Door, Grant, Site, Status, Unit, device_doors
 from idsvc.registry.scope import not_visible
 
@@ -104,7 +104,8 @@ def door_state(door: Door, active: list[Alarm], devices: set[int], offline_devic
 def door_views(session: Session, caller: Principal, site: Site) -> list[DoorView]:
     doors = door_registry.list_doors(session, caller, site.id)
     buildings = list(session.scalars(select(Building).where(Building.site_id == site.id)))
-    positions = plan.door_positions(buildings, doors)
+    placed = site_plans.get(session, caller, site.id)
+    positions = plan.door_positions(buildings, doors) | {int(k): (v[0], v[1]) for k, v in ((placed.door_positions if placed else None) or {}).items()}
     active = _active_alarms(session, caller, site.id)
     offline = {a.device_id for a in active if a.type in OFFLINE_TYPES and a.device_id is not None}
     devices: dict[int, set[int]] = {}

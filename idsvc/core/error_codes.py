@@ -65,6 +65,7 @@ CODES: dict[str, ErrorCode] = {
     "door_group_not_in_site": ErrorCode(422, "the door group belongs to another site"),
     "subject_not_in_site": ErrorCode(422, "the person or vehicle belongs to another site"),
     "person_not_in_site": ErrorCode(422, "the person belongs to another site"),
+    "door_not_in_site": ErrorCode(422, "the door belongs to another site (placing a door on a site's plan)"),
     "site_required": ErrorCode(422, "a site_admin key needs an existing `site_id`"),
     "person_required": ErrorCode(422, "an owner or tenant key needs an existing `person_id`"),
     "device_required": ErrorCode(422, "a device key needs an existing `device_id`"),

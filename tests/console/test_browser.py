@@ -194,3 +194,22 @@ def test_the_officers_export_holds_exactly_the_expected_rows(browser: Any, serve
     page.goto("/console/statistics")
     _check_rendered(page, "console-statistics-district-en-after-export")
     page.context.close()
+
+
+def test_an_admin_places_a_door_by_clicking_the_plan(browser: Any, served: tuple[World, ServiceProcess]) -> None:
+    world, service = served
+    page = _page(browser, service, world.tokens["admin_a"], "en")
+    page.goto(f"/console/sites/{world.ids['site_a']}/plan/edit")
+    page.wait_for_selector("#plan-editor[data-ready='1']", timeout=5000)
+    page.select_option("select[name=door_id]", str(world.ids["door2"]))
+    box = page.locator("#plan-editor").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    x, y = float(page.input_value("input[name=x]")), float(page.input_value("input[name=y]"))
+    assert 0 < x < 1 and 0 < y < 1
+    page.click("button[name=place]")
+    page.wait_for_load_state("load")
+    placed = page.request.get(f"/console/sites/{world.ids['site_a']}/doors.json").json()
+    assert {(d["x"], d["y"]) for d in placed["doors"] if d["id"] == world.ids["door2"]} == {(round(x, 4), round(y, 4))}
+    _check_rendered(page, "console-plan-edit-admin_a-en")
+    assert page.js_errors == [], page.js_errors
+    page.context.close()

@@ -23,7 +23,8 @@ def pages(w: World) -> list[tuple[str, str]]:
     return [
         (f"/console/screen?site_id={site}", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/sites/{site}/doors.json", f"/v1/sites/{site}/registrations/overdue"),
-        (f"/console/sites/{site}/plan.svg", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/sites/{site}/plan", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/sites/{site}/plan/edit", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/doors/{door}", f"/v1/doors/{door}"),
         ("/console/units", "/v1/units"),
         ("/console/statistics", "/v1/statistics"),
