@@ -21,12 +21,7 @@ from idsvc.audit.decision_log import JOURNAL_DIR, DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
-from idsvc.console.audit_pages import router as audit_pages_router
-from idsvc.console.district import router as district_router
-from idsvc.console.landlord import router as landlord_router
-from idsvc.console.pages import router as console_router
-from idsvc.console.site_plan_pages import router as site_plan_router
-from idsvc.console.staff import router as staff_router
+from idsvc.console.routes import router as console_router
 from idsvc.context import AppContext
 from idsvc.core import metrics
 from idsvc.core.errors import install_error_handlers
@@ -151,7 +146,7 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     # The device endpoints first: routes are matched in order and locks ask the most often.
     for router in (
         passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router,
-        privacy_router, jobs_router, console_router, landlord_router, district_router, audit_pages_router, staff_router, site_plan_router,
+        privacy_router, jobs_router, console_router,
     ):
         app.include_router(router)
     return app

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from idsvc.auth.deps import Ctx
 from idsvc.auth.principal import Principal
 from idsvc.console import screen
 from idsvc.console.session import ConsoleSession, check_csrf, current
-from idsvc.console.web import ConsoleRoute, redirect, render
-from idsvc.core.errors import InvalidInput
+from idsvc.console.web import ConsoleRoute, redirect, render, validated
 from idsvc.core.validation import RowId
 from idsvc.passes import issuing, qr
 from idsvc.passes.api import get_verifier
@@ -32,7 +30,6 @@ from idsvc.registry.models import Grant, PersonKind, Site, Status, Unit
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
 Csrf = Annotated[str, Form(max_length=100)]
-In = TypeVar("In", bound=schemas.In)
 
 
 @dataclass
@@ -76,7 +73,7 @@ def register_tenant(ctx: Ctx, signed: Signed, unit_id: RowId, csrf: Csrf, displa
     check_csrf(signed.csrf, csrf)
     with ctx.db.session() as s:
         unit = units.get_unit(s, signed.principal, unit_id)
-        body = _validated(schemas.PersonIn, site_id=unit.site_id, display_name=display_name, kind=PersonKind.tenant, phone=phone or None)
+        body = validated(schemas.PersonIn, site_id=unit.site_id, display_name=display_name, kind=PersonKind.tenant, phone=phone or None)
         person = people.create_person(s, signed.principal, body)
         return redirect(f"/console/units/{unit.id}?person={person.id}#authorise")
 
@@ -91,7 +88,7 @@ def authorise_tenant(ctx: Ctx, signed: Signed, unit_id: RowId, csrf: Csrf, perso
         assert site is not None
         now = datetime.now(ZoneInfo(site.timezone))
         start = now if valid_from <= now.date() else _site_day(site, valid_from)  # from today: from now
-        body = _validated(schemas.TenancyIn, person_id=person_id, valid_from=start, valid_until=_site_day(site, valid_until + timedelta(days=1)))
+        body = validated(schemas.TenancyIn, person_id=person_id, valid_from=start, valid_until=_site_day(site, valid_until + timedelta(days=1)))
         units.add_tenant(s, signed.principal, unit.id, body)
         return redirect(f"/console/units/{unit.id}")
 
@@ -142,12 +139,3 @@ def unit_sheet(request: Request, ctx: Ctx, signed: Signed, unit_id: RowId) -> Re
         unit = units.get_unit(s, signed.principal, unit_id)
         site = s.get(Site, unit.site_id)
         return render(request, "sheet.html", signed, timezone=site.timezone if site else "Asia/Shanghai", unit=unit, site=site, tenants=_tenants(s, signed.principal, unit))
-
-
-def _validated(model: type[In], **values: object) -> In:
-    """Form values through the API's own schema; its complaint becomes the API's invalid_input."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) or e["msg"] for e in exc.errors())
-        raise InvalidInput(f"Check these fields: {fields}.", code="invalid_input") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -17,12 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel, ValidationError
 
 from idsvc.console.i18n import LANGUAGES, Translator, language_or_default
 from idsvc.console.session import ConsoleSession, LoginRequired
-from idsvc.core.errors import ApiError
+from idsvc.core.errors import ApiError, InvalidInput
 
 LANGUAGE_COOKIE = "idsvc_lang"
+Model = TypeVar("Model", bound=BaseModel)
 # No inline script or style anywhere: every script and stylesheet is a file the console serves.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -86,3 +88,12 @@ class ConsoleRoute(APIRoute):
             return response
 
         return console_handler
+
+
+def validated(model: type[Model], **values: object) -> Model:
+    """Form values through the API's own schema; its complaint becomes the API's invalid_input."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or e["msg"] for e in exc.errors())
+        raise InvalidInput(f"Check these fields: {fields}.", code="invalid_input") from None
