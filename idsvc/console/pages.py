@@ -36,10 +36,6 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
     response.set_cookie(name, value, max_age=max_age, path="/", httponly=http_only, samesite="strict", secure=request.url.scheme == "https")
 
 
-def _checked(signed: ConsoleSession, csrf: str | None) -> None:
-    check_csrf(signed.csrf, csrf)
-
-
 @router.get("/")
 def root() -> Response:
     return redirect("/console/")
@@ -83,7 +79,7 @@ async def login(request: Request, api_key: Annotated[str, Form(max_length=200)],
 
 @router.post("/console/logout")
 def logout(signed: Signed, csrf: Annotated[str, Form(max_length=100)]) -> Response:
-    _checked(signed, csrf)
+    check_csrf(signed.csrf, csrf)
     response = redirect("/console/login")
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -238,13 +234,12 @@ def alarm_table(request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[R
     """The alarm list alone, for the screen to swap in when an alarm notice arrives."""
     with ctx.db.session() as s:
         site = screen.screen_site(s, signed.principal, site_id)
-        response = render(request, "alarms_table.html", signed, timezone=site.timezone, alarms=screen.active_alarms(s, signed.principal, site))
-    return response
+        return render(request, "alarms_table.html", signed, timezone=site.timezone, here=safe_next(next), alarms=screen.active_alarms(s, signed.principal, site))
 
 
 @router.post("/console/alarms/{alarm_id}/acknowledge")
 def acknowledge_alarm(ctx: Ctx, signed: Signed, alarm_id: RowId, csrf: Annotated[str, Form(max_length=100)], next: Annotated[str, Form(max_length=500)] = "/console/") -> Response:
-    _checked(signed, csrf)
+    check_csrf(signed.csrf, csrf)
     with ctx.db.session() as s:
         alarms.acknowledge(s, ctx.bus, signed.principal, alarm_id)
     return redirect(safe_next(next))
@@ -255,7 +250,7 @@ def clear_alarm(
     ctx: Ctx, signed: Signed, alarm_id: RowId, csrf: Annotated[str, Form(max_length=100)], reason: Annotated[str, Form(max_length=500)] = "",
     next: Annotated[str, Form(max_length=500)] = "/console/",
 ) -> Response:
-    _checked(signed, csrf)
+    check_csrf(signed.csrf, csrf)
     with ctx.db.session() as s:
         alarms.clear(s, ctx.bus, signed.principal, alarm_id, reason)
     return redirect(safe_next(next))

@@ -48,11 +48,14 @@ def translator(request: Request, timezone: str = "Asia/Shanghai") -> Translator:
     return Translator(language_or_default(request.cookies.get(LANGUAGE_COOKIE)), timezone)
 
 
-def render(request: Request, template: str, session: ConsoleSession | None, *, status: int = 200, timezone: str = "Asia/Shanghai", **values: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, session: ConsoleSession | None, *, status: int = 200, timezone: str = "Asia/Shanghai", here: str | None = None, **values: Any
+) -> HTMLResponse:
+    """``here``: where forms return to (default: this page; a fragment passes the page it sits in)."""
     t = translator(request, timezone)
     html = templates.get_template(template).render(
         t=t, lang=t.language, languages=LANGUAGES, session=session, principal=session.principal if session else None,
-        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""), **values,
+        here=here or request.url.path + (f"?{request.url.query}" if request.url.query else ""), **values,
     )
     return HTMLResponse(html, status_code=status)
 

@@ -169,3 +169,18 @@ def test_sign_in_returns_to_the_page_asked_for_with_its_query(client: TestClient
     form = client.get(location)
     answer = client.post("/console/login", data={"api_key": world.tokens["district"], "csrf": csrf_of(form.text), "next": target}, follow_redirects=False)
     assert answer.headers["location"] == page
+
+
+def test_the_alarm_table_fragment_returns_its_forms_to_the_screen(client: TestClient, ctx: AppContext, world: World) -> None:
+    from idsvc.alarms import service as alarms
+    from idsvc.core.db import utcnow
+
+    with ctx.db.session() as s:
+        alarms.raise_alarm(s, ctx.bus, alarms.Signal(source="door:1", type="door_forced", at=utcnow(), site_id=world.ids["site_a"], door_id=world.ids["door1"]), "device:1")
+    sign_in(client, world.tokens["admin_a"])
+    screen_url = f"/console/screen?site_id={world.ids['site_a']}"
+    fragment = client.get("/console/alarms/table", params={"site_id": world.ids["site_a"], "next": screen_url})
+    assert fragment.status_code == 200 and "<html" not in fragment.text and "door_forced" not in fragment.text  # the type in the reader's words
+    assert f'name="next" value="{screen_url}"' in fragment.text.replace("&amp;", "&")
+    answer = client.post(fragment.text.split('action="', 1)[1].split('"', 1)[0], data={"csrf": csrf_of(fragment.text), "next": screen_url}, follow_redirects=False)
+    assert answer.headers["location"] == screen_url
