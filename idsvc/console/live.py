@@ -61,6 +61,14 @@ class TrailTail:
             session.expunge_all()
             return events
 
+    def since(self, site_id: int, after_seq: int, limit: int = 500) -> list[AuditEvent]:
+        """A screen's catch-up: the site's door events after the one it last showed (at most ``limit``, the newest)."""
+        with self.db.session() as session:
+            stmt = select(AuditEvent).where(AuditEvent.seq > after_seq, door_event(), AuditEvent.site_id == site_id)
+            events = list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
+            session.expunge_all()
+        return events[::-1]
+
     async def _run(self) -> None:
         while self._screens:
             try:

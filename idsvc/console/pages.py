@@ -178,12 +178,16 @@ def _streamed_site(ctx: Ctx, signed: Signed, site_id: Annotated[RowId, Query()])
 
 @router.get("/console/events", response_class=EventSourceResponse)
 async def events(
-    request: Request, ctx: Ctx, signed: Signed, streamed: Annotated[tuple[Site, dict[int, str]], Depends(_streamed_site)]
+    request: Request, ctx: Ctx, signed: Signed, streamed: Annotated[tuple[Site, dict[int, str]], Depends(_streamed_site)],
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The screen's live stream: ``door`` (a decision or device event), ``alarm`` (raised, acknowledged,
     cleared: the alarm as the API returns it) and ``doorstate`` (a door's new colour)."""
     site, names = streamed
     t = translator(request, site.timezone)
+    # Where the screen's page (or, on a reconnect, the last event received) left off: nothing in between is lost.
+    resume = request.headers.get("last-event-id", "")
+    last_sent = int(resume) if resume.isdigit() else (after or 0)
     loop = asyncio.get_running_loop()
     alarm_notices: asyncio.Queue[Notice] = asyncio.Queue(maxsize=1000)
 
@@ -201,6 +205,9 @@ async def events(
     unsubscribe = ctx.bus.subscribe(on_notice)
     try:
         yield ServerSentEvent(event="ready", data={"site_id": site.id}, retry=1000)
+        if last_sent:
+            for event in await run_in_threadpool(tail.since, site.id, last_sent):
+                watcher.queue.put_nowait(event)
         while True:
             door_event = asyncio.ensure_future(watcher.queue.get())
             alarm_event = asyncio.ensure_future(alarm_notices.get())
@@ -213,8 +220,9 @@ async def events(
                 except LoginRequired:
                     return
                 yield ServerSentEvent(comment="keep-alive")
-            if door_event in done:
+            if door_event in done and door_event.result().seq > last_sent:  # the catch-up and the tail may both hold an event
                 item = screen.stream_item(door_event.result(), names)
+                last_sent = item.seq
                 shown = {"at_local": t.datetime(item.at), "reasons_text": ", ".join(t.reason(r) for r in item.reasons)}
                 yield ServerSentEvent(event="door", id=str(item.seq), data={**item.to_json(), **shown})
             if alarm_event in done:

@@ -43,9 +43,9 @@ def _signed_in(service: ServiceProcess, token: str) -> httpx.Client:
 class StreamReader(threading.Thread):
     """Reads /console/events in the background and keeps (event, data, arrival time)."""
 
-    def __init__(self, client: httpx.Client, site_id: int) -> None:
+    def __init__(self, client: httpx.Client, site_id: int, after: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.client, self.site_id = client, site_id
+        self.client, self.site_id, self.after = client, site_id, after
         self.events: list[tuple[str, dict[str, object], float]] = []
         self.ready = threading.Event()
 
@@ -56,7 +56,8 @@ class StreamReader(threading.Thread):
             pass
 
     def _read(self) -> None:
-        with self.client.stream("GET", f"/console/events?site_id={self.site_id}", timeout=None) as stream:
+        query = f"site_id={self.site_id}" + (f"&after={self.after}" if self.after is not None else "")
+        with self.client.stream("GET", f"/console/events?{query}", timeout=None) as stream:
             event = ""
             for line in stream.iter_lines():
                 if line.startswith("event:"):
@@ -126,3 +127,27 @@ def test_an_alarm_raised_and_acknowledged_goes_out_live(served: tuple[World, Ser
     assert data["alarm"]["id"] == alarm_id  # type: ignore[index]
     state, _ = reader.wait_for("doorstate", 5)
     assert state == {**state, "id": world.ids["door1"], "state": "forced"}
+
+
+def test_events_between_the_page_and_the_stream_are_not_lost(served: tuple[World, ServiceProcess]) -> None:
+    """The screen passes the newest event it shows; a denial made before the stream opened still arrives, once."""
+    world, service = served
+    lock = world.auth("device1")
+    first = httpx.post(f"{service.url}/v1/device/verify", headers=lock, json={"door_id": world.ids["door1"], "qr_text": "NH1:first"})
+    assert first.json()["allow"] is False
+    console = _signed_in(service, world.tokens["admin_a"])
+    deadline = time.monotonic() + 5
+    after = 0
+    while time.monotonic() < deadline and not after:  # the page, once the first decision is in the trail
+        page = console.get(f"/console/screen?site_id={world.ids['site_a']}").text
+        after = int(page.split('data-after="', 1)[1].split('"', 1)[0])
+        time.sleep(0.05)
+    assert after > 0
+    httpx.post(f"{service.url}/v1/device/verify", headers=lock, json={"door_id": world.ids["door1"], "qr_text": "NH1:second"})
+    time.sleep(0.6)  # in the trail before the stream opens
+    reader = StreamReader(console, world.ids["site_a"], after=after)
+    reader.start()
+    reader.wait_for("door", 5)
+    time.sleep(1.0)
+    doors = [data for event, data, _ in reader.events if event == "door"]
+    assert len(doors) == 1 and int(doors[0]["seq"]) > after  # type: ignore[call-overload]

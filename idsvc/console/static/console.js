@@ -65,7 +65,8 @@
     while (stream.children.length > 200) { stream.removeChild(stream.lastChild); }
   }
 
-  var source = new EventSource("/console/events?site_id=" + encodeURIComponent(mapEl.dataset.site));
+  // after: the newest event this page shows, so events between the page and the stream are not lost.
+  var source = new EventSource("/console/events?site_id=" + encodeURIComponent(mapEl.dataset.site) + "&after=" + encodeURIComponent(stream.dataset.after));
   source.addEventListener("ready", function () { live.classList.add("on"); live.textContent = live.dataset.on; });
   source.addEventListener("error", function () { live.classList.remove("on"); live.textContent = live.dataset.off; });
   source.addEventListener("door", function (message) {
