@@ -10,9 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,22 +22,12 @@ from idsvc.console.i18n import Translator
 from idsvc.console.session import ConsoleSession, check_csrf, current
 from idsvc.console.web import ConsoleRoute, render, translator
 from idsvc.core.db import utcnow
-from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import RowId
 from idsvc.privacy import registrations
 from idsvc.registry import personal, statistics, tenancies
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
-DISTRICT_ZONE = ZoneInfo("Asia/Shanghai")
-
-
-def _days(first: date | None, last: date | None) -> tuple[date, date]:
-    last = last or datetime.now(DISTRICT_ZONE).date()
-    first = first or last - timedelta(days=6)
-    if not 0 <= (last - first).days < tenancies.MAX_DAYS:
-        raise InvalidInput(f"'to' must be on or after 'from', at most {tenancies.MAX_DAYS} days in all.", code="invalid_date_range")
-    return first, last
 
 
 @router.get("/console/statistics")
@@ -46,7 +35,7 @@ def statistics_page(
     request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[RowId | None, Query()] = None,
     first: Annotated[date | None, Query(alias="from")] = None, last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    first, last = _days(first, last)
+    first, last = statistics.days(first, last)
     with ctx.db.session() as s:
         rows = statistics.figures(s, signed.principal, first, last, utcnow(), site_id)
         sites = statistics.sites_for(s, signed.principal, None)
@@ -59,7 +48,7 @@ def daily_figures(
     first: Annotated[date | None, Query(alias="from")] = None, last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     """Arrivals and departures per day over the sites shown (each in its own time zone); 1-4 people: null."""
-    first, last = _days(first, last)
+    first, last = statistics.days(first, last)
     arrivals, departures = Counter[date](), Counter[date]()
     with ctx.db.session() as s:
         for site in statistics.sites_for(s, signed.principal, site_id):
@@ -76,7 +65,7 @@ def daily_figures(
 
 @router.get("/console/registrations")
 def export_form(request: Request, ctx: Ctx, signed: Signed) -> Response:
-    first, last = _days(None, None)
+    first, last = statistics.days(None, None)
     with ctx.db.session() as s:
         sites = statistics.sites_for(s, signed.principal, None)
         return render(request, "export.html", signed, sites=sites, first=first - timedelta(days=23), last=last, formats=registrations.FORMATS)
@@ -90,7 +79,7 @@ def export(
 ) -> Response:
     """The file, named after the site and days; the export is in the audit trail before the file leaves."""
     check_csrf(signed.csrf, csrf)
-    first, last = _days(first, last)
+    first, last = statistics.days(first, last)
     with ctx.db.session() as s:
         rows = registrations.registration_rows(s, signed.principal, site_id, first, last, purpose=purpose, file_format=file_format)
     t = translator(request)

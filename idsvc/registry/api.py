@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any, Protocol
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
@@ -49,10 +48,7 @@ def district_statistics(
     """Per site and building: units, occupied units, residents, arrivals, departures, registrations
     overdue, residents by province of household registration (where collected). People counts of 1-4
     are ``"<5"``. Paged; the ``ETag`` changes only when the figures do (docs/console.md)."""
-    last = last or datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    first = first or last - timedelta(days=6)
-    if not 0 <= (last - first).days < tenancies.MAX_DAYS:
-        raise InvalidInput(f"'to' must be on or after 'from', at most {tenancies.MAX_DAYS} days in all.", code="invalid_date_range")
+    first, last = statistics.days(first, last)
     with ctx.db.session() as s:
         rows = statistics.figures(s, caller, first, last, utcnow(), site_id)
     items = rows[(page - 1) * page_size : page * page_size]

@@ -20,14 +20,25 @@ from sqlalchemy.orm import Session
 
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
+from idsvc.core.errors import InvalidInput
 from idsvc.registry import personal, sites, tenancies
 from idsvc.registry.grants import grant_end
 from idsvc.registry.models import Building, Grant, Person, Site, Unit
 from idsvc.registry.site_settings import parse
 
 SMALL = 5
+DISTRICT_ZONE = ZoneInfo("Asia/Shanghai")  # a district's "today" when sites of several zones are shown together
 Cell = int | str
 PEOPLE_FIGURES = ("residents", "arrivals", "departures", "registrations_overdue")
+
+
+def days(first: date | None, last: date | None) -> tuple[date, date]:
+    """The days asked for: default the last seven (today in Asia/Shanghai), at most a year."""
+    last = last or datetime.now(DISTRICT_ZONE).date()
+    first = first or last - timedelta(days=6)
+    if not 0 <= (last - first).days < tenancies.MAX_DAYS:
+        raise InvalidInput(f"'to' must be on or after 'from', at most {tenancies.MAX_DAYS} days in all.", code="invalid_date_range")
+    return first, last
 
 
 def suppressed(count: int) -> Cell:
