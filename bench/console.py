@@ -95,7 +95,18 @@ class Stream(threading.Thread):
                 time.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def screen_loads(service: ServiceProcess, token: str, site_id: int, doors_expected: int, loads: int) -> list[float]:
+# Records, in the page, when the HTML was parsed, the plan drawn and the stream opened (ms since navigation).
+MARKS = """
+new MutationObserver(function () {
+  var map = document.getElementById("map"), live = document.getElementById("live");
+  window.__marks = window.__marks || {};
+  if (map && map.dataset.ready && !window.__marks.map) { window.__marks.map = performance.now(); }
+  if (live && live.classList.contains("on") && !window.__marks.live) { window.__marks.live = performance.now(); }
+}).observe(document, { subtree: true, childList: true, attributes: true });
+"""
+
+
+def screen_loads(service: ServiceProcess, token: str, site_id: int, doors_expected: int, loads: int, phases: list[dict[str, float]] | None = None) -> list[float]:
     from playwright.sync_api import sync_playwright
 
     times = []
@@ -103,6 +114,7 @@ def screen_loads(service: ServiceProcess, token: str, site_id: int, doors_expect
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context(base_url=service.url, viewport={"width": 1400, "height": 900})
         page = context.new_page()
+        page.add_init_script(MARKS)
         page.goto("/console/login")
         page.fill("input[name=api_key]", token)
         page.click("button[type=submit]")
@@ -117,6 +129,9 @@ def screen_loads(service: ServiceProcess, token: str, site_id: int, doors_expect
             assert markers == doors_expected, (markers, doors_expected)
             if i:  # the first load warms the browser's cache of Leaflet, as a staff screen's would be
                 times.append(elapsed)
+                if phases is not None:
+                    phases.append(page.evaluate("""() => ({html: performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd,
+                                                          map: window.__marks.map, live: window.__marks.live})"""))
         browser.close()
     return times
 
@@ -162,7 +177,8 @@ def main() -> None:
             stream.start()
             time.sleep(2)
             began, sent_before = time.monotonic(), stream.sent
-            loads = screen_loads(service, str(big["admin"]), int(big["site_id"]), args.units + args.units // 100, args.loads)  # type: ignore[call-overload]
+            phases: list[dict[str, float]] = []
+            loads = screen_loads(service, str(big["admin"]), int(big["site_id"]), args.units + args.units // 100, args.loads, phases)  # type: ignore[call-overload]
             big_server = server_times(service, str(big["admin"]), int(big["site_id"]))  # type: ignore[call-overload]
             achieved = (stream.sent - sent_before) / (time.monotonic() - began)
             stream.stop.set()
@@ -173,6 +189,8 @@ def main() -> None:
     baseline = statistics.median(small)
     print(f"screen load, {args.units} units ({args.units + args.units // 100} doors), {args.history} decisions today, {achieved:.1f} events/s streaming:")
     print(f"  median {median * 1000:.0f} ms, worst {worst * 1000:.0f} ms over {len(loads)} loads (navigation -> every door drawn, live stream open)")
+    print("  in the page (ms after navigation, medians): HTML parsed {html:.0f}, plan drawn {map:.0f}, stream open {live:.0f}".format(
+        **{k: statistics.median(p[k] for p in phases) for k in ("html", "map", "live")}))
     print(f"  baseline, demo site (3 doors), no stream: median {baseline * 1000:.0f} ms  -> ratio {median / baseline:.1f}x")
     print(f"  server: screen HTML {big_server['html_ms']:.0f} ms ({big_server['html_kb']:.0f} kB), doors.json {big_server['doors_json_ms']:.0f} ms "
           f"({big_server['doors_json_kb']:.0f} kB); demo site: HTML {small_server['html_ms']:.0f} ms, doors.json {small_server['doors_json_ms']:.0f} ms")

@@ -113,9 +113,18 @@ def staff_screen(request: Request, ctx: Ctx, signed: Signed, site_id: Annotated[
         names = {d.id: d.name for d in doors}
         return render(
             request, "screen.html", signed, timezone=site.timezone, states=screen.DOOR_STATES, site=site, sites=sites.list_sites(s, signed.principal),
-            counters=screen.counters(s, signed.principal, site), doors=doors, alarms=screen.active_alarms(s, signed.principal, site),
+            counters=screen.counters(s, signed.principal, site), doors=doors, door_rows=screen.needing_attention(doors),
+            alarms=screen.active_alarms(s, signed.principal, site),
             recent=[screen.stream_item(e, names) for e in screen.recent_events(s, site)],
         )
+
+
+@router.get("/console/sites/{site_id}/doors")
+def door_table(request: Request, ctx: Ctx, signed: Signed, site_id: RowId) -> Response:
+    """Every door of the site with its state (the screen lists those needing attention first)."""
+    with ctx.db.session() as s:
+        site = screen.screen_site(s, signed.principal, site_id)
+        return render(request, "doors.html", signed, timezone=site.timezone, site=site, door_rows=screen.door_views(s, signed.principal, site))
 
 
 @router.get("/console/sites/{site_id}/plan")

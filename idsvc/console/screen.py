@@ -114,6 +114,12 @@ def door_views(session: Session, caller: Principal, site: Site) -> list[DoorView
     return [DoorView(d.id, d.code, d.name, d.kind.value, door_state(d, active, devices.get(d.id, set()), offline), *positions[d.id]) for d in doors]
 
 
+def needing_attention(doors: list[DoorView], limit: int = 100) -> list[DoorView]:
+    """The screen's door table: forced, alarm, offline and open doors first, at most ``limit`` rows
+    (a site of 2,000 doors would otherwise make the screen's page ten times heavier)."""
+    return sorted(doors, key=lambda d: (DOOR_STATES.index(d.state), d.id))[:limit]
+
+
 def active_alarms(session: Session, caller: Principal, site: Site, limit: int = 50) -> list[Alarm]:
     return _active_alarms(session, caller, site.id)[:limit]
 

@@ -24,6 +24,7 @@ def pages(w: World) -> list[tuple[str, str]]:
         (f"/console/screen?site_id={site}", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/sites/{site}/doors.json", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/sites/{site}/plan", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/sites/{site}/doors", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/sites/{site}/plan/edit", f"/v1/sites/{site}/registrations/overdue"),
         (f"/console/doors/{door}", f"/v1/doors/{door}"),
         ("/console/units", "/v1/units"),
@@ -184,3 +185,18 @@ def test_the_alarm_table_fragment_returns_its_forms_to_the_screen(client: TestCl
     assert f'name="next" value="{screen_url}"' in fragment.text.replace("&amp;", "&")
     answer = client.post(fragment.text.split('action="', 1)[1].split('"', 1)[0], data={"csrf": csrf_of(fragment.text), "next": screen_url}, follow_redirects=False)
     assert answer.headers["location"] == screen_url
+
+
+def test_doors_needing_attention_come_first_and_all_doors_have_a_page(client: TestClient, ctx: AppContext, world: World) -> None:
+    from idsvc.alarms import service as alarms
+    from idsvc.core.db import utcnow
+
+    door2 = world.ids["door2"]
+    with ctx.db.session() as s:
+        alarms.raise_alarm(s, ctx.bus, alarms.Signal(source=f"door:{door2}", type="door_forced", at=utcnow(), site_id=world.ids["site_a"], door_id=door2), "device:2")
+    sign_in(client, world.tokens["admin_a"])
+    table = client.get(f"/console/screen?site_id={world.ids['site_a']}").text.split('id="door-table"', 1)[1]
+    first_row = table.split("<tr data-door=", 2)[1]
+    assert first_row.startswith(f'"{door2}"') and "state-forced" in first_row
+    every = client.get(f"/console/sites/{world.ids['site_a']}/doors").text
+    assert every.count("<tr data-door=") == 3
