@@ -35,6 +35,10 @@ def pages(w: World) -> list[tuple[str, str]]:
         (f"/console/audit?door_id={door}", f"/v1/audit/events?door_id={door}"),
         ("/console/audit.csv", "/v1/audit/events.csv"),
         (f"/console/units/{unit}", f"/v1/units/{unit}/tenants"),
+        (f"/console/units/{unit}/sheet", f"/v1/units/{unit}/tenants"),
+        (f"/console/sites/{site}/manage", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/alarms/table?site_id={site}", f"/v1/sites/{site}/registrations/overdue"),
+        (f"/console/statistics/daily.json?site_id={site}", f"/v1/statistics?site_id={site}"),
     ]
 
 
