@@ -50,6 +50,11 @@ class Translator:
         """A decision's reason in the reader's words; a code without an entry stays the code (machine-readable, docs/device-api.md)."""
         return self(f"reason.{code}") if self.has(f"reason.{code}") else code
 
+    def event(self, kind: str) -> str:
+        """A device event (audit kind ``device.<kind>``) in the reader's words; an unknown kind stays as sent."""
+        short = kind.removeprefix("device.")
+        return self(f"device_event.{short}") if self.has(f"device_event.{short}") else short
+
     def number(self, value: float) -> str:
         """Counts in the reader's convention (zh_CN and en both group by thousands: 12,345)."""
         return format_decimal(value, locale=self.language)

@@ -232,7 +232,7 @@ async def events(
             if door_event in done and door_event.result().seq > last_sent:  # the catch-up and the tail may both hold an event
                 item = screen.stream_item(door_event.result(), names)
                 last_sent = item.seq
-                shown = {"at_local": t.datetime(item.at), "reasons_text": ", ".join(t.reason(r) for r in item.reasons)}
+                shown = {"at_local": t.datetime(item.at), "reasons_text": ", ".join(t.reason(r) for r in item.reasons), "kind_text": t.event(item.kind)}
                 yield ServerSentEvent(event="door", id=str(item.seq), data={**item.to_json(), **shown})
             if alarm_event in done:
                 notice = alarm_event.result()

@@ -151,3 +151,17 @@ def test_events_between_the_page_and_the_stream_are_not_lost(served: tuple[World
     time.sleep(1.0)
     doors = [data for event, data, _ in reader.events if event == "door"]
     assert len(doors) == 1 and int(doors[0]["seq"]) > after  # type: ignore[call-overload]
+
+
+def test_a_forced_door_uploaded_by_a_bridge_shows_in_the_readers_words(served: tuple[World, ServiceProcess]) -> None:
+    world, service = served
+    console = _signed_in(service, world.tokens["admin_a"])
+    reader = StreamReader(console, world.ids["site_a"])
+    reader.start()
+    assert reader.ready.wait(10)
+    time.sleep(0.6)
+    event = {"event_id": "lock-101-000001", "kind": "door_forced", "at": "2026-12-01T04:40:12+08:00", "door_id": world.ids["door1"], "data": {}}
+    answer = httpx.post(f"{service.url}/v1/device/events", headers=world.auth("device1"), json={"events": [event]})
+    assert answer.status_code == 200 and answer.json()["stored"] == ["lock-101-000001"], answer.text
+    data, _ = reader.wait_for("door", 5)
+    assert (data["outcome"], data["kind"], data["kind_text"], data["door_id"]) == ("device", "device.door_forced", "强行开门", world.ids["door1"])

@@ -59,7 +59,7 @@
     door.className = "door";
     door.textContent = item.door_name;
     var what = document.createElement("span");
-    what.textContent = item.outcome === "device" ? item.kind : (stream.dataset[item.outcome] + " " + item.reasons_text);
+    what.textContent = item.outcome === "device" ? item.kind_text : (stream.dataset[item.outcome] + " " + item.reasons_text);
     li.appendChild(time); li.appendChild(door); li.appendChild(what);
     stream.insertBefore(li, stream.firstChild);
     while (stream.children.length > 200) { stream.removeChild(stream.lastChild); }
