@@ -113,6 +113,12 @@ def test_each_role_signs_in_to_its_page_in_each_language(browser: Any, served: t
                 assert int(page.get_attribute("#map", "data-markers")) == 3  # door1, door2 and the entrance of site A
                 page.wait_for_selector("#live.on", timeout=5000)
             _check_rendered(page, f"{path.strip('/').replace('/', '-')}-{role}-{language}")
+            if role == "admin_a":  # the other main pages of staff, in this language too
+                for name, other in (("door", f"/console/doors/{world.ids['door1']}"), ("unit", f"/console/units/{world.ids['unit1']}"),
+                                    ("people", "/console/people"), ("audit", "/console/audit"), ("manage", f"/console/sites/{world.ids['site_a']}/manage"),
+                                    ("inspect", "/console/passes/inspect"), ("export", "/console/registrations")):
+                    page.goto(other)
+                    _check_rendered(page, f"console-{name}-{role}-{language}")
             assert page.js_errors == [], page.js_errors
             page.context.close()
         tenant = _page(browser, service, world.tokens["tenant1"], language)
