@@ -91,3 +91,24 @@ def test_page_weight_of_the_screen(client: TestClient, world: World) -> None:
     html = client.get(f"/console/screen?site_id={world.ids['site_a']}").text
     weight = len(html.encode()) + sum(len(client.get(src).content) for src in re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html))
     assert weight < 250_000, weight
+
+
+def test_every_value_a_page_names_through_a_prefix_has_its_text() -> None:
+    """Keys built from a value (``'door_state.' ~ d.state``): every value of each enum has its entry in both languages."""
+    from idsvc.alarms.models import Severity
+    from idsvc.auth.models import Role
+    from idsvc.console import screen
+    from idsvc.privacy import registrations
+    from idsvc.registry.models import DoorKind, FaceMode, PersonKind, Status, UnitKind
+    from idsvc.revocation.service import Verb
+
+    values = {
+        "door_state": screen.DOOR_STATES, "door_kind": [k.value for k in DoorKind], "unit_kind": [k.value for k in UnitKind],
+        "status": [s.value for s in Status], "face_mode": [m.value for m in FaceMode], "severity": [s.value for s in Severity],
+        "role": [r.value for r in Role], "person_kind": [k.value for k in PersonKind], "verb": [v.value for v in Verb], "lang": LANGUAGES,
+        "export.column": registrations.COLUMNS, "event": ("allow", "deny"),
+        "counter": ("entries_today", "denials_today", "fever_alarms", "forced_doors", "offline_devices", "occupied_units", "residents"),
+    }
+    for language in LANGUAGES:
+        missing = [f"{prefix}.{value}" for prefix, names in values.items() for value in names if f"{prefix}.{value}" not in catalogue(language)]
+        assert missing == [], (language, missing)
