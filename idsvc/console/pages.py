@@ -29,6 +29,7 @@ from idsvc.registry.models import Building, Site
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
+RECHECK_S = 15.0  # how often an open live stream checks that its session's key is still good
 
 
 def _cookie(request: Request, response: Response, name: str, value: str, max_age: int, *, http_only: bool = True) -> None:
@@ -210,6 +211,7 @@ async def events(
         return views[0].to_json() if views else None
 
     tail = _tail(request)
+    checked_at = loop.time()
     watcher = tail.open(site.id)
     unsubscribe = ctx.bus.subscribe(on_notice)
     try:
@@ -220,14 +222,16 @@ async def events(
         while True:
             door_event = asyncio.ensure_future(watcher.queue.get())
             alarm_event = asyncio.ensure_future(alarm_notices.get())
-            done, pending = await asyncio.wait({door_event, alarm_event}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait({door_event, alarm_event}, timeout=RECHECK_S, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
-            if not done:
-                try:  # a quiet moment: is the session's key still good? A revoked key ends the stream too.
+            if loop.time() - checked_at > RECHECK_S:  # is the session's key still good? A revoked key ends the stream too
+                try:
                     await current(request)
                 except LoginRequired:
                     return
+                checked_at = loop.time()
+            if not done:
                 yield ServerSentEvent(comment="keep-alive")
             if door_event in done and door_event.result().seq > last_sent:  # the catch-up and the tail may both hold an event
                 item = screen.stream_item(door_event.result(), names)

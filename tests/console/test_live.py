@@ -165,3 +165,39 @@ def test_a_forced_door_uploaded_by_a_bridge_shows_in_the_readers_words(served: t
     assert answer.status_code == 200 and answer.json()["stored"] == ["lock-101-000001"], answer.text
     data, _ = reader.wait_for("door", 5)
     assert (data["outcome"], data["kind"], data["kind_text"], data["door_id"]) == ("device", "device.door_forced", "强行开门", world.ids["door1"])
+
+
+def test_revoking_the_key_closes_an_open_stream(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process server, so the re-check interval can be short; the stream keeps flowing until then."""
+    import uvicorn
+
+    from idsvc.app import create_app
+    from idsvc.auth import service as keys
+    from idsvc.auth.principal import OPERATOR
+    from idsvc.console import pages
+    from tests.bridge.conftest import free_port
+
+    monkeypatch.setattr(pages, "RECHECK_S", 0.5)
+    world = build_world(ctx)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        console = httpx.Client(base_url=url, timeout=10)
+        form = console.get("/console/login")
+        assert console.post("/console/login", data={"api_key": world.tokens["admin_a"], "csrf": CSRF.search(form.text).group(1)}).status_code == 303  # type: ignore[union-attr]
+        reader = StreamReader(console, world.ids["site_a"])
+        reader.start()
+        assert reader.ready.wait(10)
+        with ctx.db.session() as s:
+            keys.revoke_key(s, OPERATOR, keys.resolve(s, world.tokens["admin_a"]).key_id or 0)
+        reader.join(5)
+        assert not reader.is_alive(), "the stream stayed open after its key was revoked"
+    finally:
+        server.should_exit = True
+        thread.join(10)
