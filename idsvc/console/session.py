@@ -62,6 +62,7 @@ def _resolve_hash(ctx: AuthContext, token_hash: str) -> Principal:
 async def sign_in(request: Request, token: str) -> str:
     """Check a presented key as the API would (same failure limit per address); return the cookie value."""
     ctx = get_context(request)
+    token = token.strip()  # pasted keys often carry a space or a line break
     try:
         await run_in_threadpool(_check_token, ctx, token)
     except Unauthenticated:
@@ -73,7 +74,7 @@ async def sign_in(request: Request, token: str) -> str:
 
 def _check_token(ctx: AuthContext, token: str) -> None:
     with ctx.db.session() as session:
-        keys.resolve(session, token.strip())
+        keys.resolve(session, token)
 
 
 async def current(request: Request) -> ConsoleSession:

@@ -204,3 +204,9 @@ def test_doors_needing_attention_come_first_and_all_doors_have_a_page(client: Te
     assert first_row.startswith(f'"{door2}"') and "state-forced" in first_row
     every = client.get(f"/console/sites/{world.ids['site_a']}/doors").text
     assert every.count("<tr data-door=") == 3
+
+
+def test_a_pasted_key_with_spaces_signs_in(client: TestClient, world: World) -> None:
+    form = client.get("/console/login")
+    client.post("/console/login", data={"api_key": f"  {world.tokens['admin_a']}\n", "csrf": csrf_of(form.text)}, follow_redirects=False)
+    assert client.get("/console/screen", follow_redirects=False).status_code == 200
