@@ -23,7 +23,7 @@
       var marker = L.circleMarker([plan.height * (1 - door.y), plan.width * door.x], {
         radius: 7, weight: 2, color: colours[door.state], fillColor: colours[door.state], fillOpacity: 0.85
       }).addTo(map);
-      marker.bindTooltip(door.name);
+      marker.bindTooltip(document.createTextNode(door.name));  // text, never HTML: names are typed by people
       marker.on("click", function () { window.location.href = "/console/doors/" + door.id; });
       markers[door.id] = marker;
     });

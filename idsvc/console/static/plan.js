@@ -12,7 +12,7 @@
     L.imageOverlay(el.dataset.plan, bounds).addTo(map);
     map.fitBounds(bounds);
     plan.doors.forEach(function (door) {
-      L.circleMarker([plan.height * (1 - door.y), plan.width * door.x], { radius: 6, color: "#1f6feb" }).bindTooltip(door.name).addTo(map);
+      L.circleMarker([plan.height * (1 - door.y), plan.width * door.x], { radius: 6, color: "#1f6feb" }).bindTooltip(document.createTextNode(door.name)).addTo(map);
     });
     map.on("click", function (e) {
       var x = Math.min(1, Math.max(0, e.latlng.lng / plan.width));
