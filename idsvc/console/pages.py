@@ -18,7 +18,7 @@ from idsvc.auth.deps import Ctx
 from idsvc.auth.models import Role
 from idsvc.console import assets, live, plan, screen
 from idsvc.console.i18n import LANGUAGES
-from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, LoginRequired, check_csrf, current, sign_in
+from idsvc.console.session import COOKIE, LOGIN_CSRF_COOKIE, SESSION_SECONDS, ConsoleSession, LoginRequired, check_csrf, current, sign_in, sign_out
 from idsvc.console.web import LANGUAGE_COOKIE, ConsoleRoute, redirect, render, safe_next, translator
 from idsvc.core.bus import Notice
 from idsvc.core.errors import Forbidden, Unauthenticated
@@ -79,8 +79,9 @@ async def login(request: Request, api_key: Annotated[str, Form(max_length=200)],
 
 
 @router.post("/console/logout")
-def logout(signed: Signed, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+def logout(request: Request, signed: Signed, csrf: Annotated[str, Form(max_length=100)]) -> Response:
     check_csrf(signed.csrf, csrf)
+    sign_out(request, signed)
     response = redirect("/console/login")
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -38,6 +38,7 @@ class LoginRequired(ApiError):
 class ConsoleSession:
     principal: Principal
     csrf: str
+    session_id: str
 
 
 def _serializer(ctx: AuthContext) -> URLSafeTimedSerializer:
@@ -69,7 +70,7 @@ async def sign_in(request: Request, token: str) -> str:
         if ctx.kv.incr(f"authfail:{_client(request)}", 60) > ctx.settings.auth_failures_per_minute:
             raise TooManyRequests("Too many failed attempts; wait a minute.") from None
         raise
-    return _serializer(ctx).dumps({"h": keys.hash_token(token), "c": secrets.token_urlsafe(24)})
+    return _serializer(ctx).dumps({"h": keys.hash_token(token), "c": secrets.token_urlsafe(24), "s": secrets.token_urlsafe(16)})
 
 
 def _check_token(ctx: AuthContext, token: str) -> None:
@@ -85,14 +86,25 @@ async def current(request: Request) -> ConsoleSession:
         raise LoginRequired("Sign in first.")
     try:
         data = _serializer(ctx).loads(raw, max_age=SESSION_SECONDS)
-        token_hash, csrf = str(data["h"]), str(data["c"])
+        token_hash, csrf, session_id = str(data["h"]), str(data["c"]), str(data["s"])
     except (BadSignature, KeyError, TypeError):
         raise LoginRequired("The session has expired; sign in again.") from None
+    if ctx.kv.exists(_signed_out(session_id)):
+        raise LoginRequired("This session was signed out; sign in again.")
     try:
         principal = await run_in_threadpool(_resolve_hash, ctx, token_hash)
     except Unauthenticated:
         raise LoginRequired("The key behind this session is no longer valid; sign in again.") from None
-    return ConsoleSession(principal, csrf)
+    return ConsoleSession(principal, csrf, session_id)
+
+
+def sign_out(request: Request, session: ConsoleSession) -> None:
+    """The session ends on every node, even for a copy of its cookie (remembered until it would have expired)."""
+    get_context(request).kv.add_once(_signed_out(session.session_id), SESSION_SECONDS)
+
+
+def _signed_out(session_id: str) -> str:
+    return f"console-signed-out:{session_id}"
 
 
 def check_csrf(expected: str, presented: str | None) -> None:

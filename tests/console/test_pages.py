@@ -116,12 +116,17 @@ def test_revoking_the_key_ends_its_console_session(client: TestClient, ctx: AppC
     assert client.get("/console/screen", follow_redirects=False).status_code == 303
 
 
-def test_sign_out_needs_the_csrf_token_and_ends_the_session(client: TestClient, world: World) -> None:
+def test_sign_out_needs_the_csrf_token_and_ends_the_session_even_for_a_copied_cookie(client: TestClient, world: World) -> None:
     sign_in(client, world.tokens["admin_a"])
+    copied = client.cookies["idsvc_console"]
     page = client.get("/console/screen")
     assert client.post("/console/logout", data={"csrf": "wrong"}).status_code == 403
     assert client.post("/console/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
     assert client.get("/console/screen", follow_redirects=False).status_code == 303
+    client.cookies.set("idsvc_console", copied)  # a copy taken before signing out
+    assert client.get("/console/screen", follow_redirects=False).status_code == 303
+    sign_in(client, world.tokens["admin_a"])  # a new session of the same key is unaffected
+    assert client.get("/console/screen").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/console/login", "/console/screen", "/console/static/console.js", "/console/nope-not-a-page"])
