@@ -130,13 +130,14 @@ def door_event() -> ColumnElement[bool]:
 
 
 def recent_events(session: Session, site: Site, limit: int = 30) -> list[AuditEvent]:
-    """The latest door events of the site (decisions and device events), newest first, for the stream's start."""
+    """The latest door events of the site (decisions and device events), newest first, for the stream's start.
+    By time, not sequence: the (site, time) index answers it however long the trail is."""
     stmt = select(AuditEvent).where(AuditEvent.site_id == site.id, door_event())
-    return list(session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit)))
+    return list(session.scalars(stmt.order_by(AuditEvent.at.desc(), AuditEvent.seq.desc()).limit(limit)))
 
 
 def door_history(session: Session, door: Door, limit: int = 50) -> list[AuditEvent]:
-    return list(session.scalars(select(AuditEvent).where(AuditEvent.door_id == door.id).order_by(AuditEvent.seq.desc()).limit(limit)))
+    return list(session.scalars(select(AuditEvent).where(AuditEvent.door_id == door.id).order_by(AuditEvent.at.desc(), AuditEvent.seq.desc()).limit(limit)))
 
 
 @dataclass(frozen=True)
@@ -166,5 +167,5 @@ def stream_item(event: AuditEvent, door_names: dict[int, str]) -> StreamItem:
 def unit_entries(session: Session, unit: Unit, limit: int = 30) -> list[StreamItem]:
     """The latest door events at a unit's own doors (for its landlord: no names, door and outcome only)."""
     names = {d.id: d.name for d in session.scalars(select(Door).where(Door.unit_id == unit.id))}
-    stmt = select(AuditEvent).where(AuditEvent.unit_id == unit.id, door_event()).order_by(AuditEvent.seq.desc()).limit(limit)
+    stmt = select(AuditEvent).where(AuditEvent.unit_id == unit.id, door_event()).order_by(AuditEvent.at.desc(), AuditEvent.seq.desc()).limit(limit)
     return [stream_item(e, names) for e in session.scalars(stmt)]
