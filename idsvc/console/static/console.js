@@ -9,9 +9,18 @@
   // Canvas, not one SVG element per door: a site of 2,000 doors draws in a fraction of the time (bench/console.py).
   var map = L.map(mapEl, { crs: L.CRS.Simple, minZoom: -2, maxZoom: 3, zoomSnap: 0.25, attributionControl: false, preferCanvas: true });
 
+  var states = {};
+  function colour(doorId, state) {
+    var marker = markers[doorId];
+    if (marker) { marker.setStyle({ color: colours[state], fillColor: colours[state] }); }
+  }
   function paint(door) {
-    var marker = markers[door.id];
-    if (marker) { marker.setStyle({ color: colours[door.state], fillColor: colours[door.state] }); }
+    states[door.id] = door.state;
+    colour(door.id, door.state);
+  }
+  function opened(doorId) {  // a door a device reports open shows open for a few seconds, then its state again
+    colour(doorId, "open");
+    setTimeout(function () { colour(doorId, states[doorId]); }, 5000);
   }
 
   fetch(mapEl.dataset.doors, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (plan) {
@@ -26,6 +35,7 @@
       marker.bindTooltip(document.createTextNode(door.name));  // text, never HTML: names are typed by people
       marker.on("click", function () { window.location.href = "/console/doors/" + door.id; });
       markers[door.id] = marker;
+      states[door.id] = door.state;
     });
     var drawn = 0;
     map.eachLayer(function (layer) { if (layer instanceof L.CircleMarker) { drawn += 1; } });
@@ -73,6 +83,7 @@
     var item = JSON.parse(message.data);
     line(item);
     flash(item.door_id);
+    if (item.kind === "device.door_opened") { opened(item.door_id); }
     if (item.outcome === "allow") { bump("entries_today"); }
     if (item.outcome === "deny") { bump("denials_today"); }
   });
