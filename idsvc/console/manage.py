@@ -14,6 +14,7 @@ from idsvc.console.web import ConsoleRoute, redirect, render, validated
 from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import RowId
 from idsvc.registry import doors, people, schemas, sites, units
+from idsvc.registry.api import DoorCtx
 from idsvc.registry.models import DeviceKind, DoorKind, PersonKind, UnitKind
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -86,6 +87,15 @@ def add_device(ctx: Ctx, signed: Signed, site_id: RowId, csrf: Csrf, code: Text,
     with ctx.db.session() as s:
         doors.create_device(s, signed.principal, validated(schemas.DeviceIn, site_id=site_id, code=code, name=name, kind=kind, door_ids=door_ids or []))
     return _back(site_id)
+
+
+@router.post("/console/doors/{door_id}")
+def edit_door(ctx: DoorCtx, signed: Signed, door_id: RowId, csrf: Csrf, name: Text, face_mode: Text) -> Response:
+    """A door's name and face policy; face_only goes through the faces domain's check, as through the API."""
+    check_csrf(signed.csrf, csrf)
+    with ctx.db.session() as s:
+        doors.update_door(s, signed.principal, door_id, validated(schemas.DoorPatch, name=name, face_mode=face_mode), face_only_check=ctx.face_only_check)
+    return redirect(f"/console/doors/{door_id}")
 
 
 @router.post("/console/sites/{site_id}/people")

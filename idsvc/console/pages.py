@@ -25,7 +25,7 @@ from idsvc.core.errors import Forbidden, Unauthenticated
 from idsvc.core.validation import RowId
 from idsvc.registry import doors as door_registry
 from idsvc.registry import site_plans, sites, units
-from idsvc.registry.models import Building, Site
+from idsvc.registry.models import Building, FaceMode, Site
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
@@ -161,7 +161,8 @@ def door_page(request: Request, ctx: Ctx, signed: Signed, door_id: RowId) -> Res
         devices = [d for d in door_registry.list_devices(s, signed.principal, door.site_id) if any(x.id == door.id for x in d.doors)]
         history = [screen.stream_item(e, {door.id: door.name}) for e in screen.door_history(s, door)]
         building = s.get(Building, door.building_id) if door.building_id else None
-        return render(request, "door.html", signed, timezone=site.timezone if site else "Asia/Shanghai", door=door, devices=devices, history=history, building=building)
+        return render(request, "door.html", signed, timezone=site.timezone if site else "Asia/Shanghai", door=door, devices=devices, history=history, building=building,
+                      face_modes=[m.value for m in FaceMode])
 
 
 @router.get("/console/units")

@@ -52,3 +52,22 @@ def test_bad_forms_are_clear_errors_and_scopes_hold(client: TestClient, world: W
     sign_in(client, world.tokens["owner1"])
     assert client.get(f"/console/sites/{site}/manage").status_code == 403
 
+
+
+def test_an_admin_renames_a_door_and_sets_its_face_policy_as_the_api_would(client: TestClient, world: World) -> None:
+    door, door2 = world.ids["door1"], world.ids["door2"]
+    sign_in(client, world.tokens["admin_a"])
+    csrf = csrf_of(client.get(f"/console/doors/{door}").text)
+    answer = client.post(f"/console/doors/{door}", data={"csrf": csrf, "name": "Flat 101 (new lock)", "face_mode": "off"}, follow_redirects=False)
+    assert answer.status_code == 303
+    shown = client.get(f"/v1/doors/{door}", headers=world.auth("admin_a")).json()
+    assert (shown["name"], shown["face_mode"]) == ("Flat 101 (new lock)", "off")
+    # face_only passes the faces domain's check or is refused with its code, exactly as through the API
+    console = client.post(f"/console/doors/{door2}", data={"csrf": csrf, "name": "Flat 102", "face_mode": "face_only"})
+    api = client.patch(f"/v1/doors/{door}", headers=world.auth("admin_a"), json={"face_mode": "face_only"})
+    assert console.status_code == api.status_code
+    if api.status_code != 200:
+        assert f'data-code="{api.json()["error"]["code"]}"' in console.text
+    sign_in(client, world.tokens["owner1"])
+    refused = client.post(f"/console/doors/{door}", data={"csrf": csrf_of(client.get("/console/units").text), "name": "x", "face_mode": "off"})
+    assert refused.status_code == client.patch(f"/v1/doors/{door}", headers=world.auth("owner1"), json={"name": "x"}).status_code == 404
