@@ -13,6 +13,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from idsvc.auth.deps import Ctx
@@ -26,6 +27,7 @@ from idsvc.passes.api import get_verifier
 from idsvc.passes.models import Pass
 from idsvc.registry import people, personal, schemas, units
 from idsvc.registry.models import Grant, PersonKind, Site, Status, Unit
+from idsvc.registry.site_settings import parse
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
@@ -63,17 +65,34 @@ def unit_page(request: Request, ctx: Ctx, signed: Signed, unit_id: RowId, person
         today = datetime.now(ZoneInfo(site.timezone)).date()
         return render(
             request, "unit.html", signed, timezone=site.timezone, unit=unit, tenants=tenants, new_person=person, entries=screen.unit_entries(s, unit),
-            today=today.isoformat(), until=(today + timedelta(days=180)).isoformat(),
+            today=today.isoformat(), until=(today + timedelta(days=180)).isoformat(), collected=parse(site.settings).registration.fields,
+            provinces=personal.PROVINCES,
         )
 
 
+class RegistrationForm(BaseModel):
+    """The registration fields as the form sends them: empty means not given (the site may not collect it)."""
+
+    sex: str = ""
+    birth_date: str = ""
+    household_province: str = ""
+    household_address: str = Field("", max_length=200)
+    occupation: str = Field("", max_length=200)
+    workplace: str = Field("", max_length=200)
+
+
 @router.post("/console/units/{unit_id}/people")
-def register_tenant(ctx: Ctx, signed: Signed, unit_id: RowId, csrf: Csrf, display_name: Annotated[str, Form(min_length=1, max_length=200)], phone: Annotated[str, Form(max_length=40)] = "") -> Response:
-    """Step 1: register the person (a tenant of the unit's site); step 2 on the same page authorises them."""
+def register_tenant(
+    ctx: Ctx, signed: Signed, unit_id: RowId, csrf: Csrf, display_name: Annotated[str, Form(min_length=1, max_length=200)],
+    registration: Annotated[RegistrationForm, Form()], phone: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Step 1: register the person (a tenant of the unit's site) with the registration fields the site
+    collects; step 2 on the same page authorises them."""
     check_csrf(signed.csrf, csrf)
+    given = {name: value.strip() for name, value in registration.model_dump().items() if value.strip()}
     with ctx.db.session() as s:
         unit = units.get_unit(s, signed.principal, unit_id)
-        body = validated(schemas.PersonIn, site_id=unit.site_id, display_name=display_name, kind=PersonKind.tenant, phone=phone or None)
+        body = validated(schemas.PersonIn, site_id=unit.site_id, display_name=display_name, kind=PersonKind.tenant, phone=phone or None, **given)
         person = people.create_person(s, signed.principal, body)
         return redirect(f"/console/units/{unit.id}?person={person.id}#authorise")
 

@@ -100,3 +100,24 @@ def test_the_landlord_sees_entries_at_their_own_doors_only(client: TestClient, w
     sign_in(client, world.tokens["owner2"])
     other = client.get(f"/console/units/{world.ids['unit2']}").text.split('id="entries"', 1)[1].split("</ol>", 1)[0]
     assert 'class="deny"' not in other and "Flat 101" not in other
+
+
+def test_the_landlord_registers_the_fields_the_site_collects(client: TestClient, world: World) -> None:
+    settings = {"registration": {"fields": ["sex", "household_province", "occupation"]}}
+    assert client.patch(f"/v1/sites/{world.ids['site_a']}", headers=world.auth("admin_a"), json={"settings": settings}).status_code == 200
+    unit = world.ids["unit1"]
+    sign_in(client, world.tokens["owner1"])
+    page = client.get(f"/console/units/{unit}")
+    assert 'name="household_province"' in page.text and 'name="occupation"' in page.text and 'name="workplace"' not in page.text
+    csrf = csrf_of(page.text)
+    form = {"csrf": csrf, "display_name": "租客钱", "sex": "female", "household_province": "51", "occupation": "厨师", "workplace": "", "birth_date": ""}
+    answer = client.post(f"/console/units/{unit}/people", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    person = int(re.search(r"person=(\d+)", answer.headers["location"]).group(1))  # type: ignore[union-attr]
+    shown = client.get(f"/v1/people/{person}", headers=world.auth("admin_a")).json()
+    assert (shown["sex"], shown["household_province"], shown["occupation"], shown["workplace"]) == ("female", "51", "厨师", None)
+    # A field the site does not collect is refused, as through the API, even from a forged form.
+    forged = client.post(f"/console/units/{unit}/people", data={**form, "display_name": "x", "workplace": "工厂"})
+    api = client.post("/v1/people", headers=world.auth("owner1"), json={"site_id": world.ids["site_a"], "display_name": "x", "kind": "tenant", "workplace": "工厂"})
+    assert forged.status_code == api.status_code and 400 <= api.status_code < 500
+    assert f'data-code="{api.json()["error"]["code"]}"' in forged.text
