@@ -47,7 +47,7 @@ def daily_figures(
     ctx: Ctx, signed: Signed, site_id: Annotated[RowId | None, Query()] = None,
     first: Annotated[date | None, Query(alias="from")] = None, last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    """Arrivals and departures per day over the sites shown (each in its own time zone); 1-4 people: null."""
+    """Arrivals and departures per day over the sites shown, for the chart; a day of 1-4 people is null."""
     first, last = statistics.days(first, last)
     arrivals, departures = Counter[date](), Counter[date]()
     with ctx.db.session() as s:

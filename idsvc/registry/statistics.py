@@ -1,6 +1,7 @@
 """The figures district officers ask for, per site and building: registered and occupied units,
-residents, arrivals and departures (tenancies started and ended) in a date range, registrations
-overdue, and residents by province of household registration where the site collects it.
+residents, arrivals and departures (tenancies started and ended) in a date range (per day too, on a
+site's row), registrations overdue, and residents by province of household registration where the
+site collects it.
 
 Counts of people from 1 to 4 are shown as ``"<5"`` (small cells could name a household); counts of
 units are not people and are shown as they are. A site's row is computed from the exact figures, then
@@ -60,6 +61,7 @@ class Area:
     departures: int = 0
     registrations_overdue: set[int] = field(default_factory=set)
     provinces: Counter[str] | None = None  # None: the site does not collect household_province
+    per_day: list[tenancies.Day] | None = None  # the site's row only: arrivals and departures per day too
 
     def shown(self) -> dict[str, Any]:
         exact = {
@@ -73,6 +75,9 @@ class Area:
             "residents_by_province": None if self.provinces is None else {
                 code: suppressed(n) for code, n in sorted(self.provinces.items())
             },
+            "per_day": None if self.per_day is None else [
+                {"day": d.day.isoformat(), "arrivals": suppressed(d.arrivals), "departures": suppressed(d.departures)} for d in self.per_day
+            ],
         }
 
 
@@ -94,7 +99,7 @@ def _site_areas(session: Session, site: Site, first: date, last: date, now: date
     start, stop = datetime.combine(first, time.min, zone), datetime.combine(last + timedelta(days=1), time.min, zone)
     buildings = list(session.scalars(select(Building).where(Building.site_id == site.id).order_by(Building.id)))
     collects_province = "household_province" in parse(site.settings).registration.fields
-    total = Area(site.id, site.name, provinces=Counter() if collects_province else None)
+    total = Area(site.id, site.name, provinces=Counter() if collects_province else None, per_day=tenancies.daily(session, site, first, last))
     areas = {b.id: Area(site.id, site.name, b.id, b.name, provinces=Counter() if collects_province else None) for b in buildings}
     for building_id, count in session.execute(select(Unit.building_id, func.count()).where(Unit.site_id == site.id).group_by(Unit.building_id)):
         areas[building_id].units = count

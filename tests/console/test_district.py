@@ -48,6 +48,9 @@ def test_figures_per_site_and_building_with_small_cells_suppressed(client: TestC
     assert site["residents_by_province"] == {"44": 6, "51": "<5", "unknown": "<5"}
     assert site["registrations_overdue"] == "<5"  # the Sichuan tenant: 10 days in, occupation, sex, birth date missing
     assert site["departures"] == 0
+    per_day = {d["day"]: d["arrivals"] for d in site["per_day"]}
+    assert len(per_day) == 7 and sorted(v for v in per_day.values() if v) == [8]  # all eight arrived yesterday; building rows have none
+    assert building["per_day"] is None
     sign_in(client, village.tokens["admin_a"])
     page = client.get("/console/statistics", params={"site_id": village.ids["site_a"]})
     assert page.status_code == 200 and "广东省 6" in page.text and "四川省 &lt;5" in page.text
