@@ -79,7 +79,8 @@ class ConsoleRoute(APIRoute):
             try:
                 response = await handler(request)
             except LoginRequired:
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                # Back to the page after signing in; a form's POST cannot be repeated by a redirect, so its page is the start page.
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "") if request.method == "GET" else "/console/"
                 response = redirect("/console/login?next=" + quote(safe_next(target), safe="/"))
             except ApiError as exc:
                 response = render(request, "error.html", None, status=exc.status, code=exc.code, message=exc.message)

@@ -215,3 +215,8 @@ def test_a_pasted_key_with_spaces_signs_in(client: TestClient, world: World) -> 
     form = client.get("/console/login")
     client.post("/console/login", data={"api_key": f"  {world.tokens['admin_a']}\n", "csrf": csrf_of(form.text)}, follow_redirects=False)
     assert client.get("/console/screen", follow_redirects=False).status_code == 200
+
+
+def test_a_form_sent_after_the_session_ended_leads_to_sign_in_and_the_start_page(client: TestClient, world: World) -> None:
+    answer = client.post(f"/console/units/{world.ids['unit1']}/tenants/{world.ids['tenant1']}/end", data={"csrf": "x", "reason": "x"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/login?next=/console/"
