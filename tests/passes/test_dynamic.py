@@ -44,6 +44,9 @@ def test_steps_either_side_are_accepted_and_older_ones_are_stale(world: World, v
     assert verifier.decide(door, holder.present(bound_pass.text, at=now + step), actor="t").allow
     assert verifier.decide(door, holder.present(bound_pass.text, at=now - 3 * step), actor="t").reasons == ["presentation_stale"]
     assert verifier.decide(door, holder.present(bound_pass.text, at=now + 3 * step), actor="t").reasons == ["presentation_from_future"]
+    # The window is exactly one step each side: two steps off is already refused.
+    assert verifier.decide(door, holder.present(bound_pass.text, at=now - 2 * step), actor="t", at=now).reasons == ["presentation_stale"]
+    assert verifier.decide(door, holder.present(bound_pass.text, at=now + 2 * step), actor="t", at=now).reasons == ["presentation_from_future"]
 
 
 def test_presentation_for_another_door_or_by_another_phone(world: World, verifier: PassVerifier, holder: dynamic.Holder, bound_pass: issuing.IssuedPass) -> None:
