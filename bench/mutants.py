@@ -50,7 +50,7 @@ class Target:
 
 TARGETS = [
     Target("idsvc/passes/codec.py", ("sign1_from", "verify_signature", "decode_text", "strip_prefix", "inflate"),
-           ("tests/passes/test_codec.py", "tests/passes/test_verify.py")),
+           ("tests/passes/test_codec.py", "tests/passes/test_verify.py", "tests/passes/test_api.py", "tests/passes/test_dcc_vectors.py")),
     Target("idsvc/passes/verify.py", ("PassVerifier._verified", "PassVerifier._standing", "PassVerifier.identify", "PassVerifier.decide"),
            tuple(PASS_TESTS)),
     Target("idsvc/passes/dynamic.py", ("parse", "check", "replay_ttl"), ("tests/passes/test_dynamic.py",)),

@@ -1,4 +1,4 @@
-"""Forged passes for tests: a genuine pass's bytes with one signature bit flipped.
+"""Forged passes for tests: one signature bit flipped, or a properly signed pass naming another issuer.
 
 The kid and alg stay those of a trusted key, so only the signature check itself can refuse it
 (a check that trusts the headers, or a cache keyed on something looser than the exact bytes, would let it in).
@@ -6,9 +6,13 @@ The kid and alg stay those of a trusted key, so only the signature check itself 
 
 from __future__ import annotations
 
+import dataclasses
+
 import cbor2
 
-from idsvc.passes import codec
+from idsvc.context import AppContext
+from idsvc.passes import codec, keys
+from idsvc.passes.claims import parse_claims
 
 
 def signature_flipped(text: str, prefix: str = codec.PREFIX) -> str:
@@ -20,3 +24,11 @@ def signature_flipped(text: str, prefix: str = codec.PREFIX) -> str:
     signature[-1] ^= 0x01
     parts[3] = bytes(signature)
     return codec.encode_text(cbor2.dumps(outer), prefix)
+
+
+def from_another_issuer(ctx: AppContext, text: str) -> str:
+    """``text``'s claims with another ``iss``, signed properly by this service's active issuer key."""
+    claims = parse_claims(codec.parse_sign1(codec.decode_text(text)).payload)
+    with ctx.db.session() as s:
+        signer = keys.signing_key(keys.active_issuer_key(s, ctx.sealer), ctx.sealer)
+    return codec.encode_text(codec.sign(cbor2.dumps(dataclasses.replace(claims, iss="another-service").to_map()), signer))

@@ -26,7 +26,7 @@ from door_firmware_bridge.decisions import Decider, OnlineDecider
 from door_firmware_bridge.model import Presented, utcnow
 from door_firmware_bridge.offline import FEED_FILE, OfflineCache
 from tests.bridge.conftest import Site, bridge_config, running
-from tests.tamper import signature_flipped
+from tests.tamper import from_another_issuer, signature_flipped
 
 ALLOW = {"allow": True, "decision": "allow", "reasons": [], "decision_id": "d" * 32}
 
@@ -224,6 +224,8 @@ def test_offline_refuses_a_tampered_signature_with_a_trusted_kid(site: Site, tmp
     assert cache.decide_qr(door, site.tenant_pass, now).allow
     forged = cache.decide_qr(door, signature_flipped(site.tenant_pass), now)
     assert (forged.allow, forged.reasons) == (False, ("signature_invalid",))
+    foreign = cache.decide_qr(door, from_another_issuer(site.ctx, site.tenant_pass), now)
+    assert (foreign.allow, foreign.reasons) == (False, ("issuer_unknown",))
 
 
 def test_offline_refusals_before_any_credential_is_read(site: Site, tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, issuing, keys
+from idsvc.passes.models import IssuerKey
 from idsvc.passes.verify import PassVerifier
 from idsvc.registry.models import Status
-from tests.tamper import signature_flipped
+from tests.tamper import from_another_issuer, signature_flipped
 from tests.world import World
 
 
@@ -143,3 +144,18 @@ def test_es256_issuer_key(ctx: AppContext, world: World, verifier: PassVerifier)
     assert key.alg == codec.ALG_ES256 and issued.row.kid == key.kid
     assert codec.parse_sign1(codec.decode_text(issued.text)).alg == codec.ALG_ES256
     assert verifier.decide(world.ids["door1"], issued.text, actor="t").allow
+
+
+def test_a_retired_key_past_its_verify_until_refuses_on_its_own(ctx: AppContext, world: World, tenant_pass: issuing.IssuedPass) -> None:
+    """issuer_key_expired comes from the key's own state: the deny set names only withdrawn keys."""
+    with ctx.db.session() as s:
+        keys.rotate(s, ctx.sealer, OPERATOR)
+        old = s.scalars(select(IssuerKey).where(IssuerKey.kid == tenant_pass.row.kid)).one()
+        old.verify_until = utcnow() - timedelta(minutes=1)
+    fresh_node = PassVerifier(ctx, refresh_seconds=0)
+    assert fresh_node.decide(world.ids["door1"], tenant_pass.text, actor="t").reasons == ["issuer_key_expired"]
+
+
+def test_a_pass_from_another_issuer_under_a_trusted_key_is_refused(ctx: AppContext, world: World, verifier: PassVerifier, tenant_pass: issuing.IssuedPass) -> None:
+    foreign = from_another_issuer(ctx, tenant_pass.text)
+    assert verifier.decide(world.ids["door1"], foreign, actor="t").reasons == ["issuer_unknown"]
