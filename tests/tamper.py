@@ -7,6 +7,7 @@ The kid and alg stay those of a trusted key, so only the signature check itself 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import cbor2
 
@@ -26,9 +27,14 @@ def signature_flipped(text: str, prefix: str = codec.PREFIX) -> str:
     return codec.encode_text(cbor2.dumps(outer), prefix)
 
 
-def from_another_issuer(ctx: AppContext, text: str) -> str:
-    """``text``'s claims with another ``iss``, signed properly by this service's active issuer key."""
+def resigned(ctx: AppContext, text: str, **changes: Any) -> str:
+    """``text``'s claims with ``changes`` (dataclass fields of PassClaims), signed properly by this
+    service's active issuer key: a genuine signature over claims the service never issued."""
     claims = parse_claims(codec.parse_sign1(codec.decode_text(text)).payload)
     with ctx.db.session() as s:
         signer = keys.signing_key(keys.active_issuer_key(s, ctx.sealer), ctx.sealer)
-    return codec.encode_text(codec.sign(cbor2.dumps(dataclasses.replace(claims, iss="another-service").to_map()), signer))
+    return codec.encode_text(codec.sign(cbor2.dumps(dataclasses.replace(claims, **changes).to_map()), signer))
+
+
+def from_another_issuer(ctx: AppContext, text: str) -> str:
+    return resigned(ctx, text, iss="another-service")

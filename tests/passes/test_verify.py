@@ -159,3 +159,21 @@ def test_a_retired_key_past_its_verify_until_refuses_on_its_own(ctx: AppContext,
 def test_a_pass_from_another_issuer_under_a_trusted_key_is_refused(ctx: AppContext, world: World, verifier: PassVerifier, tenant_pass: issuing.IssuedPass) -> None:
     foreign = from_another_issuer(ctx, tenant_pass.text)
     assert verifier.decide(world.ids["door1"], foreign, actor="t").reasons == ["issuer_unknown"]
+
+
+def test_an_unknown_door_is_named_in_the_refusal(world: World, verifier: PassVerifier, tenant_pass: issuing.IssuedPass) -> None:
+    decision = verifier.decide(10_000_000, tenant_pass.text, actor="t")
+    assert not decision.allow and "door_unknown" in decision.reasons
+    no_pass = verifier.decide(10_000_000, None, actor="t")  # no holder to check a grant for: the door alone
+    assert no_pass.reasons == ["door_unknown", "qr_not_found"]
+
+
+def test_the_memory_of_verified_passes_stays_within_its_bound(ctx: AppContext, world: World) -> None:
+    bounded = PassVerifier(ctx, refresh_seconds=0, max_cached_passes=3)
+    with ctx.db.session() as s:
+        texts = [issuing.issue(s, ctx.sealer, OPERATOR, world.ids["tenant1"]).text for _ in range(7)]
+    held = []
+    for text in texts:
+        assert bounded.decide(world.ids["door1"], text, actor="t").allow
+        held.append(len(bounded._known_tokens))
+    assert max(held) == 3 and min(held) >= 1  # used up to its bound, never past it
