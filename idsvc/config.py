@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     )
 
     # Scheduled jobs inside `idsvc serve` (docs/operations.md): one node runs each job.
-    scheduler_enabled: bool = Field(True, description="Run the periodic jobs (template purge, feed pruning, journal compaction, retention) inside the service.")
+    scheduler_enabled: bool = Field(True, description="Run the periodic jobs (template purge, feed pruning, journal compaction, retention, emission pruning) inside the service.")
     scheduler_tick_seconds: float = Field(30.0, gt=0, le=3600, description="How often each node looks for a job that is due.")
     sync_keep_days: int = Field(30, ge=1, le=3650, description="Days of the sync change log kept by the feed pruning job; bridges further behind get a snapshot.")
 
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     alarm_sweep_s: float = Field(2.0, gt=0, le=60, description="How often held conditions and silent sensors are checked.")
     hj212_host: str = Field("127.0.0.1", description="Where the HJ 212-2017 station server listens (0.0.0.0 for stations on other hosts).")
     hj212_port: int = Field(0, ge=0, le=65535, description="Port of the HJ 212-2017 station server; 0 = not started.")
+    emission_keep_days: int = Field(
+        1827, ge=1827, le=7300, description="Days minute, hour and day emission records are kept (at least five years: pollutant discharge permit regulations, art. 21)."
+    )
+    emission_real_time_keep_days: int = Field(
+        1827, ge=30, le=7300, description="Days real-time (CN 2011) emission records are kept; lower only where the authority accepts the aggregates as the record."
+    )
 
     @field_validator("data_dir", "models_dir", "face_calibration")
     @classmethod

@@ -2,7 +2,7 @@
 # Start Mosquitto with a login per client and ACLs from the environment (no secret in the image):
 #   MQTT_BRIDGES="park-1:PASSWORD,north-village:PASSWORD"           one bridge per site
 #   MQTT_LOCKS="park-1/flat-101:PASSWORD,park-1/gate-in:PASSWORD"    optional: one login per lock
-#   MQTT_BRIDGE_TOPICS="park-1:nuki/3A4B5C/#,park-1:tasmota/relay-7/#"  optional: a bridge's
+#   MQTT_BRIDGE_TOPICS="park-1:nuki/3A4B5C/#,park-1:cmnd/gate-relay/#,park-1:stat/gate-relay/#,park-1:tele/gate-relay/#"  optional: a bridge's
 #       devices with topics of their own (profiles nuki and tasmota)
 # A bridge logs in as bridge-<site> and may read and write acs/v1/<site>/# only. A lock logs in as
 # lock-<site>-<door>: it publishes its door's state, scan, ack and availability and reads its

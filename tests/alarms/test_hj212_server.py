@@ -13,13 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from door_firmware_bridge.sensors.hj212_station import StationSim, data_cp, frame
 from idsvc.alarms import sensors
-from idsvc.alarms.hj212 import protocol
-from idsvc.alarms.models import SensorFamily, SensorKind
+from idsvc.alarms.hj212 import protocol, retention
+from idsvc.alarms.models import EmissionRecord, SensorFamily, SensorKind
 from idsvc.auth.principal import OPERATOR
+from idsvc.config import Settings
 from idsvc.context import AppContext
+from idsvc.core.db import utcnow
 from tests.bridge.conftest import ServiceProcess, free_port
 from tests.world import World, build_world
 
@@ -186,3 +189,25 @@ def test_the_station_simulator_command(stations: tuple[World, dict[str, int]], h
     assert protocol.parse(answer.encode() + b"\r\n").cn == "9014"
     wrong = CliRunner().invoke(app, ["sensors", "simulate-hj212", "--mn", MN, "--pw", "nope", "--port", port])
     assert "QnRtn=3" in wrong.output
+
+
+
+def test_emission_records_are_kept_their_legal_period_then_pruned(stations: tuple[World, dict[str, int]], ctx: AppContext) -> None:
+    _, ids = stations
+    now = utcnow()
+    with ctx.db.session() as s:
+        for cn, days in (("2011", 31), ("2011", 5), ("2061", 1828), ("2061", 1826), ("2031", 2000)):
+            s.add(EmissionRecord(sensor_id=ids[MN], cn=cn, data_time=now - timedelta(days=days), pollutant="a21026", values={"Avg": 0.1}))
+
+    def prune(dry_run: bool) -> dict[str, int]:
+        with ctx.db.session() as s:
+            return retention.prune(s, now, keep_days=Settings().emission_keep_days, real_time_keep_days=30, dry_run=dry_run)
+
+    assert prune(dry_run=True) == {"real_time_deleted": 1, "aggregates_deleted": 2}  # a dry run counts and keeps
+    assert prune(dry_run=False) == {"real_time_deleted": 1, "aggregates_deleted": 2}
+    with ctx.db.session() as s:
+        kept = {(r.cn, round((now - r.data_time).total_seconds() / 86400)) for r in s.query(EmissionRecord).filter_by(sensor_id=ids[MN])}
+    assert kept == {("2011", 5), ("2061", 1826)}
+    assert prune(dry_run=False) == {"real_time_deleted": 0, "aggregates_deleted": 0}
+    with pytest.raises(ValidationError):  # five years is the legal floor for the aggregates
+        Settings(emission_keep_days=365)

@@ -143,12 +143,12 @@ def test_the_service_runs_its_jobs_by_itself(ctx: AppContext, world: World) -> N
             while time.monotonic() < deadline:
                 with ctx.db.session() as s:
                     done = {row.name: row for row in s.query(ScheduledJob) if row.last_finished_at is not None}
-                if len(done) == 4:
+                if len(done) == 5:
                     break
                 time.sleep(0.2)
     finally:
         node.close()
-    assert sorted(done) == ["journal_compaction", "retention", "sync_prune", "template_purge"]
+    assert sorted(done) == ["emission_prune", "journal_compaction", "retention", "sync_prune", "template_purge"]
     assert all(row.last_ok for row in done.values()), {n: r.last_result for n, r in done.items()}
 
 
@@ -156,7 +156,7 @@ def test_job_state_and_runs_through_the_api(client: TestClient, world: World) ->
     admin = world.auth("district")
     listed = client.get("/v1/jobs", headers=admin)
     assert listed.status_code == 200
-    assert [j["job"] for j in listed.json()] == ["template_purge", "sync_prune", "journal_compaction", "retention"]
+    assert [j["job"] for j in listed.json()] == ["template_purge", "sync_prune", "journal_compaction", "retention", "emission_prune"]
     assert client.get("/v1/jobs", headers=world.auth("admin_a")).status_code == 403
     dry = client.post("/v1/jobs/retention/run", params={"dry_run": "true"}, headers=admin)
     assert dry.status_code == 200 and dry.json()["dry_run"] is True and dry.json()["result"]["dry_run"] is True
