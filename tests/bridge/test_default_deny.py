@@ -8,6 +8,7 @@ answer is unclear or a refusal. Each must end in a deny with its reason, never i
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -26,6 +27,7 @@ from door_firmware_bridge.decisions import Decider, OnlineDecider
 from door_firmware_bridge.model import Presented, utcnow
 from door_firmware_bridge.offline import FEED_FILE, OfflineCache
 from tests.bridge.conftest import Site, bridge_config, running
+from tests.prerequisites import missing
 from tests.tamper import from_another_issuer, signature_flipped
 
 ALLOW = {"allow": True, "decision": "allow", "reasons": [], "decision_id": "d" * 32}
@@ -239,3 +241,29 @@ def test_offline_refusals_before_any_credential_is_read(site: Site, tmp_path: Pa
     assert cache.decide_qr(door, site.tenant_pass, ahead).reasons == ("offline_clock_behind_feed",)
     no_offline_qr = _cfg(site, tmp_path, "http://127.0.0.1:9", flat={"offline_qr": False}).doors[0]
     assert cache.decide_qr(no_offline_qr, site.tenant_pass, now).reasons == ("offline_not_allowed_for_door",)
+
+
+def test_offline_faces_refuse_when_the_feed_names_another_pack(site: Site, tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feed's face policy is for the service's pack; a bridge with another pack has no threshold for it."""
+    from door_firmware_bridge.adapters.camera import face_detector
+    from door_firmware_bridge.config import ConfigError
+    from door_firmware_bridge.offline_faces import OfflineFaces, load_calibration
+    from idsvc.config import Settings
+
+    try:
+        engine = face_detector()
+    except ConfigError as exc:
+        missing(f"{exc} (run `idsvc models install`)")
+    photos = shared_dir / "data" / "faces"
+    site.set_site_settings({"sync": {"faces": True}})
+    site.enrol_face("tenant", [(photos / "img1.jpg").read_bytes(), (photos / "img2.jpg").read_bytes()])
+    site.set_face_mode("flat", "face_only")
+    monkeypatch.setattr(site.ctx.settings, "face_pack", "faceplugin-0.0.1")  # the service moved to another pack
+    site.write_feed(tmp_path / "feed")
+    key = base64.b64decode(site.site_key())
+    cfg = _cfg(site, tmp_path, "http://127.0.0.1:9")
+    faces = OfflineFaces(engine, key, load_calibration(Settings(_env_file=None)))  # type: ignore[call-arg]
+    cache = OfflineCache(site.root_spki, cfg.service_site_id, 900, tmp_path / "cache", site_key=key, faces=faces)
+    cache.apply((tmp_path / "feed" / FEED_FILE).read_bytes())
+    decision = cache.decide_face(cfg.doors[0], (photos / "img4.jpg").read_bytes(), utcnow())
+    assert (decision.allow, decision.reasons) == (False, ("offline_face_pack_mismatch",))
