@@ -70,7 +70,7 @@ class _Notices:
         self.seen.append(notice)
 
 
-def _decide_until(verifier: PassVerifier, door: int, text: str, reasons: list[str], timeout_s: float = 10.0) -> None:
+def _decide_until(verifier: PassVerifier, door: int, text: str, reasons: list[str], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while (got := verifier.decide(door, text, actor="t").reasons) != reasons:
         assert time.monotonic() < deadline, f"still {got}, expected {reasons}"
