@@ -62,7 +62,7 @@ TARGETS = [
            ("tests/foundation/test_access_index.py", "tests/foundation/test_access.py")),
     Target("idsvc/registry/scope.py", ("can_see_person", "can_manage_unit", "can_see_unit", "listed_site", "admin_listing", "member_of_site"),
            ("tests/foundation/test_list_scope.py", "tests/foundation/test_role_matrix.py", "tests/privacy/test_erasure.py")),
-    Target("idsvc/audit/service.py", ("verify",), ("tests/foundation/test_audit.py",)),
+    Target("idsvc/audit/service.py", ("verify",), ("tests/foundation/test_audit.py", "tests/privacy/test_audit_pseudonymise.py")),
     Target("door_firmware_bridge/decisions.py", ("OnlineDecider._post", "Decider._qr", "Decider._plate", "Decider.decide", "_usable_plate"),
            (DENY_TESTS, "tests/bridge/test_gate_isapi.py")),
     Target("door_firmware_bridge/offline.py", ("OfflineCache._usable", "OfflineCache.decide_qr", "OfflineCache.decide_plate", "OfflineCache.decide_subject"),
