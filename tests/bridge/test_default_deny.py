@@ -135,6 +135,36 @@ def test_a_slow_service_falls_back_to_the_verified_cache(site: Site, tmp_path: P
     assert (decision.allow, decision.source) == (True, "offline")
 
 
+def test_after_a_timeout_the_service_is_skipped_for_a_while(site: Site, tmp_path: Path, silent_service: str) -> None:
+    """During an outage each scan must not wait out a timeout again (RETRY_S): the second is at once."""
+    cfg = _cfg(site, tmp_path, silent_service, service={"url": silent_service, "device_key": site.bridge_key, "timeout_s": 0.5})
+
+    async def two_scans() -> list[float]:
+        online = OnlineDecider(cfg.service)
+        decider, took = Decider(online, None), []
+        try:
+            for _ in range(2):
+                started = time.monotonic()
+                assert (await decider.decide(cfg.doors[0], _qr(site.tenant_pass))).reasons == ("offline_disabled", "service_unreachable")
+                took.append(time.monotonic() - started)
+        finally:
+            await online.aclose()
+        return took
+
+    first, second = asyncio.run(two_scans())
+    assert first >= 0.5 and second < 0.25
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_server_error_falls_back_to_the_verified_cache(site: Site, tmp_path: Path, status: int) -> None:
+    """5xx means the service could not decide: offline decides (unlike a 4xx, which is final)."""
+    cfg = _cfg(site, tmp_path, "http://127.0.0.1:9")
+    offline = _offline_cache(site, tmp_path, cfg)
+    with ScriptedService(status, {"error": {"code": "internal", "message": "down"}}) as service:
+        decision = _decide(_cfg(site, tmp_path, service.url), _qr(site.tenant_pass), offline=offline)
+    assert (decision.allow, decision.source) == (True, "offline")
+
+
 @pytest.mark.parametrize("body", [{}, {"allow": "true"}, {"allow": 1}, {"decision": "allow"}, [], "allow", None,
                                   {"allow": True, "reasons": "none"}, {"allow": True, "reasons": [{"code": "x"}]}])
 def test_an_unclear_service_answer_is_a_deny(site: Site, tmp_path: Path, body: Any) -> None:
