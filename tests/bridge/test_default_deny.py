@@ -137,7 +137,7 @@ def test_a_slow_service_falls_back_to_the_verified_cache(site: Site, tmp_path: P
 
 def test_after_a_timeout_the_service_is_skipped_for_a_while(site: Site, tmp_path: Path, silent_service: str) -> None:
     """During an outage each scan must not wait out a timeout again (RETRY_S): the second is at once."""
-    cfg = _cfg(site, tmp_path, silent_service, service={"url": silent_service, "device_key": site.bridge_key, "timeout_s": 0.5})
+    cfg = _cfg(site, tmp_path, silent_service, service={"url": silent_service, "device_key": site.bridge_key, "timeout_s": 1.0})
 
     async def two_scans() -> list[float]:
         online = OnlineDecider(cfg.service)
@@ -152,7 +152,7 @@ def test_after_a_timeout_the_service_is_skipped_for_a_while(site: Site, tmp_path
         return took
 
     first, second = asyncio.run(two_scans())
-    assert first >= 0.5 and second < 0.25
+    assert first >= 1.0 and second < 0.5  # margin for a loaded machine: the skip costs microseconds
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
