@@ -303,6 +303,7 @@ def long_form(only: str | None, listing: bool) -> int:
             killed += not passed
             print(f"{'SURVIVED' if passed else 'killed  '} {m.path}:{m.line}  {m.change}  ({seconds:.1f} s)", flush=True)
         table.append((target, len(mutants), killed, baseline_s))
+        print(f"-- {target.path}: {len(mutants)} mutants, {killed} killed, {len(mutants) - killed} survived", flush=True)  # a partial run still counts
     if not listing:
         print("\n| file | functions | mutants | killed | survived | score | tests (s, unmutated) |\n|---|---|---:|---:|---:|---:|---:|")
         for target, count, killed, baseline_s in table:
