@@ -38,3 +38,13 @@ def resigned(ctx: AppContext, text: str, **changes: Any) -> str:
 
 def from_another_issuer(ctx: AppContext, text: str) -> str:
     return resigned(ctx, text, iss="another-service")
+
+
+def protected_header(text: str, header: dict[int, Any], prefix: str = codec.PREFIX) -> str:
+    """``text`` with its protected header replaced by ``header`` (payload and signature untouched)."""
+    outer = cbor2.loads(codec.decode_text(text, prefix))
+    sign1 = outer.value if isinstance(outer, cbor2.CBORTag) and outer.tag == codec.TAG_CWT else outer
+    parts = sign1.value if isinstance(sign1, cbor2.CBORTag) else sign1
+    parts[0] = cbor2.dumps(header)
+    parts[1] = {}
+    return codec.encode_text(cbor2.dumps(outer), prefix)

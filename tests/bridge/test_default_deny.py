@@ -26,9 +26,10 @@ from door_firmware_bridge.config import BridgeConfig, DoorConfig
 from door_firmware_bridge.decisions import Decider, OnlineDecider
 from door_firmware_bridge.model import Presented, utcnow
 from door_firmware_bridge.offline import FEED_FILE, OfflineCache
+from idsvc.passes import codec
 from tests.bridge.conftest import Site, bridge_config, running
 from tests.prerequisites import missing
-from tests.tamper import from_another_issuer, signature_flipped
+from tests.tamper import from_another_issuer, protected_header, signature_flipped
 
 ALLOW = {"allow": True, "decision": "allow", "reasons": [], "decision_id": "d" * 32}
 
@@ -297,3 +298,34 @@ def test_offline_faces_refuse_when_the_feed_names_another_pack(site: Site, tmp_p
     cache.apply((tmp_path / "feed" / FEED_FILE).read_bytes())
     decision = cache.decide_face(cfg.doors[0], (photos / "img4.jpg").read_bytes(), utcnow())
     assert (decision.allow, decision.reasons) == (False, ("offline_face_pack_mismatch",))
+
+
+def test_offline_checks_every_pass_property_the_service_checks(site: Site, tmp_path: Path) -> None:
+    """Offline is the same decision as online: kid and alg, a key the feed does not trust, validity
+    dates, a phone-bound pass shown as a picture, a replayed phone code."""
+    from idsvc.auth.principal import OPERATOR
+    from idsvc.passes import dynamic, issuing, keys
+
+    holder = dynamic.Holder()
+    with site.ctx.db.session() as s:
+        short_lived = issuing.issue(s, site.ctx.sealer, OPERATOR, site.ids["tenant"], lifetime=timedelta(minutes=1)).text
+        bound = issuing.issue(s, site.ctx.sealer, OPERATOR, site.ids["tenant"], holder_public_key=holder.public_key).text
+    cfg = _cfg(site, tmp_path, "http://127.0.0.1:9")
+    cache, door, now = _offline_cache(site, tmp_path, cfg), cfg.doors[0], utcnow()
+    with site.ctx.db.session() as s:  # a key made after the feed was written: not in the bridge's trust list
+        keys.rotate(s, site.ctx.sealer, OPERATOR)
+        untrusted = issuing.issue(s, site.ctx.sealer, OPERATOR, site.ids["tenant"]).text
+
+    def reasons(text: str, at: object = now) -> tuple[str, ...]:
+        return cache.decide_qr(door, text, at).reasons  # type: ignore[arg-type]  # empty: allowed
+
+    genuine = codec.parse_sign1(codec.decode_text(site.tenant_pass))
+    assert reasons(protected_header(site.tenant_pass, {codec.HDR_ALG: genuine.alg})) == ("kid_missing",)
+    assert reasons(protected_header(site.tenant_pass, {codec.HDR_ALG: codec.ALG_PS256, codec.HDR_KID: genuine.kid})) == ("alg_not_allowed",)
+    assert reasons(untrusted) == ("kid_unknown",)
+    assert reasons(short_lived, now + timedelta(minutes=2)) == ("pass_expired",)
+    assert reasons(short_lived, now - timedelta(seconds=60)) == ("pass_not_yet_valid",)
+    assert reasons(bound) == ("presentation_required",)
+    shown = holder.present(bound, door_id=door.door_id)
+    assert reasons(shown) == ()
+    assert reasons(shown) == ("presentation_replayed",)
