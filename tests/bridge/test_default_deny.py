@@ -329,3 +329,26 @@ def test_offline_checks_every_pass_property_the_service_checks(site: Site, tmp_p
     shown = holder.present(bound, door_id=door.door_id)
     assert reasons(shown) == ()
     assert reasons(shown) == ("presentation_replayed",)
+
+
+def test_the_temperature_gate_takes_only_this_transactions_unused_reading() -> None:
+    from door_firmware_bridge import temperature
+    from door_firmware_bridge.config import TemperatureConfig
+    from door_firmware_bridge.model import Reading
+
+    policy, ledger, now = TemperatureConfig(), temperature.ReadingLedger(size=2), utcnow()
+
+    def verdict(reading: Reading | None, required: bool = True) -> tuple[str, ...]:
+        return temperature.check(policy, Presented(door="flat-101", source="terminal-1", at=now, qr="x", temperature=reading), required, ledger).reasons
+
+    assert verdict(None) == ("temperature_missing",)
+    assert verdict(None, required=False) == ()
+    assert verdict(Reading(36.5, "terminal-2", now)) == ("temperature_not_this_transaction",)  # another device's reading
+    late = now - timedelta(seconds=policy.window_s + 1)
+    assert verdict(Reading(36.5, "terminal-1", late)) == ("temperature_not_this_transaction",)  # this device, too long before
+    fresh = Reading(36.5, "terminal-1", now)
+    assert verdict(fresh) == ()
+    assert verdict(fresh) == ("temperature_reading_used",)  # one reading lets one person pass
+    for _ in range(3):
+        assert verdict(Reading(36.6, "terminal-1", now)) == ()
+    assert len(ledger._used) == 2  # bounded: the oldest readings are forgotten
