@@ -21,6 +21,7 @@ from idsvc.audit.decision_log import JOURNAL_DIR, DecisionLog
 from idsvc.audit_views.api import router as audit_router
 from idsvc.auth.api import router as auth_router
 from idsvc.config import Settings, get_settings
+from idsvc.console.routes import router as console_router
 from idsvc.context import AppContext
 from idsvc.core import metrics
 from idsvc.core.errors import install_error_handlers
@@ -145,7 +146,7 @@ def create_app(ctx: AppContext | None = None, settings: Settings | None = None) 
     # The device endpoints first: routes are matched in order and locks ask the most often.
     for router in (
         passes_router, faces_router, device_events_router, auth_router, registry_router, audit_router, revocation_router, sync_router, alarms_router,
-        privacy_router, jobs_router,
+        privacy_router, jobs_router, console_router,
     ):
         app.include_router(router)
     return app

@@ -77,3 +77,5 @@ def seed_demo_if_empty(settings: Settings) -> None:
         json.dump(demo, handle, indent=2)
     print(f"demo site seeded; ids and API keys written to {path}:")
     print(json.dumps(demo, indent=2))
+    print("the console is at / (http://127.0.0.1:8080/ by default): sign in with the site_admin key for the staff screen, "
+          "owner for the landlord's units, district_admin for the statistics (docs/console.md)")

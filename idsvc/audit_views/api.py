@@ -10,12 +10,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from idsvc.audit import service
+from idsvc.audit_views import scope
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
-from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import RowId, Seq, ShortText, Timestamp
-from idsvc.registry.scope import owned_unit_ids
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -32,22 +31,8 @@ class AuditQuery(BaseModel):
 
 
 def _scoped_filter(ctx: Ctx, caller: Principal, q: AuditQuery) -> service.AuditFilter:
-    """Narrow the query to what the caller may see: admins their sites, owners their units, tenants themself."""
-    if q.since and q.until and q.until <= q.since:
-        raise InvalidInput("'until' must be after 'since'.", code="invalid_time_range")
-    flt = service.AuditFilter(**q.model_dump())
-    if caller.is_district_admin:
-        return flt
-    if caller.role is Role.site_admin:
-        flt.site_ids = [caller.site_id or -1]
-    elif caller.role is Role.owner:
-        with ctx.db.session() as s:
-            flt.unit_ids = owned_unit_ids(s, caller)
-    elif caller.role is Role.tenant:
-        flt.person_id = caller.person_id
-    else:
-        caller.require_role(Role.district_admin, Role.site_admin, Role.owner, Role.tenant)
-    return flt
+    with ctx.db.session() as s:
+        return scope.narrowed(s, caller, service.AuditFilter(**q.model_dump()))
 
 
 @router.get("/events")

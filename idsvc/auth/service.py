@@ -139,12 +139,21 @@ def list_keys(session: Session, actor: Principal, site_id: int | None) -> list[A
     return list(session.scalars(stmt))
 
 
+def _refused() -> Unauthenticated:
+    return Unauthenticated("The API key is missing, unknown, expired or revoked.", code="invalid_credentials")
+
+
 def resolve(session: Session, token: str) -> Principal:
     """Turn a presented token into a principal, or refuse with one generic message."""
-    refused = Unauthenticated("The API key is missing, unknown, expired or revoked.", code="invalid_credentials")
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        raise refused
-    key = session.scalar(select(ApiKey).where(ApiKey.token_hash == hash_token(token)))
+        raise _refused()
+    return resolve_hash(session, hash_token(token))
+
+
+def resolve_hash(session: Session, token_hash: str) -> Principal:
+    """The principal of a key known by its hash (the console's session holds the hash, never the key)."""
+    refused = _refused()
+    key = session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash))
     if key is None or key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= utcnow()):
         raise refused
     door_ids: frozenset[int] = frozenset()

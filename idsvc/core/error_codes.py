@@ -48,6 +48,7 @@ CODES: dict[str, ErrorCode] = {
     "forbidden_role": ErrorCode(403, "the key's role may not do this (for example a tenant key on an admin endpoint)"),
     "forbidden_scope": ErrorCode(403, "the key's role may do this, but not for this site, unit or person"),
     "forbidden_kind": ErrorCode(403, "owners may register tenants, residents, visitors and employees only"),
+    "csrf_failed": ErrorCode(403, "a console form without this session's CSRF token (stale page or another site's form): reload and try again"),
     "door_not_assigned": ErrorCode(403, "the door exists but is not one of this device's doors"),
     "not_a_sensor_ingest": ErrorCode(403, "the device reports for no sensor: register sensors with it as their `device_id`"),
     # Rows that are not there (or not visible to the key)
@@ -64,6 +65,7 @@ CODES: dict[str, ErrorCode] = {
     "door_group_not_in_site": ErrorCode(422, "the door group belongs to another site"),
     "subject_not_in_site": ErrorCode(422, "the person or vehicle belongs to another site"),
     "person_not_in_site": ErrorCode(422, "the person belongs to another site"),
+    "door_not_in_site": ErrorCode(422, "the door belongs to another site (placing a door on a site's plan)"),
     "site_required": ErrorCode(422, "a site_admin key needs an existing `site_id`"),
     "person_required": ErrorCode(422, "an owner or tenant key needs an existing `person_id`"),
     "device_required": ErrorCode(422, "a device key needs an existing `device_id`"),
@@ -82,6 +84,7 @@ CODES: dict[str, ErrorCode] = {
     "password_required": ErrorCode(422, "an HJ 212 station needs its access password (PW)"),
     "invalid_settings": ErrorCode(422, "a station's `settings` hold an unknown key or a bad `crc` or `limits` value"),
     "reason_required": ErrorCode(422, "clearing an alarm needs a reason"),
+    "purpose_required": ErrorCode(422, "a registration export needs its purpose (it is audited)"),
     "invalid_date_range": ErrorCode(422, "`to` is before `from`, or the range is longer than allowed"),
     "registration_field_not_enabled": ErrorCode(422, "the site does not collect this personal field; `details.fields` names them and `details.enabled` what it does collect"),
     "request_names_the_person": ErrorCode(422, "an erasure or export request names the person it is about; describe the requester without their name or phone"),

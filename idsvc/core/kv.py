@@ -1,7 +1,7 @@
 """Small shared key-value store: Redis when ``IDSVC_REDIS_URL`` is set, an in-process twin otherwise.
 
-Only the operations the service needs (first-use markers for replay protection, counters with a
-window for rate limits) so that both backends behave the same and are tested the same way.
+Only the operations the service needs (first-use markers for replay protection and signed-out
+console sessions, counters with a window for rate limits) so that both backends behave the same and are tested the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ class KeyValueStore(Protocol):
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a counter that disappears ``ttl_seconds`` after its first increment."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` is set and not expired (a marker of :meth:`add_once`, a counter of :meth:`incr`)."""
 
     def clear(self) -> None:
         """Forget every key of this store (tests and ``idsvc`` maintenance only)."""
@@ -72,6 +75,11 @@ class MemoryStore:
             self._values[key] = (current[0], current[1] + 1)
             return current[1] + 1
 
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            current = self._values.get(key)
+            return current is not None and current[0] > time.monotonic()
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
@@ -94,6 +102,9 @@ class RedisStore:
         pipe.expire(self.prefix + key, ttl_seconds, nx=True)
         count, _ = pipe.execute()
         return int(count)
+
+    def exists(self, key: str) -> bool:
+        return bool(self.client.exists(self.prefix + key))
 
     def ping(self) -> str:
         self.client.ping()

@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import cast
 
 import typer
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-from sqlalchemy import select
 
 from idsvc.auth.principal import OPERATOR
 from idsvc.core.cli import ROW_ID, cli_context, fail, parse_when, print_json, read_file
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, issuing, keys, qr
 from idsvc.passes.claims import PassType
-from idsvc.passes.inspect import Standing, TrustedSigner, inspect
-from idsvc.passes.models import IssuerKey, KeyPurpose
+from idsvc.passes.inspect import Standing, TrustedSigner, inspect, service_signers
 from idsvc.passes.verify import PassContext, PassVerifier
 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"BM")
@@ -53,8 +50,7 @@ def _lifetime(days: float) -> timedelta:
 def _service_checks(ctx: PassContext) -> tuple[list[TrustedSigner], Standing]:
     """This service's issuer keys and its records check, for --service-keys (the same as a door's)."""
     with ctx.db.session() as session:
-        rows = session.scalars(select(IssuerKey).where(IssuerKey.purpose == KeyPurpose.issuer)).all()
-        signers = [TrustedSigner(load_der_public_key(r.public_der), frozenset({bytes.fromhex(r.kid)})) for r in rows]  # type: ignore[arg-type]
+        signers = service_signers(session)
         ctx.deny.rebuild(session, shared=False)  # this process's copy only: inspecting changes nothing
     return signers, PassVerifier(ctx, refresh_seconds=0).standing
 

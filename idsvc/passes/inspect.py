@@ -24,13 +24,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from cwt.cose_key_interface import COSEKeyInterface
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idsvc.core.errors import ApiError
 from idsvc.core.kv import MemoryStore
 from idsvc.core.times import rfc3339
 from idsvc.passes import codec, dynamic, qr
 from idsvc.passes.claims import CLAIM_EXP, CLAIM_IAT, CLAIM_NBF, PassClaims, parse_claims
+from idsvc.passes.models import IssuerKey, KeyPurpose
 
 LAYERS = ("picture", "prefix", "base45", "zlib", "cose", "cbor", "expiry", "status")
 # (claims, kid, validation time) -> the reasons a door would refuse this genuine pass for, [] if none.
@@ -325,3 +329,9 @@ def _expiry_layer(report: Report, claims: dict[Any, Any]) -> None:
         layer.fail("pass_expired", f"expired at {_shown(times['exp'])}.")
     else:
         layer.ok(f"valid at {rfc3339(report.at)} (exp {_shown(times['exp'])})")
+
+
+def service_signers(session: Session) -> list[TrustedSigner]:
+    """This service's issuer keys as trusted signers (what ``--service-keys`` and the console trust)."""
+    rows = session.scalars(select(IssuerKey).where(IssuerKey.purpose == KeyPurpose.issuer)).all()
+    return [TrustedSigner(load_der_public_key(r.public_der), frozenset({bytes.fromhex(r.kid)})) for r in rows]  # type: ignore[arg-type]

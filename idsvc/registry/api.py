@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from idsvc.auth.deps import AuthContext, Caller, Ctx, get_context
 from idsvc.core.db import utcnow
 from idsvc.core.errors import InvalidInput
 from idsvc.core.validation import Phone, Reason, RowId
-from idsvc.registry import access, doors, grants, people, schemas, sites, tenancies, units
+from idsvc.registry import access, doors, grants, people, schemas, sites, statistics, tenancies, units
 from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -27,6 +29,37 @@ class DoorConfigContext(AuthContext, Protocol):
 
 
 DoorCtx = Annotated[DoorConfigContext, Depends(get_context)]
+
+
+# --- statistics for district platforms -----------------------------------------------------------
+
+
+@router.get("/statistics", responses={304: {"description": "unchanged since the ETag sent in If-None-Match"}})
+def district_statistics(
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    site_id: RowId | None = None,
+    first: Annotated[date | None, Query(alias="from", description="First day (site's time zone); default: 6 days before 'to'.")] = None,
+    last: Annotated[date | None, Query(alias="to", description="Last day (included); default: today in Asia/Shanghai.")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Per site and building: units, occupied units, residents, arrivals, departures, registrations
+    overdue, residents by province of household registration (where collected). People counts of 1-4
+    are ``"<5"``. Paged; the ``ETag`` changes only when the figures do (docs/console.md)."""
+    first, last = statistics.days(first, last)
+    with ctx.db.session() as s:
+        rows = statistics.figures(s, caller, first, last, utcnow(), site_id)
+    items = rows[(page - 1) * page_size : page * page_size]
+    body = {"from": first.isoformat(), "to": last.isoformat(), "page": page, "page_size": page_size, "total": len(rows),
+            "next_page": page + 1 if page * page_size < len(rows) else None, "items": items}
+    encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(encoded).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(encoded, media_type="application/json", headers=headers)
 
 
 # --- sites and buildings -------------------------------------------------------------------------

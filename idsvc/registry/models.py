@@ -240,3 +240,17 @@ class Grant(Base):
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SitePlan(Base):
+    """A site's plan for the console's map: an uploaded image (none: the console draws one) and
+    where doors sit on it, as fractions (0-1) of its width and height, y downwards."""
+
+    __tablename__ = "site_plans"
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    media_type: Mapped[str | None] = mapped_column(String(32))
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    door_positions: Mapped[dict[str, list[float]]] = mapped_column(JSON, default=dict)  # door id -> [x, y]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

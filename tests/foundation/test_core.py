@@ -23,6 +23,14 @@ def test_add_once_marks_first_use_only(ctx: AppContext) -> None:
     assert ctx.kv.add_once("replay:pass1:step10:door3", 60) is True
 
 
+def test_exists_sees_live_markers_only(ctx: AppContext) -> None:
+    assert ctx.kv.exists("console-signed-out:abc") is False
+    assert ctx.kv.add_once("console-signed-out:abc", 1) is True
+    assert ctx.kv.exists("console-signed-out:abc") is True and ctx.kv.exists("console-signed-out:abd") is False
+    time.sleep(1.1)
+    assert ctx.kv.exists("console-signed-out:abc") is False
+
+
 def test_counters_expire_with_their_window(ctx: AppContext) -> None:
     assert [ctx.kv.incr("window", 1) for _ in range(3)] == [1, 2, 3]
     time.sleep(1.1)

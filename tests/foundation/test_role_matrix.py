@@ -37,7 +37,7 @@ ROLES = ("district", "admin_a", "admin_b", "owner1", "owner2", "tenant1", "devic
 # The prefixes this matrix owns: every endpoint under them needs a row.
 OURS = (
     "/v1/sites", "/v1/buildings", "/v1/units", "/v1/doors", "/v1/door-groups", "/v1/devices", "/v1/people",
-    "/v1/vehicles", "/v1/grants", "/v1/access", "/v1/api-keys", "/v1/me", "/v1/audit", "/v1/jobs",
+    "/v1/vehicles", "/v1/grants", "/v1/access", "/v1/api-keys", "/v1/me", "/v1/audit", "/v1/jobs", "/v1/statistics",
 )
 # Endpoints of other issues (passes, the device API, faces), covered by their own role tests: path
 # patterns, since some live under our prefixes. A new /v1 endpoint must fall under OURS (and get a
@@ -163,6 +163,8 @@ ROWS = [
     Row("GET", "/v1/sites/{site_id}", "/v1/sites/{site_a}", SITE_MEMBERS),
     # tenancy figures for the police registration: the site's admins
     Row("GET", "/v1/sites/{site_id}/tenancies/daily", "/v1/sites/{site_a}/tenancies/daily?from=2026-12-01&to=2026-12-07", expect(403, district=200, admin_a=200, admin_b=404, device1=404)),
+    Row("GET", "/v1/statistics", "/v1/statistics", expect(403, district=200, admin_a=200, admin_b=200)),
+    Row("GET", "/v1/statistics", "/v1/statistics?site_id={site_a}", expect(403, district=200, admin_a=200, admin_b=404)),
     Row("GET", "/v1/sites/{site_id}/registrations/overdue", "/v1/sites/{site_a}/registrations/overdue", expect(403, district=200, admin_a=200, admin_b=404, device1=404)),
     Row("PATCH", "/v1/sites/{site_id}", "/v1/sites/{site_a}", expect(403, district=200, admin_a=200, admin_b=404, device1=404), body=lambda i, t: {"name": f"Site {t}"}),
     Row("POST", "/v1/buildings", "/v1/buildings", expect(403, district=201, admin_a=201, admin_b=404, device1=404), body=lambda i, t: {"site_id": i["site_a"], "code": f"b-{slug(t)}", "name": "B"}),
@@ -271,7 +273,7 @@ def call(client: TestClient, world: World, role: str, method: str, url: str, bod
 # Rows run in a few groups, one world each (building it is the slow part).
 GROUPS = {
     "sites": "site structure", "buildings": "site structure", "doors": "site structure", "door-groups": "site structure", "devices": "site structure",
-    "units": "units", "people": "people", "vehicles": "people", "grants": "grants", "access": "grants",
+    "units": "units", "statistics": "units", "people": "people", "vehicles": "people", "grants": "grants", "access": "grants",
     "api-keys": "keys and audit", "me": "keys and audit", "audit": "keys and audit", "jobs": "keys and audit",
 }
 
