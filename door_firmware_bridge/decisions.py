@@ -20,7 +20,6 @@ from door_firmware_bridge.model import Decision, Presented, new_id
 from door_firmware_bridge.offline import OfflineCache
 from idsvc.core.validation import normalise_plate
 
-
 RETRY_S = 5.0
 
 
@@ -58,7 +57,10 @@ class OnlineDecider:
         if answer.status_code != 200:
             code = body.get("error", {}).get("code", str(answer.status_code)) if isinstance(body, dict) else str(answer.status_code)
             return Decision.deny("online", credential, f"service_refused:{code}")
-        reasons = tuple(sorted(set(body.get("reasons") or [])))
+        listed = body.get("reasons") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(listed or [], list) or not all(isinstance(r, str) for r in listed or []):
+            return Decision.deny("online", credential, "service_answer_unclear")  # not the documented answer shape
+        reasons = tuple(sorted(set(listed or [])))
         allow = body.get("allow") is True and not reasons  # default deny: anything unclear is a no
         return Decision(allow, reasons if allow or reasons else ("service_answer_unclear",), "online", credential,
                         decision_id=body.get("decision_id") or new_id(),

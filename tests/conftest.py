@@ -21,6 +21,7 @@ from idsvc.context import AppContext
 from idsvc.core.kv import RedisStore
 from idsvc.db.migrate import upgrade
 from idsvc.db.schema import metadata
+from tests.prerequisites import missing
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -39,14 +40,36 @@ def shared_dir() -> Path:
     """../shared (or $IDSVC_SHARED_DIR): photos and certificate vectors that are not ours to copy."""
     path = shared_path()
     if not path.is_dir():
-        pytest.skip(f"shared test data not found at {path}; set IDSVC_SHARED_DIR to run this test")
+        missing(f"shared test data not found at {path}; set IDSVC_SHARED_DIR to run this test")
     return path
+
+
+BACKEND_FILE_ENV = "IDSVC_TEST_BACKEND_FILE"  # .ci/run reads the backend this run reached from it
+_reached: dict[str, str] = {"database": "none", "store": "none"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A backend URL this suite does not recognise stops the run: a typo must not become a green SQLite run."""
+    database = os.environ.get("IDSVC_TEST_DATABASE_URL", "")
+    if database and not database.startswith("postgresql"):
+        raise pytest.UsageError(f"IDSVC_TEST_DATABASE_URL={database!r} is not a PostgreSQL URL (postgresql+psycopg://user@host:port/db); "
+                                "unset it to run on SQLite")
+    store = os.environ.get("IDSVC_TEST_REDIS_URL", "")
+    if store and not store.startswith(("redis://", "rediss://", "unix://")):
+        raise pytest.UsageError(f"IDSVC_TEST_REDIS_URL={store!r} is not a Redis URL (redis://host:port/db); unset it for the in-process store")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = f"database={_reached['database']} store={_reached['store']}"
+    terminalreporter.write_line(f"idsvc test backend: {line}")
+    if path := os.environ.get(BACKEND_FILE_ENV):
+        Path(path).write_text(line + "\n")
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get("IDSVC_TEST_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
+    if not base:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'idsvc.db'}"
         upgrade(url)
         yield url
@@ -84,6 +107,10 @@ def session_ctx(database_url: str, redis_url: str, tmp_path_factory: pytest.Temp
         _env_file=None,  # type: ignore[call-arg]
     )
     ctx = AppContext.from_settings(settings)
+    with ctx.db.engine.connect() as connection:  # what this run really reached, not what it was asked for
+        connection.execute(text("SELECT 1"))
+        _reached["database"] = connection.dialect.name
+    _reached["store"] = "redis" if isinstance(ctx.kv, RedisStore) and ctx.kv.client.ping() else "memory"
     yield ctx
     ctx.kv.clear()
     ctx.close()
@@ -114,7 +141,7 @@ def uses_redis(ctx: AppContext) -> bool:
 
 
 @pytest.fixture
-def client(ctx: AppContext) -> Iterator["TestClient"]:
+def client(ctx: AppContext) -> Iterator[TestClient]:
     from fastapi.testclient import TestClient
 
     from idsvc.app import create_app
@@ -124,7 +151,7 @@ def client(ctx: AppContext) -> Iterator["TestClient"]:
 
 
 @pytest.fixture
-def world(ctx: AppContext) -> "World":
+def world(ctx: AppContext) -> World:
     from tests.world import build_world
 
     return build_world(ctx)

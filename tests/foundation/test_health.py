@@ -24,6 +24,7 @@ from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.db.migrate import upgrade
 from tests.conftest import REPO_ROOT
+from tests.prerequisites import missing
 
 READY_SHAPE = {"status", "version", "checked_at", "checks"}
 CHECK_SHAPE = {"state", "required", "latency_ms", "detail"}
@@ -82,7 +83,7 @@ def test_readyz_reports_a_missing_face_pack_without_failing(tmp_path: Path) -> N
 def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A redis-server of this test's own, so that stopping it touches no one else."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        missing("redis-server is not installed")
     port = _free_port()
     process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
+from idsvc.core.errors import Forbidden
+from idsvc.registry.scope import admin_listing
 from tests.world import World
 
 
@@ -60,3 +65,12 @@ def test_people_of_an_owner_and_a_tenant_without_site_id(client: TestClient, wor
     assert tenant.status_code == 200 and [p["id"] for p in tenant.json()] == [world.ids["tenant1"]]
     assert client.get("/v1/doors", headers=world.auth("owner1")).status_code == 403  # admins' listings stay admins'
     assert client.get("/v1/doors", headers=world.auth("device1")).status_code == 403
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r is not Role.district_admin])
+def test_an_admin_listing_of_every_site_is_for_district_admins_only(role: Role) -> None:
+    """A key without a site asks for no site: that would be every site, so only a district admin may."""
+    with pytest.raises(Forbidden) as refused:
+        admin_listing(Principal(role=role, site_id=None), None)
+    assert refused.value.code == "forbidden_role"
+    assert admin_listing(Principal(role=Role.district_admin), None) is None

@@ -18,6 +18,7 @@ from PIL import Image
 from idsvc.context import AppContext
 from idsvc.core.db import utcnow
 from idsvc.passes import codec, dynamic, keys, qr
+from tests.tamper import signature_flipped
 from tests.world import World
 
 
@@ -120,6 +121,14 @@ def test_device_verify_allows_and_explains(client: TestClient, world: World, pas
     body = _verify(client, world, pass_text).json()
     assert body["decision"] == "allow" and body["reasons"] == [] and len(body["decision_id"]) == 32
     assert set(body["versions"]) == {"trust_list", "status_list", "grant_id"}
+
+
+def test_device_verify_refuses_a_tampered_signature_with_a_trusted_kid(client: TestClient, world: World, pass_text: str) -> None:
+    assert _verify(client, world, pass_text).json()["allow"] is True
+    response = _verify(client, world, signature_flipped(pass_text))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["allow"] is False and body["decision"] == "deny" and body["reasons"] == ["signature_invalid"]
 
 
 def test_device_verify_with_camera_frame(client: TestClient, world: World, pass_text: str) -> None:

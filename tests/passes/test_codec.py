@@ -116,3 +116,35 @@ def test_picture_size_is_checked_before_decoding() -> None:
     with pytest.raises(ApiError) as err:
         qr.load_gray(out.getvalue())
     assert err.value.code == "image_too_large"
+
+
+def _sign1(protected: object, unprotected: object = None, payload: object = b"claims", signature: object = b"s" * 64) -> bytes:
+    header = cbor2.dumps(protected) if isinstance(protected, dict) else protected
+    return cbor2.dumps(cbor2.CBORTag(codec.TAG_SIGN1, [header, {} if unprotected is None else unprotected, payload, signature]))
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    (_sign1({codec.HDR_ALG: codec.ALG_EDDSA}, payload=7), "cose_invalid"),  # payload not a byte string
+    (_sign1({codec.HDR_ALG: codec.ALG_EDDSA}, signature="sig"), "cose_invalid"),
+    (_sign1(cbor2.dumps([1, 2])), "cose_invalid"),  # protected header not a map
+    (_sign1({codec.HDR_ALG: "EdDSA"}), "cose_invalid"),  # alg not an integer
+    (_sign1({codec.HDR_ALG: codec.ALG_EDDSA, codec.HDR_KID: "kid-as-text"}), "cose_invalid"),
+], ids=["payload_not_bytes", "signature_not_bytes", "protected_not_a_map", "alg_not_int", "kid_not_bytes"])
+def test_a_malformed_cose_sign1_is_refused_with_its_code(message: bytes, code: str) -> None:
+    with pytest.raises(codec.CodecError) as refused:
+        codec.parse_sign1(message)
+    assert refused.value.code == code
+
+
+def test_a_message_without_alg_is_refused_before_any_key_is_tried() -> None:
+    key = Ed25519PrivateKey.generate()
+    cose_key = codec.cose_public_key(key.public_key(), b"k")
+    with pytest.raises(codec.CodecError) as refused:
+        codec.verify_signature(codec.parse_sign1(_sign1({codec.HDR_KID: b"k"})), cose_key)
+    assert refused.value.code == "alg_missing"
+
+
+def test_an_overlong_qr_text_is_refused_before_decoding() -> None:
+    with pytest.raises(codec.CodecError) as refused:
+        codec.decode_text(codec.PREFIX + "0" * codec.MAX_TEXT)
+    assert refused.value.code == "qr_text_too_long"

@@ -16,6 +16,7 @@ from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.faces.engine import get_engine
 from idsvc.faces.packs import PackError
+from tests.prerequisites import missing
 from tests.world import World
 
 
@@ -56,10 +57,10 @@ def photo(shared_dir: Path) -> Callable[[str], bytes]:
     try:
         get_engine(settings.models_dir, settings.face_pack, settings.face_onnx_threads)
     except PackError as exc:
-        pytest.skip(f"face model pack absent ({exc}); run `idsvc models install` first")
+        missing(f"face model pack absent ({exc}); run `idsvc models install` first")
     folder = shared_dir / "data" / "faces"
     if not (folder / "identities.csv").is_file():
-        pytest.skip(f"labelled face photos not found in {folder}")
+        missing(f"labelled face photos not found in {folder}")
     return lambda name: (folder / name).read_bytes()
 
 

@@ -16,7 +16,8 @@ from idsvc.audit.models import AuditEvent
 from idsvc.auth.models import ApiKey
 from idsvc.auth.principal import OPERATOR
 from idsvc.context import AppContext
-from idsvc.faces import gallery, service as faces
+from idsvc.faces import gallery
+from idsvc.faces import service as faces
 from idsvc.faces.models import FaceTemplate
 from idsvc.passes import codec, issuing
 from idsvc.passes.models import Pass
@@ -206,3 +207,14 @@ def test_backstop_catches_a_change_whose_notice_never_came(ctx: AppContext, worl
     finally:
         other.close()
         stop()
+
+
+def test_a_reload_that_overlapped_a_notice_is_dropped(ctx: AppContext) -> None:
+    """A database read that began before a revocation notice landed must not undo it (denyset.rebuild)."""
+    key = denyset.pass_key(bytes(16).hex())
+    generation = ctx.deny._generation
+    with ctx.db.session() as s:
+        read_before_the_notice = denyset.from_database(s)
+    ctx.deny._apply([[key, "revoked"]])  # the notice arrives while the reload is under way
+    assert ctx.deny._replace(read_before_the_notice, generation) is False
+    assert ctx.deny.status_of(key) == "revoked"
