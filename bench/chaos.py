@@ -30,45 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from idsvc.config import Settings
 from idsvc.context import AppContext
-from idsvc.db.migrate import upgrade
 from tests.chaos import Attempt, Population, Tally, build_population, lost_decisions
+from tests.databases import scratch_database
 from tests.netfaults import FaultProxy
 from tests.world import build_world
-
-
-@contextmanager
-def scratch_database(base: str | None, workdir: Path) -> Iterator[str]:
-    """A database of this run's own: a new PostgreSQL database (dropped after) or a SQLite file."""
-    if not base:
-        url = f"sqlite:///{workdir / 'chaos.db'}"
-        upgrade(url)
-        yield url
-        return
-    name = f"idsvc_chaos_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class Node:
@@ -161,7 +138,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="attempts per second at most (a busy gate; phone codes last longer)")
     args = parser.parse_args()
     networked = bool(args.database_url) and bool(args.redis_url)
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database_url, Path(tmp), prefix="idsvc_chaos") as url:
         workdir = Path(tmp)
         prefix = f"idsvc-chaos-{secrets.token_hex(4)}:"
         settings = Settings(database_url=url, redis_url=args.redis_url or "", redis_prefix=prefix, data_dir=workdir, master_key="", scheduler_enabled=False, _env_file=None)  # type: ignore[call-arg]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.core.kv import RedisStore
-from idsvc.db.migrate import upgrade
 from idsvc.db.schema import metadata
+from tests.databases import scratch_database
 from tests.prerequisites import missing
 
 if TYPE_CHECKING:
@@ -68,25 +68,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = os.environ.get("IDSVC_TEST_DATABASE_URL", "")
-    if not base:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'idsvc.db'}"
-        upgrade(url)
-        yield url
-        return
     # A database of our own for this run (and worker), dropped at the end.
-    name = f"idsvc_test_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with scratch_database(os.environ.get("IDSVC_TEST_DATABASE_URL", ""), tmp_path_factory.mktemp("db")) as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from idsvc.context import AppContext
 from idsvc.passes import qr
 from tests.bridge.conftest import ServiceProcess
 from tests.conftest import REPO_ROOT
 from tests.prerequisites import missing
-from tests.world import World, build_world
+from tests.world import World
 
 CHROMIUM = "/usr/bin/chromium"
 ARTEFACTS = Path(os.environ.get("IDSVC_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "console"
@@ -52,17 +51,6 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def served(ctx: AppContext, tmp_path: Path) -> Iterator[tuple[World, ServiceProcess]]:
-    world = build_world(ctx)
-    service = ServiceProcess(ctx, tmp_path)
-    service.start()
-    try:
-        yield world, service
-    finally:
-        service.stop()
 
 
 def _page(browser: Any, service: ServiceProcess, token: str | None, language: str = "zh_CN", phone: bool = False) -> Any:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,17 +17,6 @@ from idsvc.core.db import utcnow
 from tests.bridge.conftest import ServiceProcess
 from tests.console.conftest import CSRF
 from tests.world import World, build_world
-
-
-@pytest.fixture
-def served(ctx: AppContext, tmp_path: Path) -> Iterator[tuple[World, ServiceProcess]]:
-    world = build_world(ctx)
-    service = ServiceProcess(ctx, tmp_path)
-    service.start()
-    try:
-        yield world, service
-    finally:
-        service.stop()
 
 
 def _signed_in(service: ServiceProcess, token: str) -> httpx.Client:
