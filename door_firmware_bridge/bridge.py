@@ -247,7 +247,8 @@ class Bridge:
             await self.refresh_feed()
             self._first_fetch.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), self.cfg.offline.refresh_s)
+                async with asyncio.timeout(self.cfg.offline.refresh_s):
+                    await self._nudge.wait()
 
     async def _stale_watch(self) -> None:
         """``cache_stale`` the moment the verified copy passes its age limit (not at the next poll), once;
@@ -267,7 +268,8 @@ class Bridge:
                 self.record("cache_fresh", None, versions=self.offline.versions)
             wait = None if stale or age is None else self.offline.max_staleness_s - age + 0.01
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._feed_changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._feed_changed.wait()
 
     async def _announcements(self) -> None:
         """Listen to the service's feed versions (SSE) and fetch at once when one is newer than ours."""

@@ -145,7 +145,8 @@ class Supervisor:
             faults.checkpoint("command_sent")
             try:
                 # asyncio's clock is monotonic: a wall-clock jump cannot stretch or cut the deadline.
-                result = await asyncio.wait_for(asyncio.shield(future), timeout=cfg.ack_timeout_s)
+                async with asyncio.timeout(cfg.ack_timeout_s):
+                    result = await asyncio.shield(future)
             except TimeoutError:
                 self._timed_out.append(cmd.cmd_id)
                 await self._record("command_timeout", cfg, cmd_id=cmd.cmd_id, action=cmd.action, decision_id=cmd.decision_id, alarm=True,

@@ -78,7 +78,8 @@ class CameraAdapter:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(found.get(), timeout=self.cfg.watchdog_s / 2)
+                    async with asyncio.timeout(self.cfg.watchdog_s / 2):
+                        item = await found.get()
                 except TimeoutError:
                     if not self.finished and time.monotonic() - self._last_frame > self.cfg.watchdog_s:
                         self._reopen.set()  # watchdog: the stream is stuck, start over

@@ -121,7 +121,8 @@ class DahuaAdapter:
                 await sink(Availability(name, True))
             chunks = answer.aiter_raw()
             while True:
-                chunk = await asyncio.wait_for(anext(chunks), silence)  # TimeoutError: no heartbeat, reconnect
+                async with asyncio.timeout(silence):  # TimeoutError: no heartbeat, reconnect
+                    chunk = await anext(chunks)
                 for _, body in reader.feed(chunk):
                     parsed = parse_event(body.decode("utf-8", "replace"))
                     if parsed is not None:

@@ -71,14 +71,16 @@ class StationSim:
                 await asyncio.sleep(0.02)
         if not answer:
             return None
-        line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), timeout)
+        async with asyncio.timeout(timeout):
+            line = await self.reader.readuntil(b"\r\n")
         self.answers.append(line)
         return line
 
     async def no_answer(self, within: float = 0.5) -> bool:
         assert self.reader is not None
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), within)
+            async with asyncio.timeout(within):
+                line = await self.reader.readuntil(b"\r\n")
         except TimeoutError:
             return True
         self.answers.append(line)

@@ -103,7 +103,8 @@ class DahuaSim:
             try:
                 while True:
                     try:
-                        part = await asyncio.wait_for(queue.get(), heartbeat if heartbeat > 0 else None)
+                        async with asyncio.timeout(heartbeat if heartbeat > 0 else None):
+                            part = await queue.get()
                     except TimeoutError:
                         if self.silent:
                             continue

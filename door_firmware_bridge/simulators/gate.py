@@ -260,7 +260,8 @@ class GateSim:
             try:
                 while True:
                     try:
-                        part = await asyncio.wait_for(queue.get(), self.heartbeat_s)
+                        async with asyncio.timeout(self.heartbeat_s):
+                            part = await queue.get()
                     except TimeoutError:
                         part = self._part({"eventType": "heartBeat", "dateTime": self.now().isoformat(), "eventState": "active"})
                     if not part:
@@ -309,7 +310,8 @@ class GateSim:
     async def _await_verdict(self, serial: int) -> Verdict:
         waiting = self._waiting[serial] = asyncio.get_running_loop().create_future()
         try:
-            verdict = await asyncio.wait_for(waiting, self.remote_check_timeout_s)
+            async with asyncio.timeout(self.remote_check_timeout_s):
+                verdict = await waiting
         except TimeoutError:
             verdict = Verdict(serial, "timeout", None)  # remoteCheckTimeout: "the verification fails"
         finally:

@@ -93,7 +93,8 @@ def test_sigkill_mid_unlock_door_relocks_and_no_event_is_lost(site: Site, servic
         journal.close()
         assert "access_granted" in kinds and "command_sent" in kinds
         # Restarted, the bridge uploads everything it had journalled; the service has each event once.
-        again = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        errors = tmp_path / "restarted.err"
+        again = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors.open("w"))
         try:
             def uploaded() -> bool:
                 j = Journal(cfg.journal.path)
@@ -105,7 +106,12 @@ def test_sigkill_mid_unlock_door_relocks_and_no_event_is_lost(site: Site, servic
             await until(uploaded, 20, "the upload after restart")
         finally:
             again.send_signal(signal.SIGTERM)
-            again.wait(10)
+            try:
+                again.wait(15)
+            except subprocess.TimeoutExpired:
+                again.kill()
+                again.wait()
+                pytest.fail("the restarted bridge ignored SIGTERM for 15 s; its log:\n" + errors.read_text())
         lock_task.cancel()
         journal = Journal(cfg.journal.path)
         local = {e.event_id for e in journal.entries()}
@@ -216,5 +222,30 @@ def test_status_shows_a_never_seen_lock_as_unknown(site: Site, tmp_path: Path) -
         async with running(Bridge(cfg)) as bridge:  # no lock on this topic
             await asyncio.sleep(0.5)
             assert bridge.status()["doors"]["flat-101"]["online"] is None
+
+    asyncio.run(scenario())
+
+
+def test_stop_is_not_lost_when_a_feed_announcement_arrives_at_the_same_moment(site: Site, tmp_path: Path) -> None:
+    """Python 3.11's ``asyncio.wait_for`` drops a cancellation that lands as the awaited event fires: a
+    bridge told to stop as the service announced a feed kept running. CI saw it as a bridge that
+    ignored SIGTERM after a restart; the bridge now waits with ``asyncio.timeout``."""
+    cfg = bridge_config(site, tmp_path, service_url="http://127.0.0.1:9")
+    bridge = Bridge(cfg)
+
+    async def scenario() -> None:
+        async def fetched() -> bool:
+            return False
+
+        bridge.refresh_feed = fetched  # type: ignore[method-assign]  # no service: only the loop's wait matters
+        for waiter, event in ((bridge._feed_loop, bridge._nudge), (bridge._stale_watch, bridge._feed_changed)):
+            bridge._first_fetch.set()
+            task = asyncio.create_task(waiter())
+            await asyncio.sleep(0.05)  # parked in its timed wait
+            event.set()
+            task.cancel()  # the stop and the wake-up are delivered in the same loop turn
+            done, _ = await asyncio.wait({task}, timeout=2)
+            assert done, f"{waiter.__name__} kept running after it was cancelled"
+        bridge.journal.close()
 
     asyncio.run(scenario())

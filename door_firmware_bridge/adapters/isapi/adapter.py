@@ -156,7 +156,8 @@ class IsapiAdapter:
                 if report.failed:
                     await sink(Recorded(terminal.door.name, "terminal_people_sync_failed", report.to_dict() | {"feed_version": state.version, "alarm": True}))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._feed_changed.wait(), SYNC_EVERY_S)
+                async with asyncio.timeout(SYNC_EVERY_S):
+                    await self._feed_changed.wait()
 
     # --- events in ----------------------------------------------------------------------------
 

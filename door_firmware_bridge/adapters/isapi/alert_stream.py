@@ -39,7 +39,8 @@ async def events(terminal: Terminal) -> AsyncIterator[dict[str, Any]]:
         chunks = answer.aiter_raw()
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks), silence)
+                async with asyncio.timeout(silence):
+                    chunk = await anext(chunks)
             except (TimeoutError, httpx.ReadTimeout) as exc:
                 raise StreamSilent(f"nothing from {terminal.door.name} for {silence:g} s") from exc
             except StopAsyncIteration:

@@ -43,7 +43,8 @@ class Hj212Server:
             for task in list(self._tasks):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
             self._server = None
 
     async def _flush_loop(self) -> None:
@@ -62,7 +63,8 @@ class Hj212Server:
         deframer = Deframer()
         try:
             while True:
-                data = await asyncio.wait_for(reader.read(65536), self.idle_timeout_s)
+                async with asyncio.timeout(self.idle_timeout_s):
+                    data = await reader.read(65536)
                 if not data:
                     break
                 frames, errors = deframer.feed(data)
