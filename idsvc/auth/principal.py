@@ -43,6 +43,13 @@ class Principal:
         if self.role is not Role.district_admin:
             raise Forbidden("This needs the district admin role.", code="forbidden_role")
 
+    def require_door(self, door_id: int) -> None:
+        """A device asks only about its own doors. A door id that does not exist gets the same answer
+        as another device's door, without a database read, so a lock key cannot probe which door ids
+        exist in the deployment (docs/device-api.md)."""
+        if door_id not in self.door_ids:
+            raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
+
     def require_role(self, *roles: Role) -> None:
         if self.role not in roles:
             allowed = ", ".join(r.value for r in roles)

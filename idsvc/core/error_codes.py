@@ -50,7 +50,7 @@ CODES: dict[str, ErrorCode] = {
     "forbidden_scope": ErrorCode(403, "the key's role may do this, but not for this site, unit or person"),
     "forbidden_kind": ErrorCode(403, "owners may register tenants, residents, visitors and employees only"),
     "csrf_failed": ErrorCode(403, "a console form without this session's CSRF token (stale page or another site's form): reload and try again"),
-    "door_not_assigned": ErrorCode(403, "the door exists but is not one of this device's doors"),
+    "door_not_assigned": ErrorCode(403, "the door id is not one of this device's doors (also when no such door exists: a device key cannot probe which doors exist)"),
     "not_a_sensor_ingest": ErrorCode(403, "the device reports for no sensor: register sensors with it as their `device_id`"),
     # Rows that are not there (or not visible to the key)
     **{f"{what}_not_found": _not_found(what.replace("_", " ")) for what in (

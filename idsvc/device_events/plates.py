@@ -13,7 +13,6 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core import ids
 from idsvc.core.db import utcnow
-from idsvc.core.errors import Forbidden
 from idsvc.registry.access import AccessResult
 from idsvc.registry.index import DoorContext, record_decision
 
@@ -28,8 +27,7 @@ class PlateDecision:
 
 def decide(ctx: DoorContext, caller: Principal, door_id: int, plate: str) -> PlateDecision:
     caller.require_role(Role.device)
-    if door_id not in caller.door_ids:
-        raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
+    caller.require_door(door_id)
     at = utcnow()
     door = ctx.access.door(door_id)
     decision_id = ids.decision_id()

@@ -474,8 +474,7 @@ def verify_at_door(
 ) -> FaceDecision:
     """A lock's face decision under the door's face_mode: identify, authorise, audit."""
     principal.require_role(Role.device)
-    if door_id not in principal.door_ids:
-        raise Forbidden("This device does not serve that door.", code="door_not_assigned")
+    principal.require_door(door_id)
     door = ctx.access.door(door_id)
     if door is None:
         raise scope.not_visible("door", door_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import timedelta
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response, status
@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
-from idsvc.core.errors import ApiError, Forbidden, InvalidInput, NotFound, PayloadTooLarge, validation_details
+from idsvc.core.errors import ApiError, InvalidInput, PayloadTooLarge, validation_details
 from idsvc.core.limits import FRAME_BODY_BYTES, body_limit
 from idsvc.core.validation import Reason, RowId
 from idsvc.passes import codec, dynamic, issuing, keys, qr
@@ -27,7 +27,7 @@ from idsvc.passes import status as pass_status
 from idsvc.passes.claims import PassType
 from idsvc.passes.verify import PassVerifier
 from idsvc.registry import units
-from idsvc.registry.models import Door, Status
+from idsvc.registry.models import Status
 
 router = APIRouter(prefix="/v1", tags=["passes"])
 MAX_UPLOAD = 4 * 1024 * 1024  # a camera frame; anything larger is not a frame
@@ -166,15 +166,6 @@ def unit_qr(unit_id: RowId, kind: Literal["png", "svg"], ctx: Ctx, caller: Calle
 # --- the device call ----------------------------------------------------------------------------
 
 
-def _refuse_door(ctx: Any, door_id: int) -> NoReturn:
-    """Why a device may not ask about this door (the slow path: it reads the database)."""
-    with ctx.db.session() as s:
-        exists = s.get(Door, door_id) is not None
-    if not exists:
-        raise NotFound(f"Door {door_id} does not exist.", code="door_not_found")
-    raise Forbidden(f"Door {door_id} is not one of this device's doors.", code="door_not_assigned")
-
-
 async def _read_verify_request(request: Request) -> tuple[int, str | None, bytes | None, bytes | None]:
     """(door_id, qr_text, image, challenge) from a JSON body or a multipart upload."""
     content_type = request.headers.get("content-type", "")
@@ -230,11 +221,9 @@ _VERIFY_BODY = {
 @body_limit(FRAME_BODY_BYTES)
 async def device_verify(request: Request, caller: Caller) -> dict[str, Any]:
     """A lock or reader asks: may the holder of this QR (text or camera frame) open this door now?"""
-    ctx = request.app.state.ctx
     caller.require_role(Role.device)
     door_id, text, image, challenge = await _read_verify_request(request)
-    if door_id not in caller.door_ids:
-        await run_in_threadpool(_refuse_door, ctx, door_id)
+    caller.require_door(door_id)
     verifier = get_verifier(request)
     if image is not None:
         found = await run_in_threadpool(qr.decode_image, image)  # a bad picture is a 4xx of core/images.py

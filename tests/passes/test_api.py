@@ -164,7 +164,7 @@ def test_request_problems_are_specific_4xx(client: TestClient, world: World, pas
     assert (r := client.post("/v1/device/verify", json={"door_id": 1}, headers=headers)).status_code == 422 and _error(r) == "invalid_input"
     assert (r := client.post("/v1/device/verify", content=b"x", headers={**headers, "content-type": "text/plain"})).status_code == 415
     assert (r := _verify(client, world, "NH1:" + "A" * 5000)).status_code == 422 and _error(r) == "qr_text_too_long"
-    assert (r := client.post("/v1/device/verify", json={"door_id": 999_999, "qr_text": pass_text}, headers=headers)).status_code == 404 and _error(r) == "door_not_found"
+    assert (r := client.post("/v1/device/verify", json={"door_id": 999_999, "qr_text": pass_text}, headers=headers)).status_code == 403 and _error(r) == "door_not_assigned"
     assert (r := _verify(client, world, pass_text, door="door2")).status_code == 403 and _error(r) == "door_not_assigned"
     assert (r := _verify(client, world, pass_text, who="owner1")).status_code == 403 and _error(r) == "forbidden_role"
     assert client.post("/v1/device/verify", json={"door_id": world.ids["door1"], "qr_text": pass_text}).status_code == 401
