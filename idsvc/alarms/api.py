@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from idsvc.alarms import door_events, notices, sensors, service  # noqa: F401 - door_events hooks device uploads
 from idsvc.alarms.hj212.stations import CRC_POLICIES
 from idsvc.alarms.models import EmissionRecord, SensorFamily, SensorKind, Severity
+from idsvc.auth import health_data
 from idsvc.auth.deps import Caller, Ctx
 from idsvc.auth.models import Role
 from idsvc.core.bus import Notice
@@ -54,7 +55,7 @@ def list_alarms(ctx: Ctx, caller: Caller, q: Annotated[AlarmQuery, Depends()], l
     flt = service.AlarmFilter(**q.model_dump(exclude={"type", "severity"}), types=q.type, severities=q.severity)
     with ctx.db.session() as s:
         rows = service.query(s, caller, flt, limit)
-        return {"alarms": [service.to_dict(a) for a in rows], "next_before_id": rows[-1].id if len(rows) == limit else None}
+        return {"alarms": [service.view(a, caller) for a in rows], "next_before_id": rows[-1].id if len(rows) == limit else None}
 
 
 @router.get("/alarms/summary")
@@ -101,7 +102,7 @@ async def alarm_stream(ctx: Ctx, caller: Caller, owned: Annotated[set[int], Depe
             if event_id in recent:
                 continue
             recent.append(event_id)
-            yield ServerSentEvent(event="alarm", id=event_id, data=notice)
+            yield ServerSentEvent(event="alarm", id=event_id, data=notice | {"alarm": health_data.shown(caller, notice["alarm"], kind_field="type")})
     finally:
         unsubscribe()
 
@@ -109,7 +110,7 @@ async def alarm_stream(ctx: Ctx, caller: Caller, owned: Annotated[set[int], Depe
 @router.get("/alarms/{alarm_id}")
 def get_alarm(alarm_id: RowId, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     with ctx.db.session() as s:
-        return service.to_dict(service.get(s, caller, alarm_id))
+        return service.view(service.get(s, caller, alarm_id), caller)
 
 
 class AcknowledgeIn(BaseModel):
@@ -121,7 +122,7 @@ class AcknowledgeIn(BaseModel):
 @router.post("/alarms/{alarm_id}/acknowledge")
 def acknowledge_alarm(alarm_id: RowId, ctx: Ctx, caller: Caller, body: AcknowledgeIn | None = None) -> dict[str, Any]:
     with ctx.db.session() as s:
-        return service.to_dict(service.acknowledge(s, ctx.bus, caller, alarm_id, body.note if body else None))
+        return service.view(service.acknowledge(s, ctx.bus, caller, alarm_id, body.note if body else None), caller)
 
 
 class ClearIn(BaseModel):
@@ -133,7 +134,7 @@ class ClearIn(BaseModel):
 @router.post("/alarms/{alarm_id}/clear")
 def clear_alarm(alarm_id: RowId, body: ClearIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     with ctx.db.session() as s:
-        return service.to_dict(service.clear(s, ctx.bus, caller, alarm_id, body.reason))
+        return service.view(service.clear(s, ctx.bus, caller, alarm_id, body.reason), caller)
 
 
 # --- sensors --------------------------------------------------------------------------------------

@@ -32,19 +32,19 @@ def register(app: typer.Typer) -> None:
             fail("--state must be active, cleared or all")
         with cli_context() as ctx, ctx.db.session() as s:
             rows = service.query(s, OPERATOR, service.AlarmFilter(state=state, site_id=site_id, severities=severity), limit)
-            print_json([service.to_dict(a) for a in rows])
+            print_json([service.view(a, OPERATOR) for a in rows])
 
     @alarm.command("ack")
     def alarm_ack(alarm_id: int = typer.Argument(..., **ROW_ID), note: str = typer.Option(None, help="What is being done about it.")) -> None:
         """Acknowledge an alarm (someone is on it)."""
         with cli_context() as ctx, ctx.db.session() as s:
-            print_json(service.to_dict(service.acknowledge(s, ctx.bus, OPERATOR, alarm_id, note)))
+            print_json(service.view(service.acknowledge(s, ctx.bus, OPERATOR, alarm_id, note), OPERATOR))
 
     @alarm.command("clear")
     def alarm_clear(alarm_id: int = typer.Argument(..., **ROW_ID), reason: str = typer.Option(..., help="Why it is over; recorded in the audit trail.")) -> None:
         """Clear an alarm after checking on site."""
         with cli_context() as ctx, ctx.db.session() as s:
-            print_json(service.to_dict(service.clear(s, ctx.bus, OPERATOR, alarm_id, reason)))
+            print_json(service.view(service.clear(s, ctx.bus, OPERATOR, alarm_id, reason), OPERATOR))
 
     @sensor.command("add")
     def sensor_add(

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from idsvc.alarms import catalogue, notices
 from idsvc.alarms.models import Alarm, AlarmCondition, Severity
 from idsvc.audit import service as audit
+from idsvc.auth import health_data
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.bus import Bus
@@ -85,6 +86,11 @@ def to_dict(alarm: Alarm) -> dict[str, Any]:
         "cleared_by": alarm.cleared_by,
         "clear_reason": alarm.clear_reason,
     }
+
+
+def view(alarm: Alarm, reader: Principal) -> dict[str, Any]:
+    """The alarm as ``reader`` may see it: without a fever reading or who it was unless they may (auth/health_data.py)."""
+    return health_data.shown(reader, to_dict(alarm), kind_field="type")
 
 
 def _audit(session: Session, kind: str, actor: str, alarm: Alarm, **data: Any) -> None:

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -160,13 +160,14 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
+def csv_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """CSV of events as :func:`event_to_dict` gives them (after the reader's view, audit_views.scope.shown)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for event in events:
-        row = event_to_dict(event)
-        row["data"] = json.dumps(event.data, sort_keys=True, ensure_ascii=False)
+    for event in rows:
+        row = dict(event)
+        row["data"] = json.dumps(event["data"], sort_keys=True, ensure_ascii=False)
         writer.writerow([row[c] for c in CSV_COLUMNS])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()

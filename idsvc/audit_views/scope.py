@@ -1,10 +1,14 @@
-"""Which audit events a caller may read: the one rule the API and the console both apply."""
+"""Which audit events a caller may read, and what of each: the rules the API, the CLI and the console all apply."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from idsvc.audit.service import AuditFilter
+from idsvc.audit.models import AuditEvent
+from idsvc.audit.service import AuditFilter, event_to_dict
+from idsvc.auth import health_data
 from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import InvalidInput
@@ -26,3 +30,8 @@ def narrowed(session: Session, caller: Principal, flt: AuditFilter) -> AuditFilt
     else:
         caller.require_role(Role.district_admin, Role.site_admin, Role.owner, Role.tenant)
     return flt
+
+
+def shown(caller: Principal, event: AuditEvent) -> dict[str, Any]:
+    """The event as the caller may read it: health data only for those who may see it (auth/health_data.py)."""
+    return health_data.shown(caller, event_to_dict(event), kind_field="kind")

@@ -55,9 +55,10 @@ def _filter(ctx: Ctx, signed: ConsoleSession, q: AuditSearch) -> tuple[service.A
 def audit_search(request: Request, ctx: Ctx, signed: Signed, q: Annotated[AuditSearch, Depends()]) -> Response:
     flt, zone = _filter(ctx, signed, q)
     with ctx.db.session() as s:
-        events = service.query(s, flt, PAGE)
+        found = service.query(s, flt, PAGE)
+    events = [scope.shown(signed.principal, e) | {"at": e.at} for e in found]  # the page shows times in the site's zone
     query = {k: v for k, v in q.model_dump(exclude_none=True).items() if k != "after_seq"}
-    return render(request, "audit.html", signed, timezone=zone, events=events, q=q, query=query, next_after=events[-1].seq if len(events) == PAGE else None)
+    return render(request, "audit.html", signed, timezone=zone, events=events, q=q, query=query, next_after=found[-1].seq if len(found) == PAGE else None)
 
 
 @router.get("/console/audit.csv")
@@ -66,7 +67,7 @@ def audit_export(ctx: Ctx, signed: Signed, q: Annotated[AuditSearch, Depends()])
 
     def lines() -> Iterator[str]:
         with ctx.db.session() as s:
-            yield from service.csv_lines(service.iter_events(s, flt))
+            yield from service.csv_lines(scope.shown(signed.principal, e) for e in service.iter_events(s, flt))
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(lines(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'})

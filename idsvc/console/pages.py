@@ -14,6 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from idsvc.alarms import notices
 from idsvc.alarms import service as alarms
+from idsvc.auth import health_data
 from idsvc.auth.deps import Ctx
 from idsvc.auth.models import Role
 from idsvc.console import assets, live, plan, screen
@@ -242,7 +243,7 @@ async def events(
                 yield ServerSentEvent(event="door", id=str(item.seq), data={**item.to_json(), **shown})
             if alarm_event in done:
                 notice = alarm_event.result()
-                yield ServerSentEvent(event="alarm", data=notice)
+                yield ServerSentEvent(event="alarm", data=notice | {"alarm": health_data.shown(signed.principal, notice["alarm"], kind_field="type")})
                 door_id = notice["alarm"].get("door_id")
                 state = await run_in_threadpool(door_state, door_id) if door_id else None
                 if state is not None:

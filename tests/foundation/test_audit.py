@@ -411,6 +411,6 @@ def test_csv_has_a_header_and_one_row_per_event(client: TestClient, world: World
 def test_csv_export_reads_in_chunks(ctx: AppContext, world: World) -> None:
     with ctx.db.session() as s:
         total = audit.chain_head(s)[0]
-        lines = "".join(audit.csv_lines(audit.iter_events(s, audit.AuditFilter(), chunk=4)))
+        lines = "".join(audit.csv_lines(audit.event_to_dict(e) for e in audit.iter_events(s, audit.AuditFilter(), chunk=4)))
     rows = list(csv.reader(io.StringIO(lines)))
     assert len(rows) == total + 1 and [int(r[0]) for r in rows[1:]] == list(range(1, total + 1))
