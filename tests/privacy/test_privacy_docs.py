@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 from idsvc.audit.chain import PERSONAL_DATA_KEYS
+from idsvc.auth import health_data
+from idsvc.auth.models import Role
+from idsvc.auth.principal import Principal
 from idsvc.config import Settings
 from idsvc.faces.models import ConsentPurpose
 from idsvc.privacy.rotation import SEALED_COLUMNS
@@ -60,6 +63,15 @@ def test_retention_bounds_and_defaults() -> None:
     for key, ((low, high), _, _) in expected.items():  # the settings model enforces the same bounds
         metadata = {type(m).__name__: m for m in fields[key].metadata}
         assert (metadata["Ge"].ge, metadata["Le"].le) == (low, high), key
+
+
+def test_who_sees_health_data_and_what_of_a_finding() -> None:
+    rows = _table_after("## Health data: body temperature", "reader")
+    documented = {_code(r[0]) for r in rows if r[1].startswith("shown")}
+    assert documented == {role.value for role in Role if health_data.sees_health_data(Principal(role=role))}
+    assert {_code(r[0]) for r in _table_after("## Health data: body temperature", "health finding type")} == health_data.HEALTH_TYPES
+    assert {_code(r[0]) for r in _table_after("## Health data: body temperature", "data key kept")} == health_data.FINDING_DATA_SHOWN
+    assert all(f"`{field}`" in PAGE for field in health_data.FINDING_FIELDS_WITHHELD)
 
 
 def test_every_test_named_exists() -> None:
