@@ -25,6 +25,7 @@ from idsvc.core.db import utcnow
 from idsvc.core.validation import RowId
 from idsvc.privacy import registrations
 from idsvc.registry import personal, statistics, tenancies
+from idsvc.registry.suppression import Group, protect
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 Signed = Annotated[ConsoleSession, Depends(current)]
@@ -47,7 +48,7 @@ def daily_figures(
     ctx: Ctx, signed: Signed, site_id: Annotated[RowId | None, Query()] = None,
     first: Annotated[date | None, Query(alias="from")] = None, last: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
-    """Arrivals and departures per day over the sites shown, for the chart; a day of 1-4 people is null."""
+    """Arrivals and departures per day over the sites shown, for the chart; a suppressed day ("<5" or "x") is null."""
     first, last = statistics.days(first, last)
     arrivals, departures = Counter[date](), Counter[date]()
     with ctx.db.session() as s:
@@ -58,7 +59,9 @@ def daily_figures(
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
     def shown(counts: Counter[date]) -> list[int | None]:
-        return [None if 0 < counts[d] < statistics.SMALL else counts[d] for d in days]
+        # The days add up to the arrivals (departures) the statistics table shows: suppressed as a group.
+        cells = protect({"all": sum(counts.values()), **{d: counts[d] for d in days}}, [Group("all", days)])
+        return [cell if isinstance(cell, int) else None for d, cell in cells.items() if d != "all"]
 
     return JSONResponse({"days": [d.isoformat() for d in days], "arrivals": shown(arrivals), "departures": shown(departures)})
 

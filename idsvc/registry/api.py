@@ -47,7 +47,7 @@ def district_statistics(
 ) -> Response:
     """Per site and building: units, occupied units, residents, arrivals, departures, registrations
     overdue, residents by province of household registration (where collected). People counts of 1-4
-    are ``"<5"``. Paged; the ``ETag`` changes only when the figures do (docs/console.md)."""
+    are ``"<5"``, and a further cell ``"x"`` where a ``"<5"`` could be worked out by subtraction. Paged; the ``ETag`` changes only when the figures do (docs/console.md)."""
     first, last = statistics.days(first, last)
     with ctx.db.session() as s:
         rows = statistics.figures(s, caller, first, last, utcnow(), site_id)

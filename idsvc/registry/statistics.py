@@ -3,9 +3,11 @@ residents, arrivals and departures (tenancies started and ended) in a date range
 site's row), registrations overdue, and residents by province of household registration where the
 site collects it.
 
-Counts of people from 1 to 4 are shown as ``"<5"`` (small cells could name a household); counts of
-units are not people and are shown as they are. A site's row is computed from the exact figures, then
-suppressed like the others.
+Counts of people from 1 to 4 are shown as ``"<5"`` (small cells could name a household), and where a
+site's row, its buildings' rows, a row's provinces or a site's days would let a reader subtract one
+out, another cell is hidden as ``"x"`` (registry/suppression.py); counts of units are not people and
+are shown as they are. A site's row is computed from the exact figures, then suppressed with its
+buildings.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ from idsvc.auth.models import Role
 from idsvc.auth.principal import Principal
 from idsvc.core.errors import InvalidInput
 from idsvc.registry import personal, sites, tenancies
+from idsvc.registry.suppression import Group, protect
 from idsvc.registry.grants import grant_end
 from idsvc.registry.models import Building, Grant, Person, Site, Unit
 from idsvc.registry.site_settings import parse
 
-SMALL = 5
 DISTRICT_ZONE = ZoneInfo("Asia/Shanghai")  # a district's "today" when sites of several zones are shown together
-Cell = int | str
 PEOPLE_FIGURES = ("residents", "arrivals", "departures", "registrations_overdue")
 
 
@@ -40,10 +41,6 @@ def days(first: date | None, last: date | None) -> tuple[date, date]:
     if not 0 <= (last - first).days < tenancies.MAX_DAYS:
         raise InvalidInput(f"'to' must be on or after 'from', at most {tenancies.MAX_DAYS} days in all.", code="invalid_date_range")
     return first, last
-
-
-def suppressed(count: int) -> Cell:
-    return "<5" if 0 < count < SMALL else count
 
 
 @dataclass
@@ -63,22 +60,49 @@ class Area:
     provinces: Counter[str] | None = None  # None: the site does not collect household_province
     per_day: list[tenancies.Day] | None = None  # the site's row only: arrivals and departures per day too
 
-    def shown(self) -> dict[str, Any]:
-        exact = {
+    def exact(self) -> dict[str, int]:
+        return {
             "residents": len(self.residents), "arrivals": self.arrivals, "departures": self.departures,
             "registrations_overdue": len(self.registrations_overdue),
         }
-        return {
-            "site_id": self.site_id, "site_name": self.site_name, "building_id": self.building_id, "building_name": self.building_name,
-            "units": self.units, "occupied_units": len(self.occupied_units),
-            **{name: suppressed(value) for name, value in exact.items()},
-            "residents_by_province": None if self.provinces is None else {
-                code: suppressed(n) for code, n in sorted(self.provinces.items())
-            },
-            "per_day": None if self.per_day is None else [
-                {"day": d.day.isoformat(), "arrivals": suppressed(d.arrivals), "departures": suppressed(d.departures)} for d in self.per_day
+
+
+CellKey = tuple[Any, ...]  # (row, figure), (row, "province", code) or (row, "day", n, figure)
+
+
+def _shown(areas: list[Area]) -> list[dict[str, Any]]:
+    """A site's rows (its own first, then its buildings') as published: every count of people
+    suppressed together, so no hidden cell can be worked out from the others (registry/suppression.py)."""
+    values: dict[CellKey, int] = {}
+    groups: list[Group[CellKey]] = []
+    for row, area in enumerate(areas):
+        values |= {(row, name): n for name, n in area.exact().items()}
+        if area.provinces is not None:
+            values |= {(row, "province", code): n for code, n in area.provinces.items()}
+            groups.append(Group((row, "residents"), [(row, "province", code) for code in sorted(area.provinces)]))
+        for n, day in enumerate(area.per_day or []):
+            values |= {(row, "day", n, "arrivals"): day.arrivals, (row, "day", n, "departures"): day.departures}
+        for name in ("arrivals", "departures"):
+            if area.per_day is not None:
+                groups.append(Group((row, name), [(row, "day", n, name) for n in range(len(area.per_day))]))
+    buildings = range(1, len(areas))
+    groups += [Group((0, name), [(b, name) for b in buildings]) for name in PEOPLE_FIGURES]
+    for code in sorted(areas[0].provinces or {}):
+        groups.append(Group((0, "province", code), [(b, "province", code) for b in buildings if code in (areas[b].provinces or {})]))
+    cells = protect(values, groups)
+    rows = []
+    for row, area in enumerate(areas):
+        rows.append({
+            "site_id": area.site_id, "site_name": area.site_name, "building_id": area.building_id, "building_name": area.building_name,
+            "units": area.units, "occupied_units": len(area.occupied_units),
+            **{name: cells[(row, name)] for name in PEOPLE_FIGURES},
+            "residents_by_province": None if area.provinces is None else {code: cells[(row, "province", code)] for code in sorted(area.provinces)},
+            "per_day": None if area.per_day is None else [
+                {"day": d.day.isoformat(), "arrivals": cells[(row, "day", n, "arrivals")], "departures": cells[(row, "day", n, "departures")]}
+                for n, d in enumerate(area.per_day)
             ],
-        }
+        })
+    return rows
 
 
 def sites_for(session: Session, principal: Principal, site_id: int | None) -> list[Site]:
@@ -136,4 +160,4 @@ def _site_areas(session: Session, site: Site, first: date, last: date, now: date
 
 def figures(session: Session, principal: Principal, first: date, last: date, now: datetime, site_id: int | None = None) -> list[dict[str, Any]]:
     """Every row the caller may see, each site followed by its buildings, as shown (suppressed)."""
-    return [area.shown() for site in sites_for(session, principal, site_id) for area in _site_areas(session, site, first, last, now)]
+    return [row for site in sites_for(session, principal, site_id) for row in _shown(_site_areas(session, site, first, last, now))]
