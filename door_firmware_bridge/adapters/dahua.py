@@ -45,9 +45,10 @@ from door_firmware_bridge.supervisor import DeviceUnavailable
 log = logging.getLogger(__name__)
 ALARMS = {"BreakIn", "DoorNotClosed", "Duress", "AlarmLocal"}
 RECORD_TABLE = "AccessControlCardRec"
+MAX_COUNT = 1024  # recordFinder.cgi's default and largest page
 RECORD_LINE = re.compile(r"^records\[(\d+)\]\.(\w+)$")
 SEARCH_SLACK = timedelta(minutes=5)  # the terminal's clock may trail the bridge's: the search window starts earlier, RecNo drops the overlap
-RECENT_MAX = 4096  # RecNos journalled lately: the one check that keeps a record seen live and found again from being journalled twice
+RECENT_MAX = 4096  # RecNos journalled in this run, remembered: a live event and a record search may name the same one at once
 EPOCH = datetime(1970, 1, 1)
 
 
@@ -147,15 +148,15 @@ class Terminal:
         self._recent_order: deque[int] = deque()
         self._searching = asyncio.Lock()
 
-    def _first_time(self, rec_no: int) -> bool:
-        """True once per RecNo (among the last RECENT_MAX): checked and noted with no await between."""
-        if rec_no in self._recent:
-            return False
+    def _note(self, rec_no: int) -> None:
+        """Journalled in this run: a live event and a record search naming the same RecNo race, the first wins."""
         self._recent.add(rec_no)
         self._recent_order.append(rec_no)
         if len(self._recent_order) > RECENT_MAX:
             self._recent.discard(self._recent_order.popleft())
-        return True
+
+    def _journalled(self, rec_no: int) -> bool:
+        return rec_no in self._recent or self.cursor.has(rec_no)
 
     async def live(self, data: dict[str, Any], sink: Sink) -> Coroutine[Any, Any, int] | None:
         """A decision from the stream; returns the record search to run when numbers before it were missed."""
@@ -164,21 +165,27 @@ class Terminal:
         if rec_no is None:  # firmware without RecNo in the event: journalled, nothing to correlate with
             await sink(access_decision(self.door.name, data, now))
             return None
-        if not self._first_time(rec_no):
+        if rec_no in self._recent or rec_no in self.cursor.ahead:
             return None  # a record search ran ahead of the stream and journalled it already
         last, last_at = self.cursor.last, self.cursor.last_at
         place = self.cursor.place(rec_no, now)
+        if place == "repost":
+            return None
+        self._note(rec_no)
         await sink(access_decision(self.door.name, data, now))
-        if place == "reset":
+        if place == "reset":  # the terminal counts from 1 again (its records were cleared): the cursor follows it
             await sink(Recorded(self.door.name, "device_serial_reset", {"rec_no": rec_no, "previous": last}))
-        self.cursor.saw(rec_no, now, reset=place == "reset")
+            self.cursor.saw(rec_no, now, reset=True)
+            return None
+        self.cursor.journalled(rec_no, now)
         if place == "gap" and last is not None:
             return self.recover(sink, begin=last + 1, until=rec_no, since=last_at)
         return None
 
     async def recover(self, sink: Sink, begin: int | None = None, until: int | None = None, since: datetime | None = None) -> int:
         """Fetch and journal the records numbered ``begin`` (default: after the cursor) up to ``until``
-        (exclusive), searching from ``since`` (default: the cursor's time); returns how many."""
+        (exclusive; default: the newest), searching from ``since`` (default: the cursor's time); returns how many.
+        Only a search that ran to its end moves the cursor over numbers it did not name (they do not exist)."""
         async with self._searching:
             if begin is None:
                 if self.cursor.last is None and self.cursor.last_at is None:
@@ -186,10 +193,10 @@ class Terminal:
                     return 0
                 begin = (self.cursor.last or 0) + 1
             start = (since or self.cursor.last_at or utcnow()) - SEARCH_SLACK
-            journalled = 0
+            journalled, named, count = 0, dict[int, datetime](), self.cfg.record_page
             while True:
                 params = {"action": "find", "name": RECORD_TABLE, "StartTime": str(local_seconds(start, self.zone)),
-                          "EndTime": str(local_seconds(utcnow() + SEARCH_SLACK, self.zone)), "count": str(self.cfg.record_page)}
+                          "EndTime": str(local_seconds(utcnow() + SEARCH_SLACK, self.zone)), "count": str(count)}
                 answer = await self.client.get("/cgi-bin/recordFinder.cgi", params=params)
                 answer.raise_for_status()
                 rows = parse_records(answer.text)
@@ -199,20 +206,33 @@ class Terminal:
                     try:
                         at = record_time(row.get("CreateTime", ""), self.zone)
                     except ValueError:
-                        continue  # a record without a readable time cannot be placed: left out (and logged)
-                    newest = max(newest, at)
-                    if rec_no is None or rec_no < begin or (until is not None and rec_no >= until) or not self._first_time(rec_no):
+                        log.warning("record search of %s: a record without a readable time is left out: %s", self.door.name, row)
                         continue
+                    newest = max(newest, at)
+                    if rec_no is None or rec_no < begin or (until is not None and rec_no >= until):
+                        continue
+                    named[rec_no] = at
+                    if self._journalled(rec_no):
+                        continue
+                    self._note(rec_no)
                     await sink(access_decision(self.door.name, row, at, recovered=True))
-                    self.cursor.saw(rec_no, at)
+                    self.cursor.journalled(rec_no, at)
                     journalled += 1
-                # No offset in "find": the next page starts at the newest time of this one; RecNo drops the overlap.
-                if len(rows) < self.cfg.record_page:
+                if len(rows) < count:
+                    break
+                # "find" has no offset: the next page starts at this one's newest time (RecNo drops the overlap);
+                # a full page within one second is asked again for more.
+                if newest > start:
+                    start = newest
+                elif count < MAX_COUNT:
+                    count = min(count * 2, MAX_COUNT)
+                else:
+                    log.warning("record search of %s: %d records within one second, the rest is left for the next search", self.door.name, count)
                     return journalled
-                if newest <= start:
-                    log.warning("record search of %s: a full page within one second, the rest is left for the next search", self.door.name)
-                    return journalled
-                start = newest
+            upto = until - 1 if until is not None else max(named, default=None)
+            if upto is not None:
+                self.cursor.settled(upto, named.get(upto) or self.cursor.last_at or utcnow())
+            return journalled
 
 
 class DahuaAdapter:
