@@ -193,6 +193,7 @@ class Terminal:
                     return 0
                 begin = (self.cursor.last or 0) + 1
             start = (since or self.cursor.last_at or utcnow()) - SEARCH_SLACK
+            floor = self.cursor.last_at if self.cursor.last is None else None  # no decision journalled yet: none from before the first attach
             journalled, named, count = 0, dict[int, datetime](), self.cfg.record_page
             while True:
                 params = {"action": "find", "name": RECORD_TABLE, "StartTime": str(local_seconds(start, self.zone)),
@@ -209,7 +210,7 @@ class Terminal:
                         log.warning("record search of %s: a record without a readable time is left out: %s", self.door.name, row)
                         continue
                     newest = max(newest, at)
-                    if rec_no is None or rec_no < begin or (until is not None and rec_no >= until):
+                    if rec_no is None or rec_no < begin or (until is not None and rec_no >= until) or (floor is not None and at < floor):
                         continue
                     named[rec_no] = at
                     if self._journalled(rec_no):

@@ -161,6 +161,24 @@ def test_a_restarted_bridge_fetches_what_the_terminal_decided_meanwhile(site: Si
     asyncio.run(scenario())
 
 
+def test_a_terminals_history_from_before_the_first_attach_is_not_fetched(site: Site, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = DahuaSim()
+        await sim.start()
+        sim.card("0001", passed=True)  # decided before this bridge ever heard of the terminal
+        async with running(Bridge(_config(site, tmp_path, sim))) as bridge:
+            await until(lambda: bool(bridge.journal.get_cursor("dahua:gate-in:recno")), 10, "the first attach")
+            await _cut(sim, bridge)
+            sim.card("1001", passed=True)  # missed: the bridge's to fetch
+            await _restore(sim, bridge)
+            await until(lambda: len(_decisions(bridge)) == 1, 10, "the record search")
+            await asyncio.sleep(0.5)
+            assert [(e.data["rec_no"], e.data["event"]["user_id"]) for e in _decisions(bridge)] == [(2, "1001")]
+        await sim.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_garbled_record_answer_is_journalled_and_the_stream_goes_on(site: Site, tmp_path: Path) -> None:
     async def scenario() -> None:
         sim = DahuaSim()
