@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -48,7 +48,7 @@ RECORD_TABLE = "AccessControlCardRec"
 MAX_COUNT = 1024  # recordFinder.cgi's default and largest page
 RECORD_LINE = re.compile(r"^records\[(\d+)\]\.(\w+)$")
 SEARCH_SLACK = timedelta(minutes=5)  # the terminal's clock may trail the bridge's: the search window starts earlier, RecNo drops the overlap
-RECENT_MAX = 4096  # RecNos journalled in this run, remembered: a live event and a record search may name the same one at once
+FOUND_MAX = 4096  # decisions found by record searches in this run, remembered: the stream may still bring one of them
 EPOCH = datetime(1970, 1, 1)
 
 
@@ -71,6 +71,11 @@ def _number(value: Any) -> int | None:
         return int(str(value).strip())
     except ValueError:
         return None
+
+
+def identity(data: dict[str, Any]) -> tuple[str, str, str]:
+    """Who and what: the same in a live event and its record (the stream sends numbers, the search text)."""
+    return str(data.get("UserID", "")).strip(), str(data.get("CardNo", "")).strip(), str(data.get("Status", "")).strip()
 
 
 def access_decision(door: str, data: dict[str, Any], at: datetime, *, recovered: bool = False) -> LocalDecision:
@@ -136,7 +141,7 @@ def parse_records(text: str) -> list[dict[str, str]]:
 
 
 class Terminal:
-    """One Dahua terminal: its HTTP client, its RecNo cursor and the RecNos journalled lately."""
+    """One Dahua terminal: its HTTP client, its RecNo cursor and the decisions its searches found lately."""
 
     def __init__(self, door: DoorConfig, cfg: DahuaTerminal, journal: Journal) -> None:
         self.door = door
@@ -144,19 +149,13 @@ class Terminal:
         self.zone = cfg.zone()
         self.client = httpx.AsyncClient(base_url=cfg.base_url, auth=httpx.DigestAuth(cfg.username, cfg.password), timeout=cfg.timeout_s)
         self.cursor = SerialCursor(journal, f"dahua:{door.name}:recno")
-        self._recent: set[int] = set()
-        self._recent_order: deque[int] = deque()
+        self._found: OrderedDict[int, tuple[str, str, str]] = OrderedDict()
         self._searching = asyncio.Lock()
 
-    def _note(self, rec_no: int) -> None:
-        """Journalled in this run: a live event and a record search naming the same RecNo race, the first wins."""
-        self._recent.add(rec_no)
-        self._recent_order.append(rec_no)
-        if len(self._recent_order) > RECENT_MAX:
-            self._recent.discard(self._recent_order.popleft())
-
-    def _journalled(self, rec_no: int) -> bool:
-        return rec_no in self._recent or self.cursor.has(rec_no)
+    def _note_found(self, rec_no: int, row: dict[str, Any]) -> None:
+        self._found[rec_no] = identity(row)
+        if len(self._found) > FOUND_MAX:
+            self._found.popitem(last=False)
 
     async def live(self, data: dict[str, Any], sink: Sink) -> Coroutine[Any, Any, int] | None:
         """A decision from the stream; returns the record search to run when numbers before it were missed."""
@@ -165,17 +164,17 @@ class Terminal:
         if rec_no is None:  # firmware without RecNo in the event: journalled, nothing to correlate with
             await sink(access_decision(self.door.name, data, now))
             return None
-        if rec_no in self._recent or rec_no in self.cursor.ahead:
-            return None  # a record search ran ahead of the stream and journalled it already
+        if self._found.get(rec_no) == identity(data):
+            return None  # a record search ran ahead of the stream and journalled this very decision
         last, last_at = self.cursor.last, self.cursor.last_at
         place = self.cursor.place(rec_no, now)
         if place == "repost":
             return None
-        self._note(rec_no)
         await sink(access_decision(self.door.name, data, now))
         if place == "reset":  # the terminal counts from 1 again (its records were cleared): the cursor follows it
             await sink(Recorded(self.door.name, "device_serial_reset", {"rec_no": rec_no, "previous": last}))
             self.cursor.saw(rec_no, now, reset=True)
+            self._found.clear()  # the old numbers name other decisions now
             return None
         self.cursor.journalled(rec_no, now)
         if place == "gap" and last is not None:
@@ -213,9 +212,9 @@ class Terminal:
                     if rec_no is None or rec_no < begin or (until is not None and rec_no >= until) or (floor is not None and at < floor):
                         continue
                     named[rec_no] = at
-                    if self._journalled(rec_no):
+                    if self.cursor.has(rec_no):  # journalled already, live or found
                         continue
-                    self._note(rec_no)
+                    self._note_found(rec_no, row)
                     await sink(access_decision(self.door.name, row, at, recovered=True))
                     self.cursor.journalled(rec_no, at)
                     journalled += 1

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from door_firmware_bridge.adapters.dahua import parse_records, record_time
+from door_firmware_bridge.adapters.dahua import Terminal, parse_records, record_time
 from door_firmware_bridge.bridge import Bridge
 from door_firmware_bridge.config import BridgeConfig
-from door_firmware_bridge.journal import Entry
-from door_firmware_bridge.model import Decision
+from door_firmware_bridge.journal import Entry, Journal
+from door_firmware_bridge.model import Decision, DeviceEvent, LocalDecision, Recorded
 from door_firmware_bridge.simulators.dahua import DahuaSim
 from idsvc.audit.service import AuditFilter, query
 from idsvc.context import AppContext
@@ -179,6 +179,27 @@ def test_a_terminals_history_from_before_the_first_attach_is_not_fetched(site: S
     asyncio.run(scenario())
 
 
+def test_a_terminal_whose_records_were_cleared_counts_again_and_the_cursor_follows(site: Site, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = DahuaSim()
+        await sim.start()
+        async with running(Bridge(_config(site, tmp_path, sim))) as bridge:
+            await until(lambda: bridge.supervisor.door_status()["gate-in"]["online"] is True, 10, "the event stream")
+            sim.card("1001", passed=True)
+            sim.card("2002", passed=True)
+            await until(lambda: len(_decisions(bridge)) == 2, 5, "the live decisions")
+            sim.records.clear()  # cleared on the terminal: RecNo starts at 1 again
+            sim.card("3003", passed=True)
+            sim.card("4004", passed=True)
+            await until(lambda: len(_decisions(bridge)) == 4, 5, "the decisions after the reset")
+            assert [(e.data["rec_no"], e.data["event"]["user_id"]) for e in _decisions(bridge)] == [(1, "1001"), (2, "2002"), (1, "3003"), (2, "4004")]
+            assert [(e.data["rec_no"], e.data["previous"]) for e in bridge.journal.entries("device_serial_reset")] == [(1, 2)]
+            assert (bridge.journal.get_cursor("dahua:gate-in:recno") or "").startswith("2|")
+        await sim.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_garbled_record_answer_is_journalled_and_the_stream_goes_on(site: Site, tmp_path: Path) -> None:
     async def scenario() -> None:
         sim = DahuaSim()
@@ -224,3 +245,34 @@ def test_records_are_read_in_order_and_times_in_the_terminals_zone() -> None:
     assert record_time(rows[1]["CreateTime"], china) == datetime(2025, 12, 1, 12, 0, tzinfo=UTC)  # 1764619200 = 2025-12-01 12:00 as local seconds
     with pytest.raises(ValueError):
         record_time("yesterday", china)
+
+
+def test_a_live_event_a_search_already_found_is_dropped_and_another_decision_under_its_number_is_not(site: Site, tmp_path: Path) -> None:
+    """The race of the stream and a search: the same RecNo with the same person and result is the same
+    decision; the same RecNo with another is a terminal that counts again."""
+
+    async def scenario() -> None:
+        sim = DahuaSim()
+        await sim.start()
+        door = _config(site, tmp_path, sim).doors[0]
+        assert door.dahua is not None
+        journal = Journal(tmp_path / "race.db")
+        terminal = Terminal(door, door.dahua, journal)
+        out: list[DeviceEvent] = []
+
+        async def sink(event: DeviceEvent) -> None:
+            out.append(event)
+
+        sim.card("1001", passed=True, deliver=False)
+        terminal.cursor.start(datetime.now(UTC) - timedelta(minutes=1))
+        assert await terminal.recover(sink) == 1  # found by the search first
+        assert await terminal.live({"RecNo": 1, "UserID": "1001", "CardNo": "A1B2C3D4", "Status": 1, "UTC": 0}, sink) is None
+        assert len(out) == 1 and isinstance(out[0], LocalDecision) and out[0].data["recovered"] is True  # the stream's copy was dropped
+        await terminal.live({"RecNo": 1, "UserID": "7007", "CardNo": "", "Status": 1}, sink)  # another decision under number 1
+        assert [type(e).__name__ for e in out[1:]] == ["LocalDecision", "Recorded"]
+        assert isinstance(out[2], Recorded) and out[2].kind == "device_serial_reset"
+        await terminal.client.aclose()
+        journal.close()
+        await sim.stop()
+
+    asyncio.run(scenario())
