@@ -40,7 +40,7 @@ class SerialCursor:
             self.last_at = datetime.fromisoformat(at) if at else None
             self.ahead = {int(n) for n in ahead.split(",") if n}
 
-    def _store(self) -> None:
+    def store(self) -> None:
         at = self.last_at.isoformat() if self.last_at else ""
         last = "" if self.last is None else str(self.last)
         self.journal.set_cursor(self.name, f"{last}|{at}" + (f"|{','.join(map(str, sorted(self.ahead)))}" if self.ahead else ""))
@@ -62,27 +62,30 @@ class SerialCursor:
         if reset or self.last is None or number > self.last:
             self.last, self.last_at = number, at
             self.ahead = set()
-            self._store()
+            self.store()
 
     def start(self, at: datetime) -> None:
         """A terminal seen for the first time: its events from ``at`` on are the bridge's to fetch."""
         if self.last is None and self.last_at is None:
             self.last_at = at
-            self._store()
+            self.store()
 
     # --- exactly once: the cursor moves only over numbers with nothing missing before them -------
 
     def has(self, number: int) -> bool:
         return (self.last is not None and number <= self.last) or number in self.ahead
 
-    def journalled(self, number: int, at: datetime) -> None:
-        """``number`` is in the journal now: the cursor moves over it when nothing before it is missing."""
+    def journalled(self, number: int, at: datetime, *, store: bool = True) -> None:
+        """``number`` is in the journal now: the cursor moves over it when nothing before it is missing.
+        ``store=False``: kept in memory until :meth:`store` (a record search stores once per page: each
+        store is a disk sync)."""
         if self.last is None or number == self.last + 1:
             self.last, self.last_at = number, at
             self._absorb()
         elif number > self.last:
             self.ahead.add(number)
-        self._store()
+        if store:
+            self.store()
 
     def settled(self, upto: int, at: datetime) -> None:
         """A record search answered everything up to ``upto``: numbers it did not name do not exist."""
@@ -90,7 +93,7 @@ class SerialCursor:
             self.last, self.last_at = upto, max(at, self.last_at) if self.last_at else at
             self.ahead = {n for n in self.ahead if n > upto}
             self._absorb()
-            self._store()
+            self.store()
 
     def _absorb(self) -> None:
         assert self.last is not None

@@ -216,8 +216,9 @@ class Terminal:
                         continue
                     self._note_found(rec_no, row)
                     await sink(access_decision(self.door.name, row, at, recovered=True))
-                    self.cursor.journalled(rec_no, at)
+                    self.cursor.journalled(rec_no, at, store=False)
                     journalled += 1
+                self.cursor.store()
                 if len(rows) < count:
                     break
                 # "find" has no offset: the next page starts at this one's newest time (RecNo drops the overlap);
