@@ -7,8 +7,8 @@ knows that a ``"<5"`` is 1 to 4 and that every other hidden cell is at least 5 (
 at least 5) can narrow each hidden cell by subtraction, group by group; where that pins a hidden cell
 to one value, one more cell of its group is hidden, shown as ``"x"``: the smallest non-zero part
 still shown, else the total. Hiding a cell can expose another group, so this runs until no hidden
-cell can be pinned. docs/console.md describes it; tests/console/test_suppression.py attacks the
-result by exhaustive search.
+cell can be pinned. docs/console.md describes it and what it does not cover (solving several groups
+at once); tests/console/test_suppression.py attacks the result group by group.
 
 The groups are treated as exact sums even where they are not quite (a resident of two buildings
 counts once on the site's row): that only ever hides more.
