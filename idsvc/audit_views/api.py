@@ -43,7 +43,7 @@ def list_events(
     with ctx.db.session() as s:
         events = service.query(s, flt, limit)
         return {
-            "events": [scope.shown(caller, e) for e in events],
+            "events": list(scope.shown(caller, flt, events)),
             "next_after_seq": events[-1].seq if len(events) == limit else None,
         }
 
@@ -54,7 +54,7 @@ def export_csv(ctx: Ctx, caller: Caller, q: Annotated[AuditQuery, Depends()]) ->
 
     def stream() -> Any:
         with ctx.db.session() as s:
-            yield from service.csv_lines(scope.shown(caller, e) for e in service.iter_events(s, flt))
+            yield from service.csv_lines(scope.shown(caller, flt, service.iter_events(s, flt)))
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(stream(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'})

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         with cli_context() as ctx, ctx.db.session() as session:
             target = out.open("w", newline="", encoding="utf-8") if out else sys.stdout
             try:
-                for chunk in service.csv_lines(scope.shown(OPERATOR, e) for e in service.iter_events(session, flt)):
+                for chunk in service.csv_lines(scope.shown(OPERATOR, flt, service.iter_events(session, flt))):
                     target.write(chunk)
             finally:
                 if out:
@@ -67,4 +67,4 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         flt = _filter(site, door, person, actor, kind, since, until)
         with cli_context() as ctx, ctx.db.session() as session:
-            print_json([scope.shown(OPERATOR, e) for e in service.query(session, flt, limit)])
+            print_json(list(scope.shown(OPERATOR, flt, service.query(session, flt, limit))))

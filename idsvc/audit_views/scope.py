@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,6 +33,12 @@ def narrowed(session: Session, caller: Principal, flt: AuditFilter) -> AuditFilt
     return flt
 
 
-def shown(caller: Principal, event: AuditEvent) -> dict[str, Any]:
-    """The event as the caller may read it: health data only for those who may see it (auth/health_data.py)."""
-    return health_data.shown(caller, event_to_dict(event), kind_field="kind")
+def shown(caller: Principal, flt: AuditFilter, events: Iterable[AuditEvent]) -> Iterator[dict[str, Any]]:
+    """The events (found with ``flt``) as the caller may read them: health data only for those who may
+    see it (auth/health_data.py). A search by person leaves out the health findings the caller may not
+    tie to a person: else the filter would tell who had the fever that the answer hides."""
+    ties_person = flt.person_id is not None and not health_data.sees_health_data(caller)
+    for event in events:
+        if ties_person and health_data.is_health_finding(event.kind, event.data or {}):
+            continue
+        yield health_data.shown(caller, event_to_dict(event), kind_field="kind")

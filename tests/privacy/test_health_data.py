@@ -114,6 +114,17 @@ def test_the_audit_trail_and_its_csv_hide_readings_and_who_had_a_fever_from_owne
     assert [(e["kind"], e["data"]["type"]) for e in alarm_events] == [("alarm.raised", "fever_detected")]
 
 
+def test_a_search_by_person_does_not_tell_an_owner_who_had_the_fever(client: TestClient, world: World, fever: int) -> None:
+    params = {"person_id": world.ids["tenant1"], "kind": "device."}
+    for role, kinds in (("admin_a", ["device.access_denied", "device.access_granted"]), (OWNER, ["device.access_granted"])):
+        events = client.get("/v1/audit/events", headers=world.auth(role), params=params).json()["events"]
+        exported = _csv(client.get("/v1/audit/events.csv", headers=world.auth(role), params=params).text)
+        sign_in(client, world.tokens[role])
+        page = client.get("/console/audit", params=params).text.split('id="audit-table"', 1)[1]
+        assert [e["kind"] for e in events] == [e["kind"] for e in exported] == kinds, role
+        assert ("device.access_denied" in page) == (role != OWNER), role
+
+
 def test_a_tenant_sees_their_own_readings(client: TestClient, world: World, fever: int) -> None:
     events = client.get("/v1/audit/events", headers=world.auth("tenant1"), params={"kind": "device."}).json()["events"]
     assert {e["kind"]: e["data"]["temperature"] for e in events} == {"device.access_denied": FEVER, "device.access_granted": NORMAL}
