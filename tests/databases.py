@@ -55,5 +55,7 @@ def lost_sqlite_lock(db: Database) -> str | None:
         fields = line.split()
         if "->" not in fields and fields[4] == pid and int(fields[5].rsplit(":", 1)[1]) == inode:
             return None
-    return (f"this process holds idle SQLite connections to {path} but no lock on it: something here opened and closed that file "
-            "(read it from a child process instead); services started after this would not see this process's writes")
+    return (
+        f"this process holds idle SQLite connections to {path} but no lock on it: something here opened and closed that file "
+        "(read it from a child process instead); services started after this would not see this process's writes"
+    )
