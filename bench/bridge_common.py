@@ -10,10 +10,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.pass_endpoint import start_server  # noqa: E402
-from bench.pass_verify import make_context  # noqa: E402
-from door_firmware_bridge.config import BridgeConfig, parse  # noqa: E402
-from door_firmware_bridge.simulators.site import Site, seed  # noqa: E402
+from bench.pass_endpoint import start_server
+from bench.pass_verify import make_context
+from door_firmware_bridge.config import BridgeConfig, parse
+from door_firmware_bridge.simulators.site import Site, seed
 
 
 def seeded(workdir: Path) -> tuple[Site, dict[str, str]]:

@@ -17,21 +17,21 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from idsvc.config import Settings  # noqa: E402
-from idsvc.context import AppContext  # noqa: E402
-from idsvc.core.db import utcnow  # noqa: E402
-from idsvc.db.migrate import upgrade  # noqa: E402
-from idsvc.faces.gallery import build_gallery, search_gallery  # noqa: E402
-from idsvc.registry.models import Door, DoorGroup, DoorKind, Grant, Person, PersonKind, Site  # noqa: E402
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.db.migrate import upgrade
+from idsvc.faces.gallery import build_gallery, search_gallery
+from idsvc.registry.models import Door, DoorGroup, DoorKind, Grant, Person, PersonKind, Site
 
 
 def seed(ctx: AppContext, people: int) -> int:

@@ -14,15 +14,15 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import statistics
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from idsvc.core.sealing import Sealer, new_master_key  # noqa: E402
-from idsvc.faces.gallery import build_gallery, template_aad  # noqa: E402
+from idsvc.core.sealing import Sealer, new_master_key
+from idsvc.faces.gallery import build_gallery, template_aad
 
 def unit_vectors(count: int, rng: np.random.Generator, dim: int) -> np.ndarray:
     vectors = rng.standard_normal((count, dim), dtype=np.float32)

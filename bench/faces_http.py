@@ -30,13 +30,13 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.world, the seeded two-site world
 
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from idsvc.config import Settings  # noqa: E402
-from idsvc.context import AppContext  # noqa: E402
-from idsvc.db.migrate import upgrade  # noqa: E402
-from idsvc.faces import service  # noqa: E402
-from idsvc.registry.models import Door, FaceMode  # noqa: E402
-from tests.world import build_world  # noqa: E402
+from idsvc.auth.principal import OPERATOR
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.db.migrate import upgrade
+from idsvc.faces import service
+from idsvc.registry.models import Door, FaceMode
+from tests.world import build_world
 
 PHOTOS = Path(os.environ.get("IDSVC_SHARED_DIR", REPO.parent / "shared")) / "data" / "faces"
 ANGELINA = ["img1.jpg", "img2.jpg"]  # enrolled

@@ -30,15 +30,15 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bridge_common import percentiles, service  # noqa: E402
-from bench.pass_verify import make_context  # noqa: E402
-from door_firmware_bridge.sensors.hj212_station import StationSim, appendix_a_crc, data_cp, frame  # noqa: E402
-from idsvc.alarms import sensors  # noqa: E402
-from idsvc.alarms.hj212 import protocol  # noqa: E402
-from idsvc.alarms.models import SensorFamily, SensorKind  # noqa: E402
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from tests.bridge.conftest import free_port  # noqa: E402
-from tests.world import build_world  # noqa: E402
+from bench.bridge_common import percentiles, service
+from bench.pass_verify import make_context
+from door_firmware_bridge.sensors.hj212_station import StationSim, appendix_a_crc, data_cp, frame
+from idsvc.alarms import sensors
+from idsvc.alarms.hj212 import protocol
+from idsvc.alarms.models import SensorFamily, SensorKind
+from idsvc.auth.principal import OPERATOR
+from tests.bridge.conftest import free_port
+from tests.world import build_world
 
 MN, PW = "0300A1B2C3D4E5F601234567", "246810"
 POLLUTANTS = ["a21026", "a21002", "a21005", "a05001", "a34002", "a34004"]

@@ -32,16 +32,16 @@ from nacl.bindings import crypto_sign_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from idsvc.config import Settings  # noqa: E402
-from idsvc.context import AppContext  # noqa: E402
-from idsvc.core.db import utcnow  # noqa: E402
-from idsvc.db.migrate import upgrade  # noqa: E402
-from idsvc.passes import codec, issuing, keys, qr  # noqa: E402
-from idsvc.audit.decision_log import DecisionLog  # noqa: E402
-from idsvc.passes.dynamic import Holder  # noqa: E402
-from idsvc.passes.verify import PassVerifier  # noqa: E402
-from tests.world import build_world  # noqa: E402
+from idsvc.auth.principal import OPERATOR
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.db.migrate import upgrade
+from idsvc.passes import codec, issuing, keys, qr
+from idsvc.audit.decision_log import DecisionLog
+from idsvc.passes.dynamic import Holder
+from idsvc.passes.verify import PassVerifier
+from tests.world import build_world
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:

@@ -27,20 +27,20 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.pass_verify import make_context  # noqa: E402
-from idsvc.audit import chain  # noqa: E402
-from idsvc.audit import service as audit  # noqa: E402
-from idsvc.audit.models import AuditEvent, AuditHead  # noqa: E402
-from idsvc.audit.rehash import rehash, scheme1_hash  # noqa: E402
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from idsvc.context import AppContext  # noqa: E402
-from idsvc.core.db import utcnow  # noqa: E402
-from idsvc.core.sealing import Sealer, new_master_key  # noqa: E402
-from idsvc.privacy import retention, rotation  # noqa: E402
-from idsvc.privacy.erasure import erase_person  # noqa: E402
-from idsvc.privacy.requests import ErasureOrExportRequest  # noqa: E402
-from idsvc.registry import people, personal, schemas, sites  # noqa: E402
-from idsvc.registry.models import Person, PersonKind  # noqa: E402
+from bench.pass_verify import make_context
+from idsvc.audit import chain
+from idsvc.audit import service as audit
+from idsvc.audit.models import AuditEvent, AuditHead
+from idsvc.audit.rehash import rehash, scheme1_hash
+from idsvc.auth.principal import OPERATOR
+from idsvc.context import AppContext
+from idsvc.core.db import utcnow
+from idsvc.core.sealing import Sealer, new_master_key
+from idsvc.privacy import retention, rotation
+from idsvc.privacy.erasure import erase_person
+from idsvc.privacy.requests import ErasureOrExportRequest
+from idsvc.registry import people, personal, schemas, sites
+from idsvc.registry.models import Person, PersonKind
 
 
 def timed(action: Callable[[], object]) -> float:

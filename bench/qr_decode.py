@@ -26,7 +26,7 @@ import zxingcpp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from idsvc.passes import qr  # noqa: E402
+from idsvc.passes import qr
 
 WIDTH, HEIGHT = 640, 480
 KINDS = ("clean", "blurred", "noisy", "rotated", "perspective")

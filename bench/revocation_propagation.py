@@ -35,16 +35,16 @@ from sqlalchemy import create_engine, make_url, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from idsvc.config import Settings  # noqa: E402
-from idsvc.context import AppContext  # noqa: E402
-from idsvc.core.sealing import new_master_key  # noqa: E402
-from idsvc.db.migrate import upgrade  # noqa: E402
-from idsvc.passes import issuing, keys  # noqa: E402
-from idsvc.sync.events import versions  # noqa: E402
-from idsvc.sync.verify import REVOKED, FeedState, apply, root_key  # noqa: E402
-from tests.revocation.nodes import service_nodes  # noqa: E402
-from tests.world import build_world  # noqa: E402
+from idsvc.auth.principal import OPERATOR
+from idsvc.config import Settings
+from idsvc.context import AppContext
+from idsvc.core.sealing import new_master_key
+from idsvc.db.migrate import upgrade
+from idsvc.passes import issuing, keys
+from idsvc.sync.events import versions
+from idsvc.sync.verify import REVOKED, FeedState, apply, root_key
+from tests.revocation.nodes import service_nodes
+from tests.world import build_world
 
 
 # Between two verify calls to node B: each decision is an audit event, and a flood of them would

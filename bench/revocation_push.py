@@ -34,8 +34,8 @@ from websockets.sync.client import connect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from idsvc.core.bus import Bus, Notice, RedisBus  # noqa: E402
-from tests.revocation.nodes import free_port  # noqa: E402
+from idsvc.core.bus import Bus, Notice, RedisBus
+from tests.revocation.nodes import free_port
 
 
 def push_app(bus: Bus) -> FastAPI:

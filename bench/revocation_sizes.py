@@ -25,16 +25,16 @@ from sqlalchemy import insert
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.pass_verify import make_context  # noqa: E402
-from idsvc.auth.principal import OPERATOR  # noqa: E402
-from idsvc.core.db import utcnow  # noqa: E402
-from idsvc.passes import issuing, keys, status  # noqa: E402
-from idsvc.passes.claims import PassType  # noqa: E402
-from idsvc.passes.models import Pass  # noqa: E402
-from idsvc.registry import doors, people, schemas, sites, units  # noqa: E402
-from idsvc.registry.models import DoorKind, PersonKind, Status  # noqa: E402
-from idsvc.revocation import service as revocation  # noqa: E402
-from idsvc.sync import feed  # noqa: E402
+from bench.pass_verify import make_context
+from idsvc.auth.principal import OPERATOR
+from idsvc.core.db import utcnow
+from idsvc.passes import issuing, keys, status
+from idsvc.passes.claims import PassType
+from idsvc.passes.models import Pass
+from idsvc.registry import doors, people, schemas, sites, units
+from idsvc.registry.models import DoorKind, PersonKind, Status
+from idsvc.revocation import service as revocation
+from idsvc.sync import feed
 
 
 def status_list_sizes(workdir: Path) -> dict[str, int]:
