@@ -65,7 +65,7 @@ class Bridge:
         dahua_doors = [d for d in cfg.doors if d.adapter is AdapterKind.dahua]
         self.mqtt = MqttAdapter(cfg.site, cfg.broker, cfg.client_id, mqtt_doors) if mqtt_doors else None
         self.isapi = IsapiAdapter(cfg.listener, isapi_doors, self.journal, lambda: self.offline.state if self.offline else None) if isapi_doors else None
-        self.dahua = DahuaAdapter(dahua_doors) if dahua_doors else None
+        self.dahua = DahuaAdapter(dahua_doors, self.journal) if dahua_doors else None
         self.cameras = [CameraAdapter(d, d.camera) for d in cfg.doors if d.camera is not None]
         self.actuators: dict[str, Any] = {d.name: self.mqtt for d in mqtt_doors} | {d.name: self.isapi for d in isapi_doors} | {d.name: self.dahua for d in dahua_doors}
         self.supervisor = Supervisor(cfg.doors, self.actuators, self.record)

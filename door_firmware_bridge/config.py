@@ -11,6 +11,7 @@ import base64
 import enum
 import json
 import tomllib
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -163,6 +164,13 @@ class DahuaTerminal(Strict):
     channel: Annotated[int, Field(ge=1, le=64, description="The door (accessControl.cgi channel, from 1).")] = 1
     timeout_s: Annotated[float, Field(gt=0, le=10)] = 2.0
     heartbeat_s: Annotated[int, Field(ge=1, le=60, description="Heartbeat the event stream is asked for; silence for twice this reconnects.")] = 5
+    utc_offset: Annotated[str, Field(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$", description="The terminal's clock zone, e.g. +08:00: its record search reads and writes times in its local time.")] = "+00:00"
+    record_page: Annotated[int, Field(ge=1, le=1024, description="Records asked for per record search (recordFinder.cgi count) when fetching what the stream missed.")] = 100
+
+    def zone(self) -> timezone:
+        sign = -1 if self.utc_offset[0] == "-" else 1
+        hours, minutes = self.utc_offset[1:].split(":")
+        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
 
 
 class CameraConfig(Strict):

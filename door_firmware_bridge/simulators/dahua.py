@@ -8,7 +8,14 @@ V2.76): written from that document, not from the bridge's adapter.
   seconds.
 - ``GET /cgi-bin/accessControl.cgi?action=openDoor&channel=<n>[&UserID=..&Type=Remote]``: ``OK``; the
   door stays open ``door_open_s`` and the terminal reports ``DoorStatus`` itself.
-- The terminal's own decisions are ``AccessControl`` events (``Status`` 1 = passed).
+- The terminal's own decisions are ``AccessControl`` events (``Status`` 1 = passed, ``RecNo`` its number
+  in the record table), and each is also a record in its ``AccessControlCardRec`` table, whether a
+  stream is attached or not.
+- ``GET /cgi-bin/recordFinder.cgi?action=find&name=AccessControlCardRec&StartTime=<t>&EndTime=<t>[&count=<n>]``
+  ("Find Access Control Record"): the records whose ``CreateTime`` is within [StartTime, EndTime],
+  oldest first, at most ``count`` (default 1024), as text lines ``totalCount=<all matching>``,
+  ``found=<in this answer>``, ``records[<i>].<Field>=<value>``. Times, asked and answered, are seconds
+  of the terminal's local clock (``utc_offset``). A bad request answers ``Error`` / ``Bad Request!``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -46,6 +54,10 @@ class DahuaSim:
     door_open_s: float = 2.0
     silent: bool = False  # stops sending anything, heartbeats included (a hung terminal)
     opens: list[dict[str, str]] = field(default_factory=list)  # query parameters of each openDoor
+    utc_offset: timedelta = timedelta(0)  # the terminal's clock zone (a Chinese terminal: +08:00)
+    records: list[dict[str, Any]] = field(default_factory=list)  # its AccessControlCardRec table
+    finds: list[dict[str, str]] = field(default_factory=list)  # query parameters of each record search
+    record_answer: str | None = None  # when set, every record search answers this text instead (a garbled terminal)
     _server: QuietServer | None = None
     _nonces: set[str] = field(default_factory=set)
     _streams: list[tuple[set[str] | None, asyncio.Queue[bytes]]] = field(default_factory=list)
@@ -57,7 +69,8 @@ class DahuaSim:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/cgi-bin/eventManager.cgi", self._event_manager, methods=["GET"]),
-                                Route("/cgi-bin/accessControl.cgi", self._access_control, methods=["GET"])])
+                                Route("/cgi-bin/accessControl.cgi", self._access_control, methods=["GET"]),
+                                Route("/cgi-bin/recordFinder.cgi", self._record_finder, methods=["GET"])])
         self._server = QuietServer(uvicorn.Config(app, host=self.host, port=0, log_level="warning", lifespan="off", access_log=False))
         self._serving = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -138,6 +151,27 @@ class DahuaSim:
         asyncio.get_running_loop().create_task(self._door_cycle())
         return PlainTextResponse("OK")
 
+    async def _record_finder(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return self._challenge()
+        params = dict(request.query_params)
+        self.finds.append(params)
+        bad = PlainTextResponse("Error\r\nBad Request!", status_code=400)
+        if params.get("action") != "find" or params.get("name") != "AccessControlCardRec":
+            return bad
+        try:
+            start, end = int(params.get("StartTime", "0")), int(params.get("EndTime", str(2**31)))
+            count = int(params.get("count", "1024"))
+        except ValueError:
+            return bad
+        if self.record_answer is not None:
+            return PlainTextResponse(self.record_answer)
+        matching = [r for r in self.records if start <= r["CreateTime"] <= end]
+        page = matching[:max(count, 0)]
+        lines = [f"totalCount={len(matching)}", f"found={len(page)}"]
+        lines += [f"records[{i}].{key}={value}" for i, record in enumerate(page) for key, value in record.items()]
+        return PlainTextResponse("\r\n".join(lines) + "\r\n")
+
     async def _door_cycle(self) -> None:
         self.emit("DoorStatus", data={"Status": "Open", "UTC": int(time.time())})
         await asyncio.sleep(self.door_open_s)
@@ -145,10 +179,18 @@ class DahuaSim:
 
     # --- what happens at the door --------------------------------------------------------------
 
-    def card(self, user_id: str, passed: bool) -> None:
-        """The terminal decided by itself on a card (Method 1) or face (Method 15)."""
-        self.emit("AccessControl", data={"UserID": user_id, "CardNo": "A1B2C3D4", "Method": 15, "Status": 1 if passed else 0,
-                                          "ErrorCode": 0 if passed else 16, "Door": 0, "Type": "Entry", "UTC": int(time.time())})
+    def local_now(self) -> int:
+        """Now on the terminal's clock: seconds of its local wall time."""
+        return int(time.time() + self.utc_offset.total_seconds())
+
+    def card(self, user_id: str, passed: bool, *, deliver: bool = True) -> None:
+        """The terminal decided by itself on a card (Method 1) or face (Method 15): a record in its
+        table, and an event on any attached stream (``deliver=False``: the event is lost on the way)."""
+        record = {"RecNo": len(self.records) + 1, "CreateTime": self.local_now(), "CardNo": "A1B2C3D4", "UserID": user_id, "Status": 1 if passed else 0,
+                  "Method": 15, "Type": "Entry", "ErrorCode": 0 if passed else 16, "Door": 0, "ReaderID": "1"}
+        self.records.append(record)
+        if deliver:
+            self.emit("AccessControl", data={k: v for k, v in record.items() if k != "CreateTime"} | {"UTC": int(time.time())})
 
     def forced(self) -> None:
         self.emit("BreakIn", "Start", {"Name": "Door1", "UTC": int(time.time())})

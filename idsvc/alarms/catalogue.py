@@ -59,6 +59,7 @@ _TYPES = [
     AlarmType("device_misconfigured", Severity.major, "a device's setting does not match the door (Tasmota PulseTime): the door is not driven"),
     AlarmType("device_alarm", Severity.major, "a terminal raised an alarm of its own (Dahua BreakIn, DoorNotClosed, Duress)"),
     AlarmType("terminal_people_sync_failed", Severity.major, "a terminal's person list could not be brought in step with the grants"),
+    AlarmType("device_records_unreadable", Severity.major, "a terminal's record search answered something unreadable: decisions it made while the bridge could not hear it are not fetched until a search succeeds"),
     # The service itself.
     AlarmType(
         "face_template_unreadable", Severity.major,

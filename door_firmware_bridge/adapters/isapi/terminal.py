@@ -8,9 +8,9 @@ verification), ``POST /ISAPI/AccessControl/AcsEvent?format=json`` (event search 
 recovery), and the person/face endpoints used by people.py.
 
 Serial numbers (``serialNo``) count up from 1 and start again after a reset or when the log wraps
-(§12.5.14: "overwritten repeatedly when reaching the maximum"). An event whose serial is not above
-the cursor is a re-post of one already seen when its time is not after the cursor's event, and a
-restarted terminal when it is: then the cursor starts again from it (``device_serial_reset``).
+(§12.5.14: "overwritten repeatedly when reaching the maximum"); the cursor that follows them
+(door_firmware_bridge.adapters.cursor) tells a re-post from a restarted terminal
+(``device_serial_reset``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from door_firmware_bridge.adapters.base import Sink
+from door_firmware_bridge.adapters.cursor import Place, SerialCursor
 from door_firmware_bridge.config import DoorConfig, IsapiTerminal
 from door_firmware_bridge.journal import Journal
 from door_firmware_bridge.model import Reading, Recorded, utcnow
@@ -61,7 +62,7 @@ class Terminal:
         self.cfg = cfg
         self.journal = journal
         self.client = httpx.AsyncClient(base_url=cfg.base_url, auth=httpx.DigestAuth(cfg.username, cfg.password), timeout=cfg.timeout_s)
-        self.last_serial, self.last_serial_at = self._load_cursor()
+        self.cursor = SerialCursor(journal, f"isapi:{door.name}:serial")
         self.reachable: bool | None = None
         self.last_reading: Reading | None = None
         self.faces_removed: set[str] = set()  # people whose face the bridge deleted from the terminal (template withdrawn)
@@ -72,34 +73,20 @@ class Terminal:
         return f"isapi:{self.door.name}"
 
     @property
-    def _cursor_name(self) -> str:
-        return f"isapi:{self.door.name}:serial"
+    def last_serial(self) -> int | None:
+        return self.cursor.last
 
-    def _load_cursor(self) -> tuple[int | None, datetime | None]:
-        cursor = self.journal.get_cursor(self._cursor_name)
-        if not cursor:
-            return None, None
-        serial, _, at = cursor.partition("|")
-        return int(serial), datetime.fromisoformat(at) if at else None
+    @property
+    def last_serial_at(self) -> datetime | None:
+        return self.cursor.last_at
 
     # --- serial numbers -----------------------------------------------------------------------
 
-    def place(self, serial: int, at: datetime) -> str:
-        """Where a live event stands: ``new``, ``gap`` (events before it were missed), ``repost``
-        (seen already) or ``reset`` (the terminal started counting again)."""
-        last = self.last_serial
-        if last is None or serial == last + 1:
-            return "new"
-        if serial > last:
-            return "gap"
-        if self.last_serial_at is not None and at > self.last_serial_at:
-            return "reset"
-        return "repost"
+    def place(self, serial: int, at: datetime) -> Place:
+        return self.cursor.place(serial, at)
 
     def saw(self, serial: int, at: datetime, *, reset: bool = False) -> None:
-        if reset or self.last_serial is None or serial > self.last_serial:
-            self.last_serial, self.last_serial_at = serial, at
-            self.journal.set_cursor(self._cursor_name, f"{serial}|{at.isoformat()}")
+        self.cursor.saw(serial, at, reset=reset)
 
     async def recover(self, sink: Sink, begin: int | None = None, until: int | None = None) -> int:
         """Fetch events from ``begin`` (default: after the cursor) up to ``until`` (exclusive); journal them."""
