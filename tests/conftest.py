@@ -20,7 +20,7 @@ from idsvc.config import Settings
 from idsvc.context import AppContext
 from idsvc.core.kv import RedisStore
 from idsvc.db.schema import metadata
-from tests.databases import scratch_database
+from tests.databases import lost_sqlite_lock, scratch_database
 from tests.prerequisites import missing
 
 if TYPE_CHECKING:
@@ -113,10 +113,13 @@ def _reset(ctx: AppContext) -> None:
 
 
 @pytest.fixture
-def ctx(session_ctx: AppContext) -> AppContext:
+def ctx(session_ctx: AppContext) -> Iterator[AppContext]:
     """A context with an empty database and store (tables are emptied before each test)."""
     _reset(session_ctx)
-    return session_ctx
+    yield session_ctx
+    if lost := lost_sqlite_lock(session_ctx.db):
+        session_ctx.db.engine.dispose()  # new connections take the lock again: later tests are not hit
+        pytest.fail(lost)
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_erasure_leaves_a_verifying_chain_and_no_trace_of_the_name(ctx: AppConte
 
     assert found_in_tables(ctx, *needles) == []
     if ctx.db.is_sqlite:
-        assert found_in_sqlite_files(ctx, *needles) == []
+        assert found_in_sqlite_files(ctx.db, *needles) == []
     assert _events_about(ctx, pid) == 0
     with ctx.db.session() as s:
         tombstone = s.get(Person, pid)

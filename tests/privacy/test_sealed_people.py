@@ -46,7 +46,7 @@ def test_no_column_and_no_byte_holds_a_name_or_phone_in_clear(ctx: AppContext, c
     needles = (NAME, PHONE, "13800138000", REF, WORKPLACE, "南充")
     assert found_in_tables(ctx, *needles) == []
     if ctx.db.is_sqlite:
-        assert found_in_sqlite_files(ctx, *needles) == []
+        assert found_in_sqlite_files(ctx.db, *needles) == []
 
 
 def test_a_sealed_record_opens_only_on_its_own_row(ctx: AppContext, client: TestClient, world: World) -> None:
